@@ -1,0 +1,113 @@
+"""Typed events the registry emits to its subscribers.
+
+Subscribers (signalling fan-out, history, webhooks) receive these objects synchronously,
+in the order things happened. A subscriber must not raise; the registry logs and goes on
+if one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meetplatform.registry import ChatMessage, Meeting, Participant, Seat
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every registry event; ``at`` is milliseconds since the epoch."""
+
+    at: int
+
+
+@dataclass(frozen=True)
+class MeetingCreated(Event):
+    meeting: Meeting
+
+
+@dataclass(frozen=True)
+class MeetingStarted(Event):
+    """The first participant connected."""
+
+    meeting: Meeting
+
+
+@dataclass(frozen=True)
+class MeetingEnded(Event):
+    """The meeting is over; ``reason`` is one of :class:`meetplatform.registry.EndReason`."""
+
+    meeting: Meeting
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeatIssued(Event):
+    """A join (or an invitation activation) handed out a seat; nobody is connected yet."""
+
+    seat: Seat
+
+
+@dataclass(frozen=True)
+class GuestWaiting(Event):
+    """A guest's browser is waiting in the lobby for a moderator's decision."""
+
+    seat: Seat
+
+
+@dataclass(frozen=True)
+class GuestAdmitted(Event):
+    seat: Seat
+
+
+@dataclass(frozen=True)
+class GuestDenied(Event):
+    seat: Seat
+
+
+@dataclass(frozen=True)
+class ParticipantJoined(Event):
+    participant: Participant
+
+
+@dataclass(frozen=True)
+class ParticipantReplaced(Event):
+    """The same identity joined again: ``old_seat``'s connection must be closed."""
+
+    participant: Participant
+    old_seat: Seat
+
+
+@dataclass(frozen=True)
+class ParticipantUpdated(Event):
+    """Media, hand, role or presenter state changed; ``changed`` names the fields."""
+
+    participant: Participant
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MuteRequested(Event):
+    """A moderator asked this participant's browser to mute its microphone."""
+
+    participant: Participant
+    by: Participant | None
+
+
+@dataclass(frozen=True)
+class ParticipantLeft(Event):
+    """The participant is gone; ``reason`` is ``left``, ``removed``, ``ended`` or ``replaced``."""
+
+    participant: Participant
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChatMessageSent(Event):
+    message: ChatMessage
+
+
+@dataclass(frozen=True)
+class DocumentsInserted(Event):
+    meeting: Meeting
+    count: int

@@ -1,0 +1,31 @@
+"""Shared fixtures. No reactor import here: pytest-twisted chooses the reactor."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from twisted.logger import globalLogPublisher, ILogObserver, LogEvent
+from zope.interface import provider
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_failures() -> Iterator[list[LogEvent]]:
+    """Fail any test during which something logged a failure (as trial does)."""
+    failures: list[LogEvent] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_failure") is not None and not event.get("expected_failure"):
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield failures
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    if failures:
+        from twisted.logger import formatEvent
+
+        texts = [formatEvent(e) + "\n" + e["log_failure"].getTraceback() for e in failures]
+        pytest.fail("logged failures:\n" + "\n".join(texts))

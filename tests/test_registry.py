@@ -1,0 +1,191 @@
+"""Behaviour of the live meeting registry, driven by a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+
+from meetplatform import events as ev
+from meetplatform.registry import (
+    EndReason,
+    GuestDeniedAccess,
+    GuestPolicy,
+    GuestStatus,
+    IdNotUnique,
+    MaxParticipantsReached,
+    MeetingSpec,
+    NonUniqueVoiceBridge,
+    Registry,
+    Role,
+    SeatNotUsable,
+)
+
+
+def make() -> tuple[Registry, Clock, list[ev.Event]]:
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    registry = Registry(clock, server_url="http://example.test")
+    seen: list[ev.Event] = []
+    registry.subscribe(seen.append)
+    return registry, clock, seen
+
+
+def test_create_is_idempotent_without_passwords() -> None:
+    """Creating the same meetingID twice returns the first meeting, not a second one."""
+    registry, _, _ = make()
+    first, created = registry.create_meeting(MeetingSpec("m1", "Meeting"))
+    again, created_again = registry.create_meeting(MeetingSpec("m1", "Meeting"))
+    assert created and not created_again and again is first
+
+
+def test_create_with_other_passwords_is_refused() -> None:
+    """A second create with different passwords is refused as idNotUnique."""
+    registry, _, _ = make()
+    registry.create_meeting(MeetingSpec("m1", "M", "ap", "mp", passwords_given=True))
+    with pytest.raises(IdNotUnique):
+        registry.create_meeting(MeetingSpec("m1", "M", "x", "mp", passwords_given=True))
+
+
+def test_internal_id_is_sha1_of_external_id_and_create_time() -> None:
+    """internalMeetingID is formed as BBB forms it."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("abc", "M"))
+    assert meeting.internal_id == (
+        "a9993e364706816aba3e25717850c26c9cd0d89d-" + str(meeting.create_time))
+
+
+def test_voice_bridges_are_unique_among_running_meetings() -> None:
+    """A voice bridge in use by another meeting is refused."""
+    registry, _, _ = make()
+    registry.create_meeting(MeetingSpec("a", "A", voice_bridge="71000"))
+    with pytest.raises(NonUniqueVoiceBridge):
+        registry.create_meeting(MeetingSpec("b", "B", voice_bridge="71000"))
+    generated, _ = registry.create_meeting(MeetingSpec("c", "C"))
+    assert generated.voice_bridge.isdigit() and len(generated.voice_bridge) == 5
+
+
+def test_welcome_keywords_are_substituted() -> None:
+    """%%CONFNAME%% and friends are replaced in the welcome message."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec(
+        "a", "Math", voice_bridge="70001", dial_number="555",
+        welcome="Welcome to %%CONFNAME%% (%%CONFNUM%%, %%DIALNUM%%) on %%SERVERURL%%"))
+    assert meeting.welcome == "Welcome to Math (70001, 555) on http://example.test"
+
+
+def test_join_then_connect_makes_the_meeting_run() -> None:
+    """A seat counts as joined only once it connects; then the meeting is running."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    seat = registry.issue_seat(meeting, full_name="Ann", role=Role.MODERATOR)
+    assert not meeting.running and meeting.participant_count == 0
+    participant = registry.connect(seat)
+    assert meeting.running and meeting.participant_count == 1 and participant.presenter
+    assert any(isinstance(e, ev.ParticipantJoined) for e in seen)
+
+
+def test_max_participants_counts_pending_seats_and_allows_rejoin() -> None:
+    """A full meeting refuses a new user but lets an already seated userID join again."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A", max_participants=1))
+    registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER, external_user_id="u1")
+    registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER, external_user_id="u1")
+    with pytest.raises(MaxParticipantsReached):
+        registry.issue_seat(meeting, full_name="Bob", role=Role.VIEWER, external_user_id="u2")
+
+
+def test_duplicate_identity_replaces_the_older_connection() -> None:
+    """The same userID connecting twice is one participant; the older seat is revoked."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    s1 = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER, external_user_id="u")
+    s2 = registry.issue_seat(meeting, full_name="Ann 2", role=Role.VIEWER, external_user_id="u")
+    p1 = registry.connect(s1)
+    p2 = registry.connect(s2)
+    assert p1 is p2 and meeting.participant_count == 1 and p2.full_name == "Ann 2"
+    assert s1.revoked
+    assert any(isinstance(e, ev.ParticipantReplaced) and e.old_seat is s1 for e in seen)
+    with pytest.raises(SeatNotUsable):
+        registry.connect(s1)
+
+
+def test_guest_waits_until_admitted() -> None:
+    """Under ASK_MODERATOR a guest's seat waits and connects only once admitted."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(
+        MeetingSpec("a", "A", guest_policy=GuestPolicy.ASK_MODERATOR))
+    seat = registry.issue_seat(meeting, full_name="G", role=Role.VIEWER, guest=True)
+    assert seat.guest_status is GuestStatus.WAIT
+    with pytest.raises(SeatNotUsable):
+        registry.connect(seat)
+    registry.admit_guest(seat)
+    assert registry.connect(seat).meeting is meeting
+
+
+def test_always_deny_refuses_guests() -> None:
+    """ALWAYS_DENY refuses guests at join."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(
+        MeetingSpec("a", "A", guest_policy=GuestPolicy.ALWAYS_DENY))
+    with pytest.raises(GuestDeniedAccess):
+        registry.issue_seat(meeting, full_name="G", role=Role.VIEWER, guest=True)
+
+
+def test_meeting_expires_when_nobody_joined() -> None:
+    """With nobody joining, the meeting ends after meetingExpireIfNoUserJoinedInMinutes."""
+    registry, clock, seen = make()
+    meeting, _ = registry.create_meeting(
+        MeetingSpec("a", "A", expire_if_no_user_joined_minutes=2))
+    clock.advance(119)
+    assert not meeting.ended
+    clock.advance(1)
+    assert meeting.ended and meeting.end_reason == EndReason.ENDED_WHEN_NOT_JOINED.value
+    assert registry.get_meeting("a") is None and registry.history[-1] is meeting
+    assert isinstance(seen[-1], ev.MeetingEnded)
+
+
+def test_meeting_ends_after_last_user_left() -> None:
+    """The meeting ends a configured time after its last participant left."""
+    registry, clock, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    p = registry.connect(registry.issue_seat(meeting, full_name="A", role=Role.VIEWER))
+    registry.disconnect(p)
+    clock.advance(59)
+    assert not meeting.ended
+    clock.advance(1)
+    assert meeting.end_reason == EndReason.ENDED_WHEN_LAST_USER_LEFT.value
+
+
+def test_duration_ends_the_meeting() -> None:
+    """A meeting with a duration ends when it is exceeded, even with people in it."""
+    registry, clock, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A", duration=10))
+    registry.connect(registry.issue_seat(meeting, full_name="A", role=Role.VIEWER))
+    clock.advance(600)
+    assert meeting.end_reason == EndReason.ENDED_AFTER_EXCEEDING_DURATION.value
+    assert meeting.participant_count == 0
+
+
+def test_end_when_no_moderator() -> None:
+    """With endWhenNoModerator the meeting ends once no moderator has been in for the delay."""
+    registry, clock, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec(
+        "a", "A", end_when_no_moderator=True, end_when_no_moderator_delay_minutes=1))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="M", role=Role.MODERATOR))
+    registry.connect(registry.issue_seat(meeting, full_name="V", role=Role.VIEWER))
+    registry.disconnect(mod)
+    clock.advance(60)
+    assert meeting.end_reason == EndReason.ENDED_DUE_TO_NO_MODERATOR.value
+
+
+def test_removed_participant_cannot_reconnect() -> None:
+    """A participant removed by a moderator cannot use its seat again."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="M", role=Role.MODERATOR))
+    seat = registry.issue_seat(meeting, full_name="V", role=Role.VIEWER)
+    viewer = registry.connect(seat)
+    registry.remove(meeting, viewer.user_id, by=mod)
+    assert meeting.participant_count == 1
+    with pytest.raises(SeatNotUsable):
+        registry.connect(seat)
