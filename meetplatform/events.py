@@ -56,6 +56,13 @@ class GuestWaiting(Event):
 
 
 @dataclass(frozen=True)
+class GuestLeft(Event):
+    """A waiting guest's browser left the lobby before a decision (its seat still waits)."""
+
+    seat: Seat
+
+
+@dataclass(frozen=True)
 class GuestAdmitted(Event):
     seat: Seat
 
@@ -96,7 +103,13 @@ class MuteRequested(Event):
 
 @dataclass(frozen=True)
 class ParticipantLeft(Event):
-    """The participant is gone; ``reason`` is ``left``, ``removed``, ``ended`` or ``replaced``."""
+    """The participant is gone.
+
+    ``reason`` is ``left`` (a clean exit), ``disconnected`` (its connection dropped and it
+    did not come back within the resume grace), ``removed`` (by a moderator) or ``ended``
+    (the meeting ended; subscribers fanning out presence may skip these, a
+    :class:`MeetingEnded` follows).
+    """
 
     participant: Participant
     reason: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Iterator
@@ -191,6 +191,10 @@ class Seat:
     client_type: str = "HTML5"
     #: Set when a moderator removed this user or the seat was replaced: it can't reconnect.
     revoked: bool = False
+    #: Why the seat was revoked: ``removed``, ``replaced`` or ``denied``.
+    revoked_reason: str | None = None
+    #: True while a waiting guest's browser sits in the lobby (see ``guest_waiting``).
+    in_lobby: bool = False
     participant: Participant | None = None
 
 
@@ -285,6 +289,11 @@ class Meeting:
     def waiting_guests(self) -> list[Seat]:
         return [s for s in self.seats.values() if s.guest_status is GuestStatus.WAIT]
 
+    def lobby(self) -> list[Seat]:
+        """Waiting guests whose browser is in the lobby now, in arrival order."""
+        return [s for s in self.seats.values()
+                if s.guest_status is GuestStatus.WAIT and s.in_lobby]
+
     def moderators(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.is_moderator]
 
@@ -358,6 +367,9 @@ class Registry:
     SEAT_RESERVATION_SECONDS = 60.0
     #: Ended meetings kept for ``getStats`` and for refusing joins to forcibly ended ones.
     HISTORY_LIMIT = 10_000
+    #: Session tokens that stopped working (ended, removed, replaced, denied) are remembered
+    #: this many at most, so that a browser using one learns why instead of "unknown".
+    VOID_SEATS_LIMIT = 50_000
 
     def __init__(self, clock: IReactorTime, server_url: str = "") -> None:
         self._clock = clock
@@ -365,6 +377,7 @@ class Registry:
         self._meetings: dict[str, Meeting] = {}
         self._by_internal: dict[str, Meeting] = {}
         self._seats: dict[str, Seat] = {}
+        self._void_seats: OrderedDict[str, Seat] = OrderedDict()
         self._subscribers: list[Subscriber] = []
         #: Meetings that ended since the process started, oldest first.
         self.history: deque[Meeting] = deque(maxlen=self.HISTORY_LIMIT)
@@ -510,8 +523,12 @@ class Registry:
             self.end_meeting(meeting, EndReason.ENDED_WHEN_NOT_JOINED)
 
     def end_meeting(self, meeting: Meeting, reason: EndReason | str,
-                    forcibly: bool | None = None) -> None:
-        """End a meeting: every participant leaves, every seat is void, timers stop."""
+                    forcibly: bool | None = None, by: Participant | None = None) -> None:
+        """End a meeting: every participant leaves, every seat is void, timers stop.
+
+        With ``by`` (a participant ending it from the conference), only moderators may.
+        """
+        self._require_moderator(by)
         if meeting.ended:
             return
         reason = EndReason(reason)
@@ -528,7 +545,8 @@ class Registry:
         for participant in list(meeting.participants.values()):
             self._drop(participant, "ended", now, react=False)
         for seat in meeting.seats.values():
-            self._seats.pop(seat.token, None)
+            seat.in_lobby = False
+            self._forget_seat(seat)
         self._meetings.pop(meeting.meeting_id, None)
         self._by_internal.pop(meeting.internal_id, None)
         self.history.append(meeting)
@@ -609,6 +627,29 @@ class Registry:
                 held.add(seat.external_user_id)
         return held
 
+    def _forget_seat(self, seat: Seat, reason: str | None = None) -> None:
+        """The seat's token stops working; remember it a while to say why."""
+        if reason is not None:
+            seat.revoked = True
+            seat.revoked_reason = reason
+        self._seats.pop(seat.token, None)
+        self._void_seats[seat.token] = seat
+        self._void_seats.move_to_end(seat.token)
+        while len(self._void_seats) > self.VOID_SEATS_LIMIT:
+            self._void_seats.popitem(last=False)
+
+    def lookup_seat(self, token: str) -> Seat | None:
+        """The seat with this token, live or recently made void (``None`` if unknown).
+
+        Unlike :meth:`seat_for_token`, this also returns seats that can no longer be used
+        (their meeting ended, the user was removed, replaced or denied) so that the
+        conference can tell the browser why; check ``revoked``/``meeting.ended``.
+        """
+        seat = self._seats.get(token)
+        if seat is None:
+            seat = self._void_seats.get(token)
+        return seat
+
     def seat_for_token(self, token: str) -> Seat | None:
         """The live seat with this session token (``None`` for unknown or ended ones)."""
         seat = self._seats.get(token)
@@ -622,14 +663,23 @@ class Registry:
 
     def guest_waiting(self, seat: Seat) -> None:
         """A waiting guest's browser arrived in the lobby: tell the moderators."""
-        if seat.guest_status is GuestStatus.WAIT:
+        if seat.guest_status is GuestStatus.WAIT and not seat.in_lobby:
+            seat.in_lobby = True
             self._emit(ev.GuestWaiting(at=self.now(), seat=seat))
+
+    def guest_left(self, seat: Seat) -> None:
+        """A waiting guest's browser left the lobby (its seat still waits)."""
+        if seat.in_lobby:
+            seat.in_lobby = False
+            if seat.guest_status is GuestStatus.WAIT and not seat.meeting.ended:
+                self._emit(ev.GuestLeft(at=self.now(), seat=seat))
 
     def admit_guest(self, seat: Seat, by: Participant | None = None) -> None:
         self._require_moderator(by)
         if seat.guest_status is not GuestStatus.WAIT:
             raise NotAllowed("guest is not waiting")
         seat.guest_status = GuestStatus.ALLOW
+        seat.in_lobby = False
         self._emit(ev.GuestAdmitted(at=self.now(), seat=seat))
 
     def deny_guest(self, seat: Seat, by: Participant | None = None) -> None:
@@ -637,14 +687,17 @@ class Registry:
         if seat.guest_status is not GuestStatus.WAIT:
             raise NotAllowed("guest is not waiting")
         seat.guest_status = GuestStatus.DENY
-        seat.revoked = True
-        self._seats.pop(seat.token, None)
+        seat.in_lobby = False
+        self._forget_seat(seat, "denied")
         self._emit(ev.GuestDenied(at=self.now(), seat=seat))
 
     @staticmethod
-    def _require_moderator(by: Participant | None) -> None:
+    def require_moderator(by: Participant | None) -> None:
+        """Raise :class:`NotAllowed` unless ``by`` is ``None`` (the API) or a moderator."""
         if by is not None and not by.is_moderator:
             raise NotAllowed("only moderators may do this")
+
+    _require_moderator = require_moderator
 
     # --- participants -----------------------------------------------------------------
 
@@ -708,9 +761,8 @@ class Registry:
     def _replace(self, old: Participant, seat: Seat, now: int) -> Participant:
         meeting = old.meeting
         old_seat = old.seat
-        old_seat.revoked = True
         old_seat.participant = None
-        self._seats.pop(old_seat.token, None)
+        self._forget_seat(old_seat, "replaced")
         meeting.seats.pop(old_seat.token, None)
         # the participant keeps its place (and internal id) but takes the new seat's details
         seat.user_id = old_seat.user_id
@@ -736,8 +788,7 @@ class Registry:
         participant = meeting.participants.get(user_id)
         if participant is None:
             raise NotAllowed("no such participant")
-        participant.seat.revoked = True
-        self._seats.pop(participant.seat.token, None)
+        self._forget_seat(participant.seat, "removed")
         self._drop(participant, "removed", self.now(), react=True)
 
     def _drop(self, participant: Participant, reason: str, now: int, react: bool) -> None:

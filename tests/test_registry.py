@@ -15,6 +15,7 @@ from meetplatform.registry import (
     MaxParticipantsReached,
     MeetingSpec,
     NonUniqueVoiceBridge,
+    NotAllowed,
     Registry,
     Role,
     SeatNotUsable,
@@ -189,3 +190,73 @@ def test_removed_participant_cannot_reconnect() -> None:
     assert meeting.participant_count == 1
     with pytest.raises(SeatNotUsable):
         registry.connect(seat)
+
+
+def test_void_seats_are_still_found_with_the_reason() -> None:
+    """lookup_seat finds removed, replaced, denied and ended seats and says why."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(
+        MeetingSpec("a", "A", guest_policy=GuestPolicy.ASK_MODERATOR))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="M", role=Role.MODERATOR))
+    removed = registry.issue_seat(meeting, full_name="R", role=Role.VIEWER)
+    registry.remove(meeting, registry.connect(removed).user_id, by=mod)
+    old = registry.issue_seat(meeting, full_name="D", role=Role.VIEWER, external_user_id="d")
+    registry.connect(old)
+    registry.connect(registry.issue_seat(meeting, full_name="D", role=Role.VIEWER,
+                                         external_user_id="d"))
+    denied = registry.issue_seat(meeting, full_name="G", role=Role.VIEWER, guest=True)
+    registry.deny_guest(denied, by=mod)
+    live = registry.issue_seat(meeting, full_name="L", role=Role.VIEWER)
+    assert [registry.lookup_seat(s.token).revoked_reason  # type: ignore[union-attr]
+            for s in (removed, old, denied)] == ["removed", "replaced", "denied"]
+    assert registry.seat_for_token(removed.token) is None
+    assert registry.lookup_seat(live.token) is live and not live.revoked
+    registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    assert registry.seat_for_token(live.token) is None
+    found = registry.lookup_seat(live.token)
+    assert found is live and found.meeting.ended
+    assert registry.lookup_seat("never-issued") is None
+
+
+def test_void_seats_are_forgotten_beyond_the_limit() -> None:
+    """Only the most recent VOID_SEATS_LIMIT void tokens are remembered."""
+    registry, _, _ = make()
+    registry.VOID_SEATS_LIMIT = 2  # type: ignore[misc]
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    seats = [registry.issue_seat(meeting, full_name=str(n), role=Role.VIEWER)
+             for n in range(3)]
+    registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    assert [registry.lookup_seat(s.token) is s for s in seats] == [False, True, True]
+
+
+def test_the_lobby_lists_guests_whose_browser_waits() -> None:
+    """guest_waiting/guest_left track the lobby and tell subscribers once each."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(
+        MeetingSpec("a", "A", guest_policy=GuestPolicy.ASK_MODERATOR))
+    seat = registry.issue_seat(meeting, full_name="G", role=Role.VIEWER, guest=True)
+    assert meeting.lobby() == [] and meeting.waiting_guests() == [seat]
+    registry.guest_waiting(seat)
+    registry.guest_waiting(seat)
+    assert meeting.lobby() == [seat]
+    registry.guest_left(seat)
+    registry.guest_left(seat)
+    assert meeting.lobby() == []
+    kinds = [type(e) for e in seen if isinstance(e, (ev.GuestWaiting, ev.GuestLeft))]
+    assert kinds == [ev.GuestWaiting, ev.GuestLeft]
+    registry.guest_waiting(seat)
+    registry.admit_guest(seat)
+    assert meeting.lobby() == [] and not seat.in_lobby
+
+
+def test_only_moderators_end_a_meeting_from_the_conference() -> None:
+    """end_meeting with a viewer as `by` is refused; with a moderator it ends."""
+    registry, _, _ = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="M", role=Role.MODERATOR))
+    viewer = registry.connect(registry.issue_seat(meeting, full_name="V", role=Role.VIEWER))
+    with pytest.raises(NotAllowed):
+        registry.end_meeting(meeting, EndReason.ENDED_BY_MODERATOR, by=viewer)
+    assert not meeting.ended
+    registry.end_meeting(meeting, EndReason.ENDED_BY_MODERATOR, by=mod)
+    assert meeting.ended and meeting.forcibly_ended

@@ -1,0 +1,534 @@
+"""Room fan-out: the bridge between registry events and the meeting's sockets.
+
+The :class:`Hub` subscribes to the registry once. Each meeting with sockets has a
+:class:`Room`: the current socket of every connected participant and the sockets of the
+guests waiting in its lobby. A registry event is encoded to JSON once and framed once,
+then the same bytes are written to every socket concerned (see ``Connection.write_frame``),
+so a broadcast to a room of 1,000 costs one ``json`` encode, not a thousand.
+
+The hub also owns what only the signalling surface knows: which participant currently
+has which socket, the resume grace after a socket drops, duplicate identities (the older
+socket is closed with 4008), and closing sockets when their meeting ends (4010) or their
+participant is removed (4009).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from meetplatform import events as ev
+from meetplatform.config import Settings
+from meetplatform.registry import (
+    GuestStatus,
+    MaxParticipantsReached,
+    Meeting,
+    Participant,
+    Registry,
+    Seat,
+    SeatNotUsable,
+)
+from meetplatform.signalling import messages as msg
+
+_log = Logger()
+
+# Close codes (docs/signalling-protocol.md §9).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_FORBIDDEN = 4003
+CLOSE_NOT_FOUND = 4004
+CLOSE_REPLACED = 4008
+CLOSE_REMOVED = 4009
+CLOSE_ENDED = 4010
+CLOSE_TOO_MANY = 4029
+
+
+def frame(payload: bytes) -> bytes:
+    """A complete unmasked, uncompressed WebSocket text frame (server to client)."""
+    return PreparedMessage(payload, False, False, True).payloadHybi
+
+
+class Connection(Protocol):
+    """What the hub needs from a socket (implemented by ``SignallingProtocol``)."""
+
+    seat: Seat | None
+    participant: Participant | None
+    #: ``connecting``, ``lobby``, ``joined`` or ``gone``.
+    phase: str
+    #: Set when this socket no longer speaks for its participant (replaced, closing).
+    superseded: bool
+
+    def write_frame(self, data: bytes) -> None: ...
+
+    def send(self, kind: str, data: dict[str, Any] | None = None) -> None: ...
+
+    def send_error(self, code: str, message: str, request_id: str | int | None = None,
+                   request_type: str | None = None) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Room:
+    """The sockets of one meeting."""
+
+    __slots__ = ("conns", "lobby", "meeting", "welcome")
+
+    def __init__(self, meeting: Meeting) -> None:
+        self.meeting = meeting
+        #: internal user id -> the participant's current socket, in connection order.
+        self.conns: dict[str, Connection] = {}
+        #: waiting guest's user id -> its lobby socket.
+        self.lobby: dict[str, Connection] = {}
+        self.welcome = msg.sanitize_html(meeting.welcome)
+
+    def broadcast(self, data: bytes, exclude: str | None = None) -> None:
+        """Write one prepared frame to every participant's socket (but ``exclude``)."""
+        for user_id, conn in self.conns.items():
+            if user_id != exclude:
+                conn.write_frame(data)
+
+    def to_moderators(self, data: bytes) -> None:
+        for conn in self.conns.values():
+            p = conn.participant
+            if p is not None and p.is_moderator:
+                conn.write_frame(data)
+
+    def empty(self) -> bool:
+        return not self.conns and not self.lobby
+
+
+class NotFound(msg.MessageError):
+    def __init__(self, message: str) -> None:
+        super().__init__("notFound", message)
+
+
+class Hub:
+    """Signalling state of the whole process; one per :class:`SignallingService`."""
+
+    def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry) -> None:
+        self.clock = clock
+        self.settings = settings
+        self.registry = registry
+        self.rooms: dict[Meeting, Room] = {}
+        #: Every open socket (for shutdown).
+        self.conns: set[Connection] = set()
+        #: Participants whose socket dropped, with the timer that makes them leave.
+        self.grace: dict[Participant, IDelayedCall] = {}
+        self.closing = False
+        self._drained: list[Deferred[None]] = []
+        self.ice_servers = [s.as_json() for s in settings.ice_servers]
+        allowed = [settings.public_url, *settings.extra_origins]
+        self.allowed_origins = frozenset(o for o in map(msg.normalise_origin, allowed) if o)
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.ParticipantJoined: self._on_joined,
+            ev.ParticipantUpdated: self._on_updated,
+            ev.ParticipantLeft: self._on_left,
+            ev.ParticipantReplaced: self._on_replaced,
+            ev.MuteRequested: self._on_mute_requested,
+            ev.ChatMessageSent: self._on_chat,
+            ev.GuestWaiting: self._on_guest_waiting,
+            ev.GuestLeft: self._on_guest_left,
+            ev.GuestAdmitted: self._on_guest_admitted,
+            ev.GuestDenied: self._on_guest_denied,
+            ev.MeetingEnded: self._on_meeting_ended,
+        }
+        self._unsubscribe = registry.subscribe(self._on_event)
+
+    # --- handshake ------------------------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """No Origin (not a browser) is fine; a browser's must be ours or an allowed one."""
+        if not origin:
+            return True
+        normal = msg.normalise_origin(origin)
+        return normal is not None and normal in self.allowed_origins
+
+    # --- sockets arriving and leaving -------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        """A socket finished its handshake: join, resume, or wait in the lobby."""
+        seat = conn.seat
+        assert seat is not None
+        self.conns.add(conn)
+        if self.closing:
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        if self._refuse_void(conn, seat):
+            return
+        if seat.guest_status is GuestStatus.WAIT:
+            self._enter_lobby(conn, seat)
+        else:
+            self._enter(conn, seat)
+
+    def _refuse_void(self, conn: Connection, seat: Seat) -> bool:
+        """Explain and close when the seat can't be used any more; True if it was."""
+        meeting = seat.meeting
+        if meeting.ended:
+            conn.send("ended", msg.ended_json(meeting))
+            conn.close(CLOSE_NOT_FOUND, "meeting ended")
+        elif seat.guest_status is GuestStatus.DENY or seat.revoked_reason == "denied":
+            conn.send("denied")
+            conn.close(CLOSE_FORBIDDEN, "denied")
+        elif seat.revoked_reason == "replaced":
+            conn.send("replaced")
+            conn.close(CLOSE_REPLACED, "replaced by a newer connection")
+        elif seat.revoked:
+            conn.send("removed")
+            conn.close(CLOSE_REMOVED, "removed")
+        else:
+            return False
+        conn.phase = "gone"
+        return True
+
+    def _room(self, meeting: Meeting) -> Room:
+        room = self.rooms.get(meeting)
+        if room is None:
+            room = self.rooms[meeting] = Room(meeting)
+        return room
+
+    def _drop_room_if_empty(self, room: Room) -> None:
+        if room.empty() and self.rooms.get(room.meeting) is room:
+            del self.rooms[room.meeting]
+
+    def _enter_lobby(self, conn: Connection, seat: Seat) -> None:
+        room = self._room(seat.meeting)
+        old = room.lobby.get(seat.user_id)
+        room.lobby[seat.user_id] = conn
+        conn.phase = "lobby"
+        if old is not None and old is not conn:
+            self._supersede(old)
+        conn.send("lobby", {"status": "waiting", "meeting": {"name": seat.meeting.name}})
+        self.registry.guest_waiting(seat)
+
+    def _enter(self, conn: Connection, seat: Seat) -> None:
+        try:
+            participant = self.registry.connect(seat)
+        except MaxParticipantsReached:
+            conn.send_error("meetingFull", "This meeting is full.")
+            conn.close(CLOSE_FORBIDDEN, "meeting full")
+            conn.phase = "gone"
+            return
+        except SeatNotUsable:
+            if not self._refuse_void(conn, seat):
+                conn.close(CLOSE_FORBIDDEN, "seat not usable")
+                conn.phase = "gone"
+            return
+        meeting = participant.meeting
+        room = self._room(meeting)
+        resumed = False
+        timer = self.grace.pop(participant, None)
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
+            resumed = True
+        old = room.conns.get(participant.user_id)
+        if old is not None and old is not conn:
+            self._supersede(old)
+            resumed = True
+        conn.participant = participant
+        conn.phase = "joined"
+        room.conns[participant.user_id] = conn
+        conn.send("joined", self._joined_json(room, participant, resumed))
+        if resumed:
+            updated = frame(msg.event("participantUpdated",
+                                      {"participant": msg.participant_json(participant)}))
+            reset = frame(msg.event("peerReset", {"id": participant.user_id, "polite": False}))
+            for user_id, other in room.conns.items():
+                if user_id != participant.user_id:
+                    other.write_frame(updated)
+                    other.write_frame(reset)
+        _log.debug("{user_id} {how} meeting {meeting_id}", user_id=participant.user_id,
+                   how="resumed" if resumed else "joined", meeting_id=meeting.meeting_id)
+
+    def _supersede(self, old: Connection) -> None:
+        """An older socket of the same identity: tell it and close it (4008)."""
+        if old.superseded:
+            return
+        old.superseded = True
+        old.phase = "gone"
+        old.send("replaced")
+        old.close(CLOSE_REPLACED, "replaced by a newer connection")
+
+    def detach(self, conn: Connection) -> None:
+        """The socket closed (always called, once, from ``onClose``)."""
+        self.conns.discard(conn)
+        if not self.conns and self._drained:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+        seat = conn.seat
+        phase, conn.phase = conn.phase, "gone"
+        if seat is None or conn.superseded:
+            return
+        room = self.rooms.get(seat.meeting)
+        if phase == "lobby":
+            if room is not None and room.lobby.get(seat.user_id) is conn:
+                del room.lobby[seat.user_id]
+                self._drop_room_if_empty(room)
+                self.registry.guest_left(seat)
+            return
+        participant = conn.participant
+        if phase != "joined" or participant is None or room is None:
+            return
+        if room.conns.get(participant.user_id) is not conn:
+            return
+        del room.conns[participant.user_id]
+        self._drop_room_if_empty(room)
+        meeting = participant.meeting
+        if meeting.ended or meeting.participants.get(participant.user_id) is not participant:
+            return
+        if self.closing:
+            return
+        grace = self.settings.resume_grace_seconds
+        if grace <= 0:
+            self.registry.disconnect(participant, "disconnected")
+            return
+        self.grace[participant] = self.clock.callLater(grace, self._grace_over, participant)
+        if room.conns:
+            room.broadcast(frame(msg.event("participantUpdated", {
+                "participant": msg.participant_json(participant, reconnecting=True)})))
+
+    def _grace_over(self, participant: Participant) -> None:
+        self.grace.pop(participant, None)
+        self.registry.disconnect(participant, "disconnected")
+
+    def leave(self, conn: Connection) -> None:
+        """``leave``: the participant goes now, without the resume grace."""
+        if conn.phase == "joined" and conn.participant is not None:
+            self.registry.disconnect(conn.participant, "left")
+        else:
+            conn.close(CLOSE_NORMAL, "left")  # a lobby guest: detach tells the moderators
+
+    # --- requests that need the hub's knowledge of sockets ---------------------------------
+
+    def relay(self, conn: Connection, signal: msg.Signal) -> None:
+        """Send a ``signal`` to exactly the one participant it is addressed to."""
+        sender = conn.participant
+        assert sender is not None
+        if signal.to == sender.user_id:
+            raise msg.invalid("'to' must be another participant")
+        room = self.rooms.get(sender.meeting)
+        target = room.conns.get(signal.to) if room is not None else None
+        if target is None:
+            raise NotFound("that participant is not connected")
+        data = {"from": sender.user_id}
+        data.update(signal.relay)
+        target.write_frame(frame(msg.event("signal", data)))
+
+    def waiting_seat(self, meeting: Meeting, user_id: str) -> Seat:
+        for seat in meeting.waiting_guests():
+            if seat.user_id == user_id:
+                return seat
+        raise NotFound("no guest with that id is waiting")
+
+    def is_reconnecting(self, participant: Participant) -> bool:
+        return participant in self.grace
+
+    # --- the joined snapshot ----------------------------------------------------------------
+
+    def _joined_json(self, room: Room, me: Participant, resumed: bool) -> dict[str, Any]:
+        meeting = room.meeting
+        moderator = me.is_moderator
+        grace = self.grace
+        data: dict[str, Any] = {
+            "self": msg.participant_json(me),
+            "meeting": msg.meeting_json(meeting, moderator, room.welcome),
+            "participants": [msg.participant_json(p, p in grace)
+                             for p in meeting.participants.values()],
+            "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
+            "iceServers": self.ice_servers,
+            "resumeGraceSeconds": self.settings.resume_grace_seconds,
+            "resumed": resumed,
+            "polite": True,
+            "limits": {
+                "maxMessageBytes": msg.MAX_MESSAGE_BYTES,
+                "messagesPerSecond": RATE_PER_SECOND,
+                "burst": RATE_BURST,
+                "chatMaxChars": msg.CHAT_MAX_CHARS,
+            },
+            "serverTime": self.registry.now(),
+        }
+        if moderator:
+            data["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        return data
+
+    # --- registry events ------------------------------------------------------------------
+
+    def _on_event(self, event: ev.Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _on_joined(self, event: ev.ParticipantJoined) -> None:
+        p = event.participant
+        room = self.rooms.get(p.meeting)
+        if room is not None and room.conns:
+            room.broadcast(frame(msg.event("participantJoined", {
+                "participant": msg.participant_json(p), "polite": False})), exclude=p.user_id)
+
+    def _on_updated(self, event: ev.ParticipantUpdated) -> None:
+        p = event.participant
+        room = self.rooms.get(p.meeting)
+        if room is None or not room.conns:
+            return
+        room.broadcast(frame(msg.event("participantUpdated", {
+            "participant": msg.participant_json(p, p in self.grace)})))
+        if "role" in event.changed and p.is_moderator:
+            # A new moderator learns who is waiting, as if it had just joined.
+            conn = room.conns.get(p.user_id)
+            if conn is not None:
+                for seat in p.meeting.lobby():
+                    conn.send("guestWaiting", msg.guest_json(seat))
+
+    def _on_left(self, event: ev.ParticipantLeft) -> None:
+        p = event.participant
+        timer = self.grace.pop(p, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if event.reason == "ended":
+            return  # MeetingEnded closes every socket; no per-participant fan-out
+        room = self.rooms.get(p.meeting)
+        if room is None:
+            return
+        conn = room.conns.get(p.user_id)
+        if conn is not None and conn.participant is p:
+            del room.conns[p.user_id]
+            conn.phase = "gone"
+            if event.reason == "removed":
+                conn.send("removed")
+                conn.close(CLOSE_REMOVED, "removed by a moderator")
+            else:
+                conn.close(CLOSE_NORMAL, "left")
+        if room.conns:
+            room.broadcast(frame(msg.event("participantLeft",
+                                           {"id": p.user_id, "reason": event.reason})))
+        self._drop_room_if_empty(room)
+
+    def _on_replaced(self, event: ev.ParticipantReplaced) -> None:
+        # Keep the old socket in the room: _enter sees it and treats the newcomer as a
+        # resume (peerReset to the others), then supersedes it.
+        room = self.rooms.get(event.participant.meeting)
+        if room is None:
+            return
+        old = room.conns.get(event.participant.user_id)
+        if old is not None and old.seat is event.old_seat:
+            self._supersede(old)
+
+    def _on_mute_requested(self, event: ev.MuteRequested) -> None:
+        p = event.participant
+        room = self.rooms.get(p.meeting)
+        conn = room.conns.get(p.user_id) if room is not None else None
+        if conn is not None:
+            conn.send("muteRequested", {"by": event.by.full_name if event.by else None})
+
+    def _on_chat(self, event: ev.ChatMessageSent) -> None:
+        room = self.rooms.get(event.message.meeting)
+        if room is not None and room.conns:
+            room.broadcast(frame(msg.event("chat", msg.chat_json(event.message))))
+
+    def _on_guest_waiting(self, event: ev.GuestWaiting) -> None:
+        room = self.rooms.get(event.seat.meeting)
+        if room is not None:
+            room.to_moderators(frame(msg.event("guestWaiting", msg.guest_json(event.seat))))
+
+    def _on_guest_left(self, event: ev.GuestLeft) -> None:
+        room = self.rooms.get(event.seat.meeting)
+        if room is not None:
+            room.to_moderators(frame(msg.event("guestLeft", {"id": event.seat.user_id})))
+
+    def _guest_handled(self, seat: Seat, admitted: bool) -> Connection | None:
+        room = self.rooms.get(seat.meeting)
+        if room is None:
+            return None
+        room.to_moderators(frame(msg.event("guestHandled",
+                                           {"id": seat.user_id, "admitted": admitted})))
+        conn = room.lobby.pop(seat.user_id, None)
+        self._drop_room_if_empty(room)
+        return conn
+
+    def _on_guest_admitted(self, event: ev.GuestAdmitted) -> None:
+        conn = self._guest_handled(event.seat, True)
+        if conn is not None:
+            conn.phase = "admitted"
+            conn.send("admitted")
+            # Connect after the registry has told every subscriber about the admission,
+            # so that everyone sees "admitted" before "joined".
+            self.clock.callLater(0, self._enter_admitted, conn, event.seat)
+
+    def _enter_admitted(self, conn: Connection, seat: Seat) -> None:
+        if conn.phase != "admitted" or conn not in self.conns:
+            return
+        if self._refuse_void(conn, seat):
+            return
+        self._enter(conn, seat)
+
+    def _on_guest_denied(self, event: ev.GuestDenied) -> None:
+        conn = self._guest_handled(event.seat, False)
+        if conn is not None:
+            conn.phase = "gone"
+            conn.send("denied")
+            conn.close(CLOSE_FORBIDDEN, "denied by a moderator")
+
+    def _on_meeting_ended(self, event: ev.MeetingEnded) -> None:
+        meeting = event.meeting
+        for p in [p for p in self.grace if p.meeting is meeting]:
+            timer = self.grace.pop(p)
+            if timer.active():
+                timer.cancel()
+        room = self.rooms.pop(meeting, None)
+        if room is None:
+            return
+        ended = frame(msg.event("ended", msg.ended_json(meeting)))
+        for conn in [*room.conns.values(), *room.lobby.values()]:
+            conn.phase = "gone"
+            conn.write_frame(ended)
+            conn.close(CLOSE_ENDED, "meeting ended")
+        _log.info("closed {count} sockets of ended meeting {meeting_id}",
+                  count=len(room.conns) + len(room.lobby), meeting_id=meeting.meeting_id)
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float) -> Deferred[None]:
+        """Close every socket with 1001; fires once all closed (or after ``timeout``)."""
+        self.closing = True
+        self._unsubscribe()
+        for timer in self.grace.values():
+            if timer.active():
+                timer.cancel()
+        self.grace.clear()
+        for conn in list(self.conns):
+            conn.phase = "gone"
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        if not self.conns:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+
+        def give_up() -> None:
+            for conn in list(self.conns):
+                conn.abort()
+            if not d.called:
+                self._drained.remove(d)
+                d.callback(None)
+
+        call = self.clock.callLater(timeout, give_up)
+
+        def cancel_timer(result: None) -> None:
+            if call.active():
+                call.cancel()
+            return result
+
+        d.addBoth(cancel_timer)
+        return d
+
+
+#: Per-connection request rate (docs §7).
+RATE_PER_SECOND = 50
+RATE_BURST = 200

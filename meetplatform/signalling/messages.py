@@ -1,0 +1,513 @@
+"""The signalling protocol's messages: decoding, validation and encoding, as pure functions.
+
+Nothing here touches Twisted or Autobahn, so all of it is tested directly. The wire format
+is described in ``docs/signalling-protocol.md``; this module is its executable half.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from meetplatform.registry import ChatMessage, Meeting, Participant, Seat
+
+#: Largest message the server reads, in bytes of UTF-8 (an SDP with many codecs fits).
+MAX_MESSAGE_BYTES = 64 * 1024
+#: Largest chat message, in characters after trimming.
+CHAT_MAX_CHARS = 500
+#: Request ids: strings up to this many characters, or integers up to 2**53.
+MAX_ID_CHARS = 64
+MAX_INT_ID = 2**53
+#: Longest session token accepted in the handshake.
+MAX_TOKEN_CHARS = 256
+MAX_SDP_CHARS = MAX_MESSAGE_BYTES
+MAX_CANDIDATE_CHARS = 4096
+MAX_SHORT_CHARS = 256
+#: Chat messages handed to a newcomer in ``joined``.
+RECENT_CHAT = 100
+SUBPROTOCOL = "meetplatform.signal.v1"
+
+_TOKEN_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_TOKEN_CHARS}}}")
+
+Json = dict[str, Any]
+
+
+class MessageError(Exception):
+    """A request that can't be carried out; the surface answers with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> MessageError:
+    return MessageError("invalid", message)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One decoded client envelope; ``data`` is still unvalidated."""
+
+    type: str
+    id: str | int | None
+    data: Mapping[str, Any]
+
+
+class EnvelopeError(MessageError):
+    """The frame itself is unreadable; ``request_id``/``request_type`` when they could be read."""
+
+    def __init__(self, code: str, message: str, request_id: str | int | None = None,
+                 request_type: str | None = None) -> None:
+        super().__init__(code, message)
+        self.request_id = request_id
+        self.request_type = request_type
+
+
+def _read_id(value: Any) -> str | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise invalid("id must be a string or an integer")
+    if isinstance(value, int):
+        if abs(value) > MAX_INT_ID:
+            raise invalid("id out of range")
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT_ID:
+        return int(value)
+    if isinstance(value, str) and 1 <= len(value) <= MAX_ID_CHARS:
+        return value
+    raise invalid(f"id must be a string of 1..{MAX_ID_CHARS} characters or an integer")
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_request(payload: bytes, is_binary: bool = False,
+                   max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
+    """Decode one client frame into a :class:`Request` or raise :class:`EnvelopeError`."""
+    if is_binary:
+        raise EnvelopeError("invalid", "binary frames are not supported; send JSON text")
+    if len(payload) > max_bytes:
+        raise EnvelopeError("tooLarge", f"message larger than {max_bytes} bytes")
+    try:
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise EnvelopeError("invalid", "frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError("invalid", "frame must be a JSON object")
+    try:
+        request_id = _read_id(obj.get("id"))
+    except MessageError as e:
+        raise EnvelopeError("invalid", e.message) from None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 64:
+        raise EnvelopeError("invalid", "frame needs a string 'type'", request_id)
+    data = obj.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise EnvelopeError("invalid", "'data' must be an object", request_id, kind)
+    return Request(kind, request_id, data)
+
+
+# --- per-type validation ------------------------------------------------------------------
+
+
+def _bool(data: Mapping[str, Any], name: str, required: bool = True) -> bool | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(f"'{name}' must be true or false")
+    return value
+
+
+def _user_id(data: Mapping[str, Any], name: str = "userId") -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value or len(value) > MAX_SHORT_CHARS:
+        raise invalid(f"'{name}' must be a participant id")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], name: str, limit: int) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise invalid(f"'{name}' must be a string of at most {limit} characters or null")
+    return value
+
+
+@dataclass(frozen=True)
+class Media:
+    joined_voice: bool | None = None
+    listen_only: bool | None = None
+    muted: bool | None = None
+    video: bool | None = None
+    screen: bool | None = None
+
+
+def parse_media(data: Mapping[str, Any]) -> Media:
+    return Media(
+        joined_voice=_bool(data, "joinedVoice", False),
+        listen_only=_bool(data, "listenOnly", False),
+        muted=_bool(data, "muted", False),
+        video=_bool(data, "video", False),
+        screen=_bool(data, "screen", False),
+    )
+
+
+def parse_chat(data: Mapping[str, Any]) -> str:
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise invalid("'text' must be a string")
+    text = text.strip()
+    if not text or len(text) > CHAT_MAX_CHARS:
+        raise invalid(f"'text' must have 1..{CHAT_MAX_CHARS} characters")
+    if "\x00" in text:
+        raise invalid("'text' must not contain NUL characters")
+    return text
+
+
+def parse_raise_hand(data: Mapping[str, Any]) -> bool:
+    raised = _bool(data, "raised", False)
+    return True if raised is None else raised
+
+
+def parse_target(data: Mapping[str, Any]) -> str:
+    return _user_id(data)
+
+
+def parse_role(data: Mapping[str, Any]) -> tuple[str, str]:
+    role = data.get("role")
+    if role not in ("MODERATOR", "VIEWER"):
+        raise invalid("'role' must be MODERATOR or VIEWER")
+    return _user_id(data), role
+
+
+def parse_empty(data: Mapping[str, Any]) -> None:
+    return None
+
+
+def parse_ping(data: Mapping[str, Any]) -> float | int | None:
+    ts = data.get("ts")
+    if ts is None:
+        return None
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        raise invalid("'ts' must be a number")
+    return ts
+
+
+_DESCRIPTION_TYPES = ("offer", "answer", "pranswer", "rollback")
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A validated ``signal``; ``relay`` is the exact ``data`` of the event to the peer
+    (without ``from``)."""
+
+    to: str
+    relay: Json
+
+
+def parse_signal(data: Mapping[str, Any]) -> Signal:
+    to = _user_id(data, "to")
+    relay: Json = {}
+    description = data.get("description", _ABSENT)
+    if description is not _ABSENT and description is not None:
+        if not isinstance(description, dict):
+            raise invalid("'description' must be an object {type, sdp}")
+        kind = description.get("type")
+        if kind not in _DESCRIPTION_TYPES:
+            raise invalid("'description.type' must be offer, answer, pranswer or rollback")
+        sdp = description.get("sdp", "")
+        if not isinstance(sdp, str) or len(sdp) > MAX_SDP_CHARS:
+            raise invalid("'description.sdp' must be a string")
+        if not sdp and kind != "rollback":
+            raise invalid("'description.sdp' must not be empty")
+        relay["description"] = {"type": kind, "sdp": sdp}
+    candidate = data.get("candidate", _ABSENT)
+    if candidate is not _ABSENT:
+        if candidate is None:
+            relay["candidate"] = None
+        elif isinstance(candidate, dict):
+            text = candidate.get("candidate", "")
+            if not isinstance(text, str) or len(text) > MAX_CANDIDATE_CHARS:
+                raise invalid("'candidate.candidate' must be a string")
+            index = candidate.get("sdpMLineIndex")
+            if index is not None and (isinstance(index, bool) or not isinstance(index, int)
+                                      or not 0 <= index <= 65535):
+                raise invalid("'candidate.sdpMLineIndex' must be an integer or null")
+            relay["candidate"] = {
+                "candidate": text,
+                "sdpMid": _optional_str(candidate, "sdpMid", MAX_SHORT_CHARS),
+                "sdpMLineIndex": index,
+                "usernameFragment": _optional_str(candidate, "usernameFragment",
+                                                  MAX_SHORT_CHARS),
+            }
+        else:
+            raise invalid("'candidate' must be an RTCIceCandidateInit object or null")
+    if not relay:
+        raise invalid("'signal' needs a 'description' or a 'candidate'")
+    return Signal(to, relay)
+
+
+#: Request type -> validator of its ``data``.
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "media": parse_media,
+    "chat": parse_chat,
+    "raiseHand": parse_raise_hand,
+    "lowerHand": parse_target,
+    "mute": parse_target,
+    "muteAll": parse_empty,
+    "remove": parse_target,
+    "presenter": parse_target,
+    "role": parse_role,
+    "admit": parse_target,
+    "deny": parse_target,
+    "end": parse_empty,
+    "leave": parse_empty,
+    "signal": parse_signal,
+    "ping": parse_ping,
+}
+
+#: Requests a guest may send while it waits in the lobby.
+LOBBY_REQUESTS = frozenset({"ping", "leave"})
+
+
+def parse(request: Request) -> Any:
+    """Validate ``request.data`` for its type; raises :class:`MessageError`."""
+    parser = PARSERS.get(request.type)
+    if parser is None:
+        raise MessageError("unknownType", f"unknown request type {request.type!r}")
+    return parser(request.data)
+
+
+# --- encoding -----------------------------------------------------------------------------
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode(obj: Json) -> bytes:
+    """One JSON text frame's payload."""
+    return _encoder.encode(obj).encode("utf-8")
+
+
+def event(kind: str, data: Json | None = None) -> bytes:
+    return encode({"type": kind, "data": {} if data is None else data})
+
+
+def ack(request_id: str | int, data: Json | None = None) -> bytes:
+    return encode({"type": "ack", "id": request_id, "data": {} if data is None else data})
+
+
+def error(code: str, message: str, request_id: str | int | None = None,
+          request_type: str | None = None) -> bytes:
+    out: Json = {"type": "error"}
+    if request_id is not None:
+        out["id"] = request_id
+    out["code"] = code
+    out["message"] = message
+    if request_type is not None:
+        out["request"] = request_type
+    return encode(out)
+
+
+def participant_json(p: Participant, reconnecting: bool = False) -> Json:
+    seat = p.seat
+    return {
+        "id": seat.user_id,
+        "externalId": seat.external_user_id,
+        "name": seat.full_name,
+        "role": seat.role.value,
+        "guest": seat.guest,
+        "presenter": p.presenter,
+        "muted": p.muted,
+        "listenOnly": p.listen_only,
+        "joinedVoice": p.joined_voice,
+        "video": p.video_streams > 0,
+        "screen": p.screen_sharing,
+        "raisedHand": p.raised_hand,
+        "avatarUrl": seat.avatar_url,
+        "reconnecting": reconnecting,
+    }
+
+
+def chat_json(message: ChatMessage) -> Json:
+    return {
+        "id": message.id,
+        "from": message.sender_user_id,
+        "name": message.sender_name,
+        "text": message.text,
+        "at": message.at,
+    }
+
+
+def guest_json(seat: Seat) -> Json:
+    return {"id": seat.user_id, "name": seat.full_name}
+
+
+def meeting_json(meeting: Meeting, moderator: bool, welcome_html: str) -> Json:
+    spec = meeting.spec
+    out: Json = {
+        "id": meeting.meeting_id,
+        "internalId": meeting.internal_id,
+        "name": meeting.name,
+        "welcome": welcome_html,
+        "logoutUrl": spec.logout_url,
+        "record": spec.record,
+        "guestPolicy": spec.guest_policy.value,
+    }
+    if moderator:
+        out["moderatorOnlyMessage"] = sanitize_html(meeting.moderator_only_message)
+    return out
+
+
+_END_MESSAGES = {
+    "ENDED_FROM_API": "The meeting has been ended.",
+    "ENDED_BY_MODERATOR": "A moderator ended the meeting.",
+    "ENDED_WHEN_NOT_JOINED": "The meeting ended because nobody joined.",
+    "ENDED_WHEN_LAST_USER_LEFT": "The meeting ended after everybody left.",
+    "ENDED_AFTER_EXCEEDING_DURATION": "The meeting reached its time limit.",
+    "ENDED_DUE_TO_NO_MODERATOR": "The meeting ended because no moderator was present.",
+    "ENDED_BY_PARENT": "The main meeting has ended.",
+    "ENDED_DUE_TO_SERVICE_INTERRUPTION": "The meeting ended because the service stopped.",
+}
+
+
+def ended_json(meeting: Meeting) -> Json:
+    reason = meeting.end_reason or "ENDED_FROM_API"
+    return {
+        "reason": reason,
+        "message": _END_MESSAGES.get(reason, "The meeting has ended."),
+        "logoutUrl": meeting.spec.logout_url,
+    }
+
+
+# --- welcome message sanitising -----------------------------------------------------------
+
+_ALLOWED_TAGS = frozenset({"a", "b", "strong", "i", "em", "u", "br", "p", "ul", "ol", "li",
+                           "span"})
+_VOID_TAGS = frozenset({"br"})
+_URL_SCHEMES = ("http", "https", "mailto")
+
+
+class _Sanitizer(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _ALLOWED_TAGS:
+            return
+        if tag == "a":
+            href = next((v for k, v in attrs if k == "href" and v), None)
+            if href is None or urlsplit(href.strip()).scheme.lower() not in _URL_SCHEMES:
+                self.out.append("<a>")
+            else:
+                self.out.append(f'<a href="{escape(href.strip(), quote=True)}" '
+                                'target="_blank" rel="noopener noreferrer">')
+        else:
+            self.out.append(f"<{tag}>")
+        if tag not in _VOID_TAGS:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID_TAGS:
+            self.out.append(f"<{tag}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _ALLOWED_TAGS and tag not in _VOID_TAGS and tag in self.open:
+            while self.open:
+                top = self.open.pop()
+                self.out.append(f"</{top}>")
+                if top == tag:
+                    break
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(escape(data, quote=False))
+
+
+def sanitize_html(text: str) -> str:
+    """Keep a few formatting tags and safe links of BBB welcome messages; escape the rest."""
+    if not text:
+        return ""
+    parser = _Sanitizer()
+    parser.feed(text)
+    parser.close()
+    while parser.open:
+        parser.out.append(f"</{parser.open.pop()}>")
+    return "".join(parser.out)
+
+
+# --- handshake helpers --------------------------------------------------------------------
+
+
+def valid_token(token: str) -> bool:
+    return _TOKEN_RE.fullmatch(token) is not None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def normalise_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port, or ``None``."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+# --- rate limiting ------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Messages per second with a burst; a rejected message still costs a token.
+
+    :meth:`take` returns ``"ok"``, ``"limited"`` (drop it and say so) or ``"abuse"``
+    (the debt passed ``abuse_after`` messages: close the connection).
+    """
+
+    __slots__ = ("burst", "floor", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float,
+                 abuse_after: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.floor = -(burst if abuse_after is None else abuse_after)
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, now: float) -> str:
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.stamp = now
+        self.tokens -= 1
+        if self.tokens >= 0:
+            return "ok"
+        if self.tokens <= self.floor:
+            return "abuse"
+        return "limited"

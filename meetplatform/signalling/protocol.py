@@ -1,0 +1,387 @@
+"""The WebSocket protocol: a thin dispatcher between frames and the registry.
+
+``onConnect`` authenticates (session token, Origin) and refuses with an HTTP status;
+``onOpen`` hands the socket to the :class:`~meetplatform.signalling.hub.Hub`;
+``onMessage`` applies the size and rate limits, decodes one envelope with the pure
+functions of :mod:`~meetplatform.signalling.messages` and calls ``handle_<type>``;
+``onClose`` always deregisters. Autobahn owns ``self.log``; ours is ``_log``.
+
+Traps avoided here, for whoever edits this next:
+
+- Autobahn's ``sendMessage``/``sendData`` evaluate debug-log arguments eagerly on every
+  write; :meth:`write_frame` writes pre-built frames straight to the transport instead
+  (the connection never negotiates compression and never uses Autobahn's send queue).
+- ``sendClose`` refuses 1001 and 1011; :meth:`close` uses ``sendCloseFrame``.
+- twisted.web leaves its ``HTTPChannel`` registered as the transport's producer after
+  the upgrade; it is swapped for this connection's back-pressure watcher.
+- The factory's timers (keepalive pings, handshake timeouts) run on the injected clock,
+  not on txaio's global reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from meetplatform.registry import (
+    EndReason,
+    NotAllowed,
+    Participant,
+    RegistryError,
+    Role,
+)
+from meetplatform.signalling import hub as hub_module
+from meetplatform.signalling import messages as msg
+from meetplatform.signalling.hub import Hub, NotFound, frame
+
+if TYPE_CHECKING:
+    from meetplatform.registry import Meeting, Seat
+
+_log = Logger()
+
+_OPEN = WebSocketProtocol.STATE_OPEN
+
+#: Frames above this are refused by Autobahn itself (close 1009); below it and above
+#: ``messages.MAX_MESSAGE_BYTES`` the server answers ``tooLarge`` and keeps the socket.
+HARD_MESSAGE_LIMIT = 128 * 1024
+#: Bytes that may be queued for a socket after its transport asked us to pause.
+MAX_BACKLOG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer: ``data`` for the ack, then ``after()`` once the ack is out."""
+
+    data: dict[str, Any]
+    after: Callable[[], None] | None = None
+
+
+@implementer(IPushProducer)
+class _Backpressure:
+    """Registered with the transport: learns when the peer stops reading."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: SignallingProtocol) -> None:
+        self.conn = conn
+
+    def pauseProducing(self) -> None:
+        # Twisted calls this on every write while its buffer is over the limit.
+        if not self.conn._paused:
+            self.conn._paused = True
+            self.conn._backlog = 0
+
+    def resumeProducing(self) -> None:
+        self.conn._paused = False
+        self.conn._backlog = 0
+
+    def stopProducing(self) -> None:
+        self.conn._paused = False
+
+
+class SignallingProtocol(WebSocketServerProtocol):
+    """One browser's signalling socket."""
+
+    factory: SignallingFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seat: Seat | None = None
+        self.participant: Participant | None = None
+        self.phase = "connecting"
+        self.superseded = False
+        self._bucket: msg.TokenBucket | None = None
+        self._paused = False
+        self._backlog = 0
+        self._detached = False
+
+    # --- handshake ------------------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> str | None:
+        try:
+            return self._authorize(request)
+        except ConnectionDeny as deny:
+            _log.info("signalling handshake refused ({code} {reason}) from {peer}",
+                      code=deny.code, reason=deny.reason, peer=request.peer)
+            raise
+        except Exception:  # noqa: BLE001 - logged; the socket must survive
+            _log.failure("signalling handshake failed")
+            raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR, "internal error")
+
+    def _authorize(self, request: ConnectionRequest) -> str | None:
+        hub = self.factory.hub
+        if hub.closing:
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "server shutting down")
+        if not hub.origin_allowed(request.origin):
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        tokens = request.params.get("sessionToken") or []
+        if len(tokens) != 1 or not msg.valid_token(tokens[0]):
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST,
+                                 "sessionToken missing or malformed")
+        chosen = None
+        if request.protocols:
+            if msg.SUBPROTOCOL not in request.protocols:
+                raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "unsupported subprotocol")
+            chosen = msg.SUBPROTOCOL
+        seat = hub.registry.lookup_seat(tokens[0])
+        if seat is None:
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "unknown session token")
+        self.seat = seat
+        return chosen
+
+    def onOpen(self) -> None:
+        try:
+            self._bucket = msg.TokenBucket(hub_module.RATE_PER_SECOND, hub_module.RATE_BURST,
+                                           self.factory.clock.seconds())
+            transport: Any = self.transport
+            # twisted.web's HTTPChannel is still registered after the upgrade.
+            try:
+                transport.unregisterProducer()
+            except RuntimeError:
+                pass  # some transports refuse when nothing is registered
+            transport.registerProducer(_Backpressure(self), True)
+            self.factory.hub.attach(self)
+        except Exception:  # noqa: BLE001 - logged; the socket must survive
+            _log.failure("signalling socket failed to open")
+            self.close(1011, "internal error")
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._detached:
+            return
+        self._detached = True
+        try:
+            self.factory.hub.detach(self)
+        except Exception:  # noqa: BLE001 - logged; the socket must survive
+            _log.failure("signalling socket failed to deregister")
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def write_frame(self, data: bytes) -> None:
+        """Write one complete pre-built frame, unless closing or the peer is stuck."""
+        if self.state != _OPEN:
+            return
+        if self._paused:
+            backlog = self._backlog + len(data)
+            if backlog > self.factory.max_backlog:
+                _log.info("closing slow consumer {peer} ({backlog} bytes backlog)",
+                          peer=self.peer, backlog=self._backlog)
+                self.close(hub_module.CLOSE_TOO_MANY, "slow consumer")
+                return
+            self._backlog = backlog
+        transport: Any = self.transport
+        transport.write(data)
+
+    def send(self, kind: str, data: dict[str, Any] | None = None) -> None:
+        self.write_frame(frame(msg.event(kind, data)))
+
+    def send_error(self, code: str, message: str, request_id: str | int | None = None,
+                   request_type: str | None = None) -> None:
+        self.write_frame(frame(msg.error(code, message, request_id, request_type)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake with any code (``sendClose`` refuses 1001/1011)."""
+        if self.state == _OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123],
+                                isReply=False)
+
+    def abort(self) -> None:
+        self.dropConnection(abort=True)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.phase == "gone" or self.state != _OPEN:
+            return
+        bucket = self._bucket
+        assert bucket is not None
+        verdict = bucket.take(self.factory.clock.seconds())
+        if verdict == "abuse":
+            _log.info("closing {peer}: rate limit exceeded", peer=self.peer)
+            self.close(hub_module.CLOSE_TOO_MANY, "rate limited")
+            return
+        try:
+            request = msg.decode_request(payload, isBinary)
+        except msg.EnvelopeError as e:
+            self.send_error(e.code, e.message, e.request_id, e.request_type)
+            return
+        if verdict == "limited":
+            self.send_error("rateLimited",
+                            f"more than {hub_module.RATE_PER_SECOND} messages per second",
+                            request.id, request.type)
+            return
+        self._dispatch(request)
+
+    def _dispatch(self, request: msg.Request) -> None:
+        kind = request.type
+        try:
+            if self.phase != "joined" and kind in msg.PARSERS and (
+                    kind not in msg.LOBBY_REQUESTS):
+                raise msg.MessageError("notJoined", "wait until a moderator lets you in")
+            data = msg.parse(request)
+            result = getattr(self, "handle_" + kind)(data)
+        except msg.MessageError as e:
+            self.send_error(e.code, e.message, request.id, kind)
+            return
+        except NotAllowed as e:
+            self.send_error("notAllowed", str(e) or "not allowed", request.id, kind)
+            return
+        except RegistryError as e:
+            self.send_error("notAllowed", str(e) or type(e).__name__, request.id, kind)
+            return
+        except Exception:  # noqa: BLE001 - logged; the socket must survive
+            _log.failure("signalling request {type} failed", type=kind)
+            self.send_error("internal", "the server failed to handle this request",
+                            request.id, kind)
+            return
+        reply = result if isinstance(result, Reply) else Reply(result or {})
+        if request.id is not None:
+            self.write_frame(frame(msg.ack(request.id, reply.data)))
+        if reply.after is not None:
+            try:
+                reply.after()
+            except Exception:  # noqa: BLE001 - logged; the socket must survive
+                _log.failure("signalling request {type} failed after its ack", type=kind)
+
+    # --- handlers: one per request type (docs/signalling-protocol.md §4) -------------------
+
+    @property
+    def _me(self) -> Participant:
+        assert self.participant is not None
+        return self.participant
+
+    @property
+    def _meeting(self) -> Meeting:
+        return self._me.meeting
+
+    def _other(self, user_id: str) -> Participant:
+        target = self._meeting.participants.get(user_id)
+        if target is None:
+            raise NotFound("no connected participant with that id")
+        return target
+
+    def _moderator_target(self, user_id: str) -> Participant:
+        self.factory.hub.registry.require_moderator(self._me)
+        return self._other(user_id)
+
+    def handle_media(self, m: msg.Media) -> None:
+        self.factory.hub.registry.update_media(
+            self._me,
+            joined_voice=m.joined_voice,
+            listen_only=m.listen_only,
+            muted=m.muted,
+            video_streams=None if m.video is None else int(m.video),
+            screen_sharing=m.screen,
+        )
+
+    def handle_chat(self, text: str) -> dict[str, Any]:
+        me = self._me
+        message = self.factory.hub.registry.send_chat(me.meeting, text, me.full_name, me)
+        return {"id": message.id}
+
+    def handle_raiseHand(self, raised: bool) -> None:
+        self.factory.hub.registry.set_raised_hand(self._me, raised, by=self._me)
+
+    def handle_lowerHand(self, user_id: str) -> None:
+        target = self._me if user_id == self._me.user_id else self._other(user_id)
+        self.factory.hub.registry.set_raised_hand(target, False, by=self._me)
+
+    def handle_mute(self, user_id: str) -> None:
+        self._moderator_target(user_id)
+        self.factory.hub.registry.request_mute(self._meeting, user_id, by=self._me)
+
+    def handle_muteAll(self, _: None) -> dict[str, Any]:
+        targets = self.factory.hub.registry.request_mute(self._meeting, None, by=self._me)
+        return {"count": len(targets)}
+
+    def handle_remove(self, user_id: str) -> None:
+        self._moderator_target(user_id)
+        if user_id == self._me.user_id:
+            raise NotAllowed("you cannot remove yourself; use leave")
+        self.factory.hub.registry.remove(self._meeting, user_id, by=self._me)
+
+    def handle_presenter(self, user_id: str) -> None:
+        self._moderator_target(user_id)
+        self.factory.hub.registry.set_presenter(self._meeting, user_id, by=self._me)
+
+    def handle_role(self, target: tuple[str, str]) -> None:
+        user_id, role = target
+        self._moderator_target(user_id)
+        self.factory.hub.registry.set_role(self._meeting, user_id, Role(role), by=self._me)
+
+    def handle_admit(self, user_id: str) -> None:
+        registry = self.factory.hub.registry
+        registry.require_moderator(self._me)
+        registry.admit_guest(self.factory.hub.waiting_seat(self._meeting, user_id),
+                             by=self._me)
+
+    def handle_deny(self, user_id: str) -> None:
+        registry = self.factory.hub.registry
+        registry.require_moderator(self._me)
+        registry.deny_guest(self.factory.hub.waiting_seat(self._meeting, user_id),
+                            by=self._me)
+
+    def handle_end(self, _: None) -> Reply:
+        registry = self.factory.hub.registry
+        me, meeting = self._me, self._meeting
+        registry.require_moderator(me)
+        return Reply({}, lambda: registry.end_meeting(meeting, EndReason.ENDED_BY_MODERATOR,
+                                                      by=me))
+
+    def handle_leave(self, _: None) -> Reply:
+        return Reply({}, lambda: self.factory.hub.leave(self))
+
+    def handle_signal(self, signal: msg.Signal) -> None:
+        self.factory.hub.relay(self, signal)
+
+    def handle_ping(self, ts: float | None) -> dict[str, Any]:
+        return {"ts": ts, "serverTs": self.factory.hub.registry.now()}
+
+
+class SignallingFactory(WebSocketServerFactory):
+    """Builds :class:`SignallingProtocol` instances sharing one :class:`Hub`."""
+
+    protocol = SignallingProtocol  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        hub: Hub,
+        clock: IReactorTime,
+        *,
+        auto_ping_interval: float,
+        auto_ping_timeout: float,
+        open_handshake_timeout: float,
+        close_handshake_timeout: float,
+        max_backlog: int = MAX_BACKLOG_BYTES,
+    ) -> None:
+        super().__init__(reactor=clock, server=hub.settings.server_name)
+        self.hub = hub
+        self.clock = clock
+        self.max_backlog = max_backlog
+        self._batched_timer = _clock_timer(clock)
+        self.setProtocolOptions(
+            maxFramePayloadSize=HARD_MESSAGE_LIMIT,
+            maxMessagePayloadSize=HARD_MESSAGE_LIMIT,
+            autoFragmentSize=0,
+            failByDrop=False,
+            openHandshakeTimeout=open_handshake_timeout,
+            closeHandshakeTimeout=close_handshake_timeout,
+            autoPingInterval=auto_ping_interval,
+            autoPingTimeout=auto_ping_timeout,
+            perMessageCompressionAccept=lambda offers: None,
+        )
+
+
+def _clock_timer(clock: IReactorTime) -> Any:
+    """Autobahn's batched timer (one delayed call per 200 ms bucket), on our clock."""
+    from txaio._common import _BatchedTimer
+
+    return _BatchedTimer(200.0, 1000, seconds_provider=clock.seconds,
+                         delayed_call_creator=clock.callLater)

@@ -1,0 +1,105 @@
+"""The signalling socket over real TCP on 127.0.0.1 (twisted.web Site, real reactor)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from meetplatform.config import Settings
+from meetplatform.registry import MeetingSpec, Registry, Role
+from meetplatform.signalling import SignallingService
+from meetplatform.signalling.hub import frame
+from meetplatform.signalling.protocol import SignallingProtocol, _Backpressure
+
+
+class _Browser(WebSocketClientProtocol):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[str, Deferred[dict[str, Any]]] = {}
+        self.closed: Deferred[tuple[int | None, str | None]] = Deferred()
+
+    def next(self, kind: str) -> Deferred[dict[str, Any]]:
+        d: Deferred[dict[str, Any]] = Deferred()
+        self.waiting[kind] = d
+        return d
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        message = json.loads(payload)
+        d = self.waiting.pop(message["type"], None)
+        if d is not None:
+            d.callback(message)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self.closed.called:
+            self.closed.callback((code, reason))
+
+
+async def _open(reactor: Any, port: int, token: str) -> _Browser:
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws?sessionToken={token}",
+                                     reactor=reactor)
+    built: Deferred[_Browser] = Deferred()
+
+    def build() -> _Browser:
+        browser = _Browser()
+        browser.factory = factory
+        first = browser.next("joined")
+        first.addCallback(lambda _: built.callback(browser))
+        return browser
+
+    factory.protocol = build  # type: ignore[assignment]
+    reactor.connectTCP("127.0.0.1", port, factory)
+    return await built.addTimeout(10, reactor)
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> None:
+    """Over real TCP: two browsers join, chat flows, and one that stops reading is
+    closed with 4029 once its backlog passes the bound."""
+    from twisted.internet import reactor
+
+    registry = Registry(reactor)
+    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
+    service = SignallingService(reactor, settings, registry)
+    root = Resource()
+    root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
+    listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    try:
+        port = listening.getHost().port
+        meeting, _ = registry.create_meeting(MeetingSpec("int", "Integration"))
+        mod_seat = registry.issue_seat(meeting, full_name="Mod", role=Role.MODERATOR)
+        ann_seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
+        mod = await _open(reactor, port, mod_seat.token)
+        ann = await _open(reactor, port, ann_seat.token)
+        chat = ann.next("chat")
+        mod.sendMessage(b'{"type":"chat","data":{"text":"hello over tcp"}}')
+        assert (await chat.addTimeout(10, reactor))["data"]["text"] == "hello over tcp"
+
+        server = next(c for c in service.hub.conns if c.participant
+                      and c.participant.user_id == ann_seat.user_id)
+        assert isinstance(server, SignallingProtocol)
+        assert isinstance(server.transport.producer, _Backpressure)  # type: ignore[union-attr]
+        ann.transport.pauseProducing()  # type: ignore[union-attr]  # Ann stops reading
+        big = frame(json.dumps({"type": "chat", "data": {"text": "x" * 60_000}}).encode())
+        for _ in range(4000):  # at most 240 MB; kernel buffers hold a few MB at most
+            if server.state != server.STATE_OPEN:
+                break
+            server.write_frame(big)
+            await deferLater(reactor, 0, lambda: None)
+        assert server.state != server.STATE_OPEN
+        assert server._backlog <= 1024 * 1024
+        ann.transport.resumeProducing()  # type: ignore[union-attr]
+        assert (await ann.closed.addTimeout(30, reactor))[0] == 4029
+        assert mod.state == mod.STATE_OPEN
+        await service.stopService()
+        assert (await mod.closed.addTimeout(10, reactor)) == (1001, "server shutting down")
+    finally:
+        await listening.stopListening()

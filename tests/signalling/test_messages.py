@@ -1,0 +1,207 @@
+"""The pure message functions: decoding, validation, encoding, sanitising, rate limiting."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meetplatform.signalling import messages as msg
+
+
+def test_a_well_formed_request_is_decoded() -> None:
+    """A JSON object with type, id and data becomes a Request."""
+    request = msg.decode_request(b'{"type":"chat","id":"c-1","data":{"text":"hi"}}')
+    assert request == msg.Request("chat", "c-1", {"text": "hi"})
+
+
+def test_id_and_data_are_optional_and_integer_ids_are_kept() -> None:
+    """A request may omit id and data; numeric ids come back as integers."""
+    assert msg.decode_request(b'{"type":"leave"}') == msg.Request("leave", None, {})
+    assert msg.decode_request(b'{"type":"ping","id":7}').id == 7
+
+
+@pytest.mark.parametrize("payload, code, request_id", [
+    (b"not json", "invalid", None),
+    (b"[1,2]", "invalid", None),
+    (b'{"id":"x"}', "invalid", "x"),
+    (b'{"type":"chat","id":"x","data":[1]}', "invalid", "x"),
+    (b'{"type":"chat","id":true}', "invalid", None),
+    (b'{"type":"chat","id":"' + b"x" * 65 + b'"}', "invalid", None),
+    (b'{"type":"ping","data":{"ts":NaN}}', "invalid", None),
+    (b"\xff\xfe", "invalid", None),
+])
+def test_unreadable_frames_are_refused_with_invalid(payload: bytes, code: str,
+                                                     request_id: str | None) -> None:
+    """Frames that are not a readable envelope give `invalid`, with the id when readable."""
+    with pytest.raises(msg.EnvelopeError) as caught:
+        msg.decode_request(payload)
+    assert caught.value.code == code and caught.value.request_id == request_id
+
+
+def test_binary_and_oversized_frames_are_refused() -> None:
+    """Binary frames are invalid and messages over 64 KiB are tooLarge."""
+    with pytest.raises(msg.EnvelopeError) as binary:
+        msg.decode_request(b'{"type":"ping"}', is_binary=True)
+    assert binary.value.code == "invalid"
+    big = json.dumps({"type": "chat", "data": {"text": "x" * 70_000}}).encode()
+    with pytest.raises(msg.EnvelopeError) as large:
+        msg.decode_request(big)
+    assert large.value.code == "tooLarge"
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_escape_as_anything_but_an_envelope_error(data: bytes) -> None:
+    """Whatever bytes arrive, decoding returns a Request or raises EnvelopeError."""
+    try:
+        msg.decode_request(data)
+    except msg.EnvelopeError:
+        pass
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
+                                                                         max_size=4)),
+       st.sampled_from(sorted(msg.PARSERS)))
+def test_any_json_data_validates_or_is_refused_with_a_message_error(data: object,
+                                                                   kind: str) -> None:
+    """Every request type's validator rejects bad data with a MessageError, never a crash."""
+    envelope = json.dumps({"type": kind, "data": data}).encode()
+    try:
+        request = msg.decode_request(envelope)
+        msg.parse(request)
+    except msg.MessageError as e:
+        assert e.code == "invalid" and e.message
+
+
+def test_unknown_types_are_refused() -> None:
+    """A request type the protocol doesn't have gives unknownType."""
+    with pytest.raises(msg.MessageError) as caught:
+        msg.parse(msg.Request("fly", None, {}))
+    assert caught.value.code == "unknownType"
+
+
+def test_chat_text_is_trimmed_and_bounded() -> None:
+    """Chat text is 1..500 characters after trimming."""
+    assert msg.parse_chat({"text": "  hi  "}) == "hi"
+    assert msg.parse_chat({"text": "é" * 500}) == "é" * 500
+    for bad in ({"text": "   "}, {"text": "x" * 501}, {"text": 5}, {}):
+        with pytest.raises(msg.MessageError):
+            msg.parse_chat(bad)
+
+
+def test_media_accepts_any_subset_of_booleans() -> None:
+    """media takes any subset of its five flags, each a boolean."""
+    assert msg.parse_media({"muted": False, "video": True}) == msg.Media(muted=False,
+                                                                        video=True)
+    with pytest.raises(msg.MessageError):
+        msg.parse_media({"muted": "no"})
+
+
+def test_role_must_be_moderator_or_viewer() -> None:
+    """role needs a userId and one of the two BBB roles."""
+    assert msg.parse_role({"userId": "w_1", "role": "MODERATOR"}) == ("w_1", "MODERATOR")
+    with pytest.raises(msg.MessageError):
+        msg.parse_role({"userId": "w_1", "role": "ADMIN"})
+
+
+def test_signal_keeps_only_validated_fields() -> None:
+    """A relayed signal carries the description and candidate fields and nothing else."""
+    signal = msg.parse_signal({
+        "to": "w_b",
+        "description": {"type": "offer", "sdp": "v=0", "extra": 1},
+        "candidate": {"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdpMid": "0",
+                      "sdpMLineIndex": 0, "evil": "x"},
+        "from": "w_spoofed",
+    })
+    assert signal.to == "w_b"
+    assert signal.relay == {
+        "description": {"type": "offer", "sdp": "v=0"},
+        "candidate": {"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdpMid": "0",
+                      "sdpMLineIndex": 0, "usernameFragment": None},
+    }
+
+
+def test_signal_end_of_candidates_and_bad_signals() -> None:
+    """A null candidate is relayed; a signal with nothing or bad types is invalid."""
+    assert msg.parse_signal({"to": "w_b", "candidate": None}).relay == {"candidate": None}
+    for bad in ({"to": "w_b"}, {"to": "", "candidate": None},
+                {"to": "w_b", "description": {"type": "hello", "sdp": "v=0"}},
+                {"to": "w_b", "description": {"type": "offer", "sdp": ""}},
+                {"to": "w_b", "candidate": {"candidate": "x", "sdpMLineIndex": "0"}},
+                {"to": "w_b", "candidate": "x"}):
+        with pytest.raises(msg.MessageError):
+            msg.parse_signal(bad)
+
+
+def test_error_frames_carry_id_only_when_known() -> None:
+    """Errors say code and message, and echo the id and request type when there is one."""
+    assert json.loads(msg.error("invalid", "bad")) == {"type": "error", "code": "invalid",
+                                                       "message": "bad"}
+    assert json.loads(msg.error("notAllowed", "no", 3, "mute")) == {
+        "type": "error", "id": 3, "code": "notAllowed", "message": "no", "request": "mute"}
+    assert json.loads(msg.ack("a", {"x": 1})) == {"type": "ack", "id": "a", "data": {"x": 1}}
+
+
+def test_welcome_html_keeps_formatting_and_safe_links_only() -> None:
+    """The welcome message keeps simple tags and http(s) links; scripts become text."""
+    out = msg.sanitize_html(
+        'Hi <b>all</b><br/><a href="https://x.test/?a=1&b=2" onclick="evil()">site</a>'
+        '<script>alert(1)</script><a href="javascript:alert(1)">bad</a><img src=x '
+        'onerror=alert(1)><i>open')
+    assert out == (
+        'Hi <b>all</b><br><a href="https://x.test/?a=1&amp;b=2" target="_blank" '
+        'rel="noopener noreferrer">site</a>alert(1)<a>bad</a><i>open</i>')
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+@given(st.text(alphabet=st.sampled_from(list("<>/=\"' abhrefscriptonloadjavascript:img")),
+               max_size=120) | st.text(max_size=120))
+def test_sanitised_html_never_contains_active_content(text: str) -> None:
+    """Whatever the welcome text, only allowed tags with safe link attributes come out."""
+    collector = _TagCollector()
+    collector.feed(msg.sanitize_html(text))
+    for tag, attrs in collector.tags:
+        assert tag in {"a", "b", "strong", "i", "em", "u", "br", "p", "ul", "ol", "li", "span"}
+        for name, value in attrs:
+            assert name in {"href", "target", "rel"}
+            if name == "href":
+                assert (value or "").split(":")[0].lower() in {"http", "https", "mailto"}
+
+
+def test_origins_are_normalised() -> None:
+    """Origins compare by scheme, host and port, ignoring case and default ports."""
+    assert msg.normalise_origin("HTTPS://Meet.Example:443/x") == "https://meet.example"
+    assert msg.normalise_origin("http://h:8080") == "http://h:8080"
+    assert msg.normalise_origin("null") is None
+    assert msg.normalise_origin("http://h:99999") is None
+
+
+def test_session_tokens_are_url_safe_and_bounded() -> None:
+    """Only URL-safe base64 tokens up to 256 characters are looked up."""
+    assert msg.valid_token("abc-DEF_123")
+    assert not msg.valid_token("a b") and not msg.valid_token("") and not msg.valid_token(
+        "a" * 257)
+
+
+def test_token_bucket_allows_a_burst_then_limits_then_flags_abuse() -> None:
+    """50/s with burst 200: the 201st message is limited; 200 more rejected is abuse."""
+    bucket = msg.TokenBucket(50, 200, now=0.0)
+    assert [bucket.take(0.0) for _ in range(200)] == ["ok"] * 200
+    assert bucket.take(0.0) == "limited"
+    assert bucket.take(1.0) == "ok"  # one second refilled 50 tokens (the debt was 1)
+    for _ in range(47):
+        assert bucket.take(1.0) == "ok"
+    verdicts = [bucket.take(1.0) for _ in range(250)]
+    assert "abuse" in verdicts and verdicts.index("abuse") == 200
