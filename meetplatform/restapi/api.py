@@ -1,0 +1,194 @@
+"""The JSON:API surface: :class:`RestApi`, mounted at ``/api/v2``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from meetplatform import __version__
+from meetplatform.config import Settings
+from meetplatform.invitations import Invitations
+from meetplatform.registry import Registry
+from meetplatform.restapi import routes
+from meetplatform.restapi.base import Ctx, RateLimits, is_utf8, query_args
+from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
+from meetplatform.restapi.meetings import MeetingRoutes
+from meetplatform.restapi.model import ALL_TYPES
+from meetplatform.restapi.oauth import OAuthRoutes
+from meetplatform.restapi.openapi import build_document
+from meetplatform.restapi.participants import ParticipantRoutes
+from meetplatform.restapi.rooms import RoomRoutes
+from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.spaces import SpaceRoutes
+from meetplatform.restapi.user_tokens import UserTokenRoutes
+from meetplatform.store import Store
+
+_log = Logger()
+
+OVERRIDABLE = ("PATCH", "PUT", "DELETE")
+
+INDEX_SCHEMA = {
+    "type": "object",
+    "properties": {"meta": {"type": "object"}, "links": {"type": "object"},
+                   "jsonapi": {"type": "object"}},
+    "required": ["meta", "links"],
+}
+
+
+class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, ParticipantRoutes,
+              MeetingRoutes):
+    """The JSON:API v2 for client applications (one Klein app, state per instance).
+
+    ``resource()`` is what the composition root mounts at ``/api/v2``. Optional keyword
+    arguments: ``invitations`` (share one :class:`Invitations` with the web pages),
+    ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``.
+    """
+
+    app = routes.app
+
+    def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry,
+                 store: Store, *, invitations: Invitations | None = None,
+                 rate_limits: RateLimits | None = None, max_body_bytes: int = 64 * 1024,
+                 access_token_ttl_s: int | None = None) -> None:
+        super().__init__(clock, settings, registry, store, invitations=invitations,
+                         rate_limits=rate_limits, max_body_bytes=max_body_bytes,
+                         access_token_ttl_s=access_token_ttl_s)
+        self._openapi: dict[str, Any] | None = None
+
+    def resource(self) -> IResource:
+        """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
+        return _Gate(self, self.app.resource())
+
+    async def purge_expired_tokens(self) -> int:
+        """Forget access tokens that expired more than a day ago. A periodic job (run it
+        from a TimerService): it never raises, it logs."""
+        try:
+            return await self._store.purge_expired_access_tokens(self.now())
+        except Exception:  # noqa: BLE001 - periodic jobs never raise (they log)
+            _log.failure("purging expired access tokens failed")
+            return 0
+
+    def openapi_document(self) -> dict[str, Any]:
+        if self._openapi is None:
+            self._openapi = build_document(routes.ROUTES, ALL_TYPES, self.base_url)
+        return self._openapi
+
+    # --- documents about the API -------------------------------------------------------
+
+    @api_route("GET", "/", summary="Where things are", tag="About", auth="public",
+               output=Output("json", schema=INDEX_SCHEMA))
+    async def index(self, ctx: Ctx) -> Reply:
+        """Links to the OpenAPI document and the collections; no authentication."""
+        return Reply(200, {
+            "meta": {"name": self._settings.server_name, "version": __version__,
+                     "apiVersion": "2"},
+            "links": {"self": self.url("/"), "openapi": self.url("/openapi.json"),
+                      "token": self.url("/oauth/token"), "spaces": self.url("/spaces"),
+                      "meetings": self.url("/meetings")},
+            "jsonapi": JSONAPI_VERSION,
+        })
+
+    @api_route("GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", tag="About",
+               auth="public", output=Output("json", schema={"type": "object"}),
+               media_type=JSON_TYPE)
+    async def openapi(self, ctx: Ctx) -> Reply:
+        return Reply(200, self.openapi_document())
+
+    # --- errors, in one place ----------------------------------------------------------
+
+    @app.handle_errors(ApiError)
+    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, ApiError)
+        return self.render_error(request, error)
+
+    @app.handle_errors(HTTPException)
+    def _routing_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        if isinstance(error, MethodNotAllowed):
+            allowed = sorted(m for m in (error.valid_methods or []) if m != "HEAD")
+            api_error = ApiError(405, "request.methodNotAllowed",
+                                 f"{request.method.decode('ascii', 'replace')} is not "
+                                 f"allowed here; use {', '.join(allowed)}",
+                                 headers={"Allow": ", ".join(allowed)})
+        elif getattr(error, "code", 404) in (404, 301, 302, 307, 308):
+            api_error = ApiError(404, "request.notFound", "there is no such endpoint")
+        else:
+            code = int(getattr(error, "code", 400) or 400)
+            api_error = ApiError(code, "request.invalid",
+                                 str(getattr(error, "description", "")) or "invalid request")
+        return self.render_error(request, api_error)
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        _log.failure("JSON:API request {method} {uri} failed", failure=failure,
+                     method=request.method, uri=request.uri)
+        return self.render_error(request, ApiError(
+            500, "server.error", "the server failed to handle this request; it was logged"))
+
+
+class _Gate(Resource):
+    """Checks made before routing: URL encoding and size, and the method override."""
+
+    isLeaf = True
+
+    def __init__(self, api: RestApi, inner: IResource) -> None:
+        super().__init__()
+        self._api = api
+        self._inner = inner
+
+    def render(self, request: IRequest) -> Any:
+        try:
+            self._check(request)
+        except ApiError as error:
+            return self._api.render_error(request, error)
+        if not request.postpath:  # "/api/v2" is the index, as "/api/v2/" is
+            request.postpath = [b""]
+        return self._inner.render(request)
+
+    def _check(self, request: IRequest) -> None:
+        uri: bytes = request.uri
+        _, _, query = uri.partition(b"?")
+        if len(query) > self._api._settings.max_query_bytes or len(uri) > 16 * 1024:
+            raise ApiError(414, "request.uriTooLong", "the URL is too long")
+        args = query_args(request)
+        try:
+            for segment in request.postpath:
+                segment.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "request.invalidEncoding",
+                           "the URL path is not valid UTF-8 once percent-decoded") from None
+        if not all(is_utf8(name) and all(is_utf8(v) for v in values)
+                   for name, values in args.items()):
+            raise ApiError(400, "request.invalidEncoding",
+                           "the query is not valid UTF-8 once percent-decoded")
+        header = request.requestHeaders.getRawHeaders(b"X-HTTP-Method-Override") or []
+        param = args.get("_method", [])
+        wanted = {v.strip().upper() for v in [*(h.decode("latin-1") for h in header), *param]}
+        if not wanted:
+            return
+        if request.method != b"POST":
+            raise ApiError(400, "request.methodOverrideNotAllowed",
+                           "X-HTTP-Method-Override and _method are honoured on POST only",
+                           header="X-HTTP-Method-Override" if header else None,
+                           parameter="_method" if param and not header else None)
+        if len(wanted) > 1:
+            raise ApiError(400, "request.methodOverrideConflict",
+                           "X-HTTP-Method-Override and _method disagree")
+        method = wanted.pop()
+        if method not in OVERRIDABLE:
+            raise ApiError(400, "request.methodOverrideNotAllowed",
+                           "the method override may be PATCH, PUT or DELETE",
+                           header="X-HTTP-Method-Override" if header else None,
+                           parameter="_method" if param and not header else None)
+        _log.debug("method override {method} on {uri}", method=method, uri=uri)
+        request.method = method.encode("ascii")
+
+
+__all__ = ["RateLimits", "RestApi"]

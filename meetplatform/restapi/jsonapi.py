@@ -1,0 +1,276 @@
+"""JSON:API 1.1 plumbing: errors, documents, encoding, content negotiation, cursors.
+
+Pure functions and values, no Twisted: tested on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MEDIA_TYPE = "application/vnd.api+json"
+JSON_TYPE = "application/json"
+JSONAPI_VERSION = {"version": "1.1"}
+
+_TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 410: "Gone",
+    413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+    422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def status_title(status: int) -> str:
+    return _TITLES.get(status, "Error")
+
+
+@dataclass
+class ApiError(Exception):
+    """A refusal, rendered as a JSON:API error object (and an OAuth error where relevant)."""
+
+    status: int
+    code: str
+    detail: str
+    title: str = ""
+    pointer: str | None = None
+    parameter: str | None = None
+    header: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: RFC 6749 §5.2 ``error`` value for the OAuth endpoints.
+    oauth_error: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.status} {self.code}: {self.detail}")
+        if not self.title:
+            self.title = status_title(self.status)
+
+    def error_object(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": str(self.status),
+            "code": self.code,
+            "title": self.title,
+            "detail": self.detail,
+        }
+        source = {}
+        if self.pointer is not None:
+            source["pointer"] = self.pointer
+        if self.parameter is not None:
+            source["parameter"] = self.parameter
+        if self.header is not None:
+            source["header"] = self.header
+        if source:
+            out["source"] = source
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"errors": [self.error_object()], "jsonapi": JSONAPI_VERSION}
+        if self.oauth_error is not None:
+            doc = {"error": self.oauth_error, "error_description": self.detail, **doc}
+        return doc
+
+
+def encode(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
+    """JSON bytes, indented by two spaces unless ``pretty`` is false."""
+    if pretty:
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """True when an ``Accept-Encoding`` value allows gzip (q > 0)."""
+    if not header:
+        return False
+    for part in header.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        coding = pieces[0].lower()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            return True
+    return False
+
+
+def _media_params(value: str) -> tuple[str, dict[str, str]]:
+    pieces = [p.strip() for p in value.split(";")]
+    params = {}
+    for piece in pieces[1:]:
+        if not piece:
+            continue
+        name, _, val = piece.partition("=")
+        params[name.strip().lower()] = val.strip().strip('"')
+    return pieces[0].lower(), params
+
+
+def check_content_type(value: str | None, *, allowed: Iterable[str] = (MEDIA_TYPE, JSON_TYPE)
+                       ) -> str:
+    """The request body's media type, or an :class:`ApiError` (415) per JSON:API."""
+    if not value:
+        raise ApiError(415, "request.unsupportedMediaType",
+                       f"send the body as {MEDIA_TYPE}", header="Content-Type")
+    media, params = _media_params(value)
+    allowed = tuple(allowed)
+    if media not in allowed:
+        raise ApiError(415, "request.unsupportedMediaType",
+                       f"the body must be {' or '.join(allowed)}, not {media}",
+                       header="Content-Type")
+    if media == MEDIA_TYPE and set(params) - {"ext", "profile"}:
+        raise ApiError(415, "request.unsupportedMediaType",
+                       f"{MEDIA_TYPE} takes no parameters but ext and profile",
+                       header="Content-Type")
+    if media == MEDIA_TYPE and params.get("ext"):
+        raise ApiError(415, "request.unsupportedExtension",
+                       "no JSON:API extensions are supported", header="Content-Type")
+    if media == JSON_TYPE and params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        raise ApiError(415, "request.unsupportedCharset", "send the body in UTF-8",
+                       header="Content-Type")
+    return media
+
+
+def check_accept(value: str | None, produces: str = MEDIA_TYPE) -> None:
+    """Raise 406 when ``Accept`` rules out what the endpoint produces."""
+    if not value or not value.strip():
+        return
+    json_api_seen = False
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        media, params = _media_params(part)
+        q = params.pop("q", "1")
+        try:
+            if float(q) <= 0:
+                continue
+        except ValueError:
+            continue
+        if media == MEDIA_TYPE:
+            json_api_seen = True
+            if produces == MEDIA_TYPE and not (set(params) - {"ext", "profile"}) and not (
+                    params.get("ext")):
+                return
+            continue
+        if media in ("*/*", "application/*", JSON_TYPE, produces):
+            return
+    if json_api_seen:
+        detail = f"{MEDIA_TYPE} is served without media type parameters"
+    else:
+        detail = f"this endpoint answers with {produces}"
+    raise ApiError(406, "request.notAcceptable", detail, header="Accept")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body; 400 with a clear reason when it is not JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "request.invalidJson", "the body is not UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, "request.invalidJson", f"the body is not valid JSON: {e}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def resource(type_: str, id_: str, attributes: Mapping[str, Any], *,
+             relationships: Mapping[str, Any] | None = None,
+             links: Mapping[str, str] | None = None,
+             meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type_, "id": id_, "attributes": dict(attributes)}
+    if relationships:
+        out["relationships"] = dict(relationships)
+    if links:
+        out["links"] = dict(links)
+    if meta:
+        out["meta"] = dict(meta)
+    return out
+
+
+def to_one(type_: str, id_: str | None, related: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"data": None if id_ is None else {"type": type_, "id": id_}}
+    if related:
+        out["links"] = {"related": related}
+    return out
+
+
+def single(data: Mapping[str, Any], *, self_link: str | None = None,
+           meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"data": dict(data)}
+    if self_link:
+        doc["links"] = {"self": self_link}
+    if meta:
+        doc["meta"] = dict(meta)
+    doc["jsonapi"] = JSONAPI_VERSION
+    return doc
+
+
+def collection(items: list[Mapping[str, Any]], *, self_link: str, next_link: str | None,
+               meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    links: dict[str, Any] = {"self": self_link, "next": next_link}
+    doc: dict[str, Any] = {"data": [dict(i) for i in items], "links": links}
+    if meta:
+        doc["meta"] = dict(meta)
+    doc["jsonapi"] = JSONAPI_VERSION
+    return doc
+
+
+# --- cursor pagination --------------------------------------------------------------------
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def encode_cursor(key: tuple[int, str]) -> str:
+    raw = json.dumps([key[0], key[1]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> tuple[int, str]:
+    """The position a ``page[after]`` cursor stands for; 400 if it is not one of ours."""
+    bad = ApiError(400, "page.invalidCursor", "page[after] is not a cursor this API gave out",
+                   parameter="page[after]")
+    if len(text) > 300:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise bad from None
+    if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
+            or not isinstance(value[0], int) or not isinstance(value[1], str)):
+        raise bad
+    return value[0], value[1]
+
+
+def page_size(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise ApiError(400, "page.invalidSize",
+                       f"page[size] must be an integer from 1 to {MAX_PAGE_SIZE}",
+                       parameter="page[size]")
+    return int(value)

@@ -1,0 +1,278 @@
+"""Invitations (user tokens): creation, preview, atomic activation, seats in rooms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import Clock
+
+from meetplatform import invitations as inv
+from meetplatform.config import Settings
+from meetplatform.registry import (
+    GuestPolicy,
+    GuestStatus,
+    MaxParticipantsReached,
+    Registry,
+    Role,
+)
+from meetplatform.store import RoomRecord, SpaceRecord, Store
+
+START = 1_700_000_000.0
+URL = "https://meet.example.com"
+
+
+def done(coro: Any) -> Any:
+    """The result of a coroutine whose awaits are all synchronous (inline store)."""
+    out: list[Any] = []
+    Deferred.fromCoroutine(coro).addBoth(out.append)
+    assert out, "did not complete synchronously"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+class World:
+    def __init__(self, tmp_path: Path, store: Store | None = None) -> None:
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.registry = Registry(self.clock, server_url=URL)
+        self.store = store or Store.open_inline(tmp_path)
+        self.settings = Settings(secret="x" * 40, public_url=URL, data_dir=tmp_path)
+        self.invitations = inv.Invitations(self.clock, self.settings, self.registry, self.store)
+        self._rooms = 0
+
+    def now(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def space(self) -> SpaceRecord:
+        _, space, _ = done(self.store.create_client("acme", self.now()))
+        return space
+
+    def room(self, space: SpaceRecord, **fields: Any) -> RoomRecord:
+        self._rooms += 1
+        values: dict[str, Any] = {
+            "alias": f"room-{self._rooms}", "name": "Room", "type": "conference", "visibility": "private", "lobby": False,
+            "max_participants": 0, "camera": True, "microphone": True, "screenshare": True,
+            "not_before": None, "expires_at": None, "metadata": {}}
+        values.update(fields)
+        return done(self.store.create_room(space.id, values, self.now()))  # type: ignore
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_invitation_link_and_secret_are_returned_once(world: World) -> None:
+    """Creating an invitation returns its secret and its /j/ link; the store keeps a hash."""
+    space = world.space()
+    room = world.room(space)
+    created = done(world.invitations.create(space, room, role="moderator"))
+    assert created.secret.startswith("mput_")
+    assert created.invite_url == f"{URL}/j/{created.secret}"
+    assert created.token.uses == 0 and created.token.max_uses == 1
+    assert created.token.expires_at == world.now() + inv.DEFAULT_TTL_MS
+    stored = done(world.store.get_user_token(created.token.id))
+    assert created.secret not in repr(stored)
+
+
+def test_preview_never_consumes(world: World) -> None:
+    """Opening the invitation page (preview) any number of times leaves it usable."""
+    space = world.space()
+    room = world.room(space)
+    created = done(world.invitations.create(space, room, display_name="Ada"))
+    for _ in range(3):
+        view = done(world.invitations.preview(created.secret))
+        assert view.room == room and view.display_name == "Ada"
+    assert done(world.store.get_user_token(created.token.id)).uses == 0
+    assert done(world.invitations.activate(created.secret)).entry is not None
+
+
+def test_activation_seats_the_user_in_the_rooms_meeting(world: World) -> None:
+    """Activation creates the room's meeting on demand and issues a seat with a session
+    token and the conference URL."""
+    space = world.space()
+    room = world.room(space, name="Physics", max_participants=30, microphone=False)
+    created = done(world.invitations.create(space, room, role="participant",
+                                            external_user_id="student-7",
+                                            permissions={"screenshare": False}))
+    activation = done(world.invitations.activate(created.secret, display_name="Grace"))
+    entry = activation.entry
+    assert entry is not None
+    meeting = world.registry.get_meeting(inv.room_meeting_id(room))
+    assert meeting is entry.meeting and meeting is not None
+    assert meeting.spec.name == "Physics" and meeting.spec.max_participants == 30
+    assert meeting.spec.mute_on_start
+    assert meeting.spec.metadata["mp-room-id"] == room.id
+    seat = entry.seat
+    assert world.registry.seat_for_token(entry.seat.token) is entry.seat
+    assert seat.full_name == "Grace" and seat.role is Role.VIEWER
+    assert seat.external_user_id == "student-7"
+    assert seat.guest_status is GuestStatus.ALLOW
+    assert entry.conference_url == f"{URL}/client/join?sessionToken={seat.token}"
+    assert entry.permissions == {"camera": True, "microphone": False, "screenshare": False}
+    assert seat.userdata["mp_role"] == "participant"
+    assert activation.access_token.startswith("mpua_")
+    assert activation.access.room_id == room.id and activation.access.role == "participant"
+    again = done(world.invitations.create(space, room))
+    second = done(world.invitations.activate(again.secret, display_name="Alan"))
+    assert second.entry is not None and second.entry.meeting is meeting
+
+
+def test_lobby_makes_participants_wait_but_not_moderators(world: World) -> None:
+    """In a room with a lobby, an invited participant waits; an invited moderator enters."""
+    space = world.space()
+    room = world.room(space, lobby=True)
+    guest = done(world.invitations.create(space, room, role="participant"))
+    host = done(world.invitations.create(space, room, role="moderator"))
+    waiting = done(world.invitations.activate(guest.secret, display_name="Guest")).entry
+    entering = done(world.invitations.activate(host.secret, display_name="Host")).entry
+    assert waiting.meeting.spec.guest_policy is GuestPolicy.ASK_MODERATOR
+    assert waiting.seat.guest_status is GuestStatus.WAIT
+    assert entering.seat.guest_status is GuestStatus.ALLOW
+    assert entering.seat.role is Role.MODERATOR
+
+
+def test_refusals_are_distinct(world: World) -> None:
+    """Unknown, used, expired, revoked and not-yet-valid invitations each raise their own
+    error, on preview as on activation."""
+    space = world.space()
+    room = world.room(space)
+    with pytest.raises(inv.InvitationNotFound):
+        done(world.invitations.activate("mput_" + "x" * 43, display_name="A"))
+    with pytest.raises(inv.InvitationNotFound):
+        done(world.invitations.preview("not even a token"))
+    used = done(world.invitations.create(space, room))
+    done(world.invitations.activate(used.secret, display_name="A"))
+    expired = done(world.invitations.create(space, room, expires_at=world.now() + 1000))
+    revoked = done(world.invitations.create(space, room))
+    done(world.store.revoke_user_token(revoked.token.id, world.now()))
+    later = done(world.invitations.create(space, room, not_before=world.now() + 60_000))
+    world.clock.advance(1)
+    for secret, error in ((used.secret, inv.InvitationUsed),
+                          (expired.secret, inv.InvitationExpired),
+                          (revoked.secret, inv.InvitationRevoked),
+                          (later.secret, inv.InvitationNotYetValid)):
+        with pytest.raises(error):
+            done(world.invitations.preview(secret))
+        with pytest.raises(error):
+            done(world.invitations.activate(secret, display_name="B"))
+    assert len({e.code for e in (inv.InvitationUsed("x"), inv.InvitationExpired("x"),
+                                 inv.InvitationRevoked("x"), inv.InvitationNotYetValid("x"),
+                                 inv.InvitationNotFound("x"))}) == 5
+    world.clock.advance(60)
+    assert done(world.invitations.activate(later.secret, display_name="C")).entry is not None
+
+
+def test_a_display_name_is_needed_before_anything_is_consumed(world: World) -> None:
+    """Without a name (none fixed by the invitation), activation is refused and the
+    invitation stays unused."""
+    space = world.space()
+    room = world.room(space)
+    created = done(world.invitations.create(space, room))
+    with pytest.raises(inv.DisplayNameRequired):
+        done(world.invitations.activate(created.secret, display_name="   "))
+    assert done(world.store.get_user_token(created.token.id)).uses == 0
+
+
+def test_room_times_are_enforced(world: World) -> None:
+    """A room that is not open yet, or has expired, refuses invited users (unconsumed)."""
+    space = world.space()
+    now = world.now()
+    early = world.room(space, alias="early-room", not_before=now + 3_600_000)
+    late = world.room(space, alias="late-room", expires_at=now + 1000)
+    early_inv = done(world.invitations.create(space, early))
+    late_inv = done(world.invitations.create(space, late))
+    with pytest.raises(inv.RoomNotOpenYet):
+        done(world.invitations.activate(early_inv.secret, display_name="A"))
+    world.clock.advance(2)
+    with pytest.raises(inv.RoomExpired):
+        done(world.invitations.activate(late_inv.secret, display_name="A"))
+    assert done(world.store.get_user_token(early_inv.token.id)).uses == 0
+
+
+def test_a_full_room_gives_the_use_back(world: World) -> None:
+    """When the room's meeting is full the seat is refused and the invitation can be used
+    again later."""
+    space = world.space()
+    room = world.room(space, max_participants=1)
+    first = done(world.invitations.create(space, room))
+    second = done(world.invitations.create(space, room))
+    done(world.invitations.activate(first.secret, display_name="A"))
+    with pytest.raises(MaxParticipantsReached):
+        done(world.invitations.activate(second.secret, display_name="B"))
+    token = done(world.store.get_user_token(second.token.id))
+    assert token.uses == 0
+    world.clock.advance(world.registry.SEAT_RESERVATION_SECONDS + 1)  # first never connected
+    assert done(world.invitations.activate(second.secret, display_name="B")).entry is not None
+
+
+def test_space_invitation_grants_a_token_not_a_seat(world: World) -> None:
+    """A space invitation's activation returns a space-scoped access token and no seat."""
+    space = world.space()
+    created = done(world.invitations.create(space, None, role="moderator"))
+    activation = done(world.invitations.activate(created.secret))
+    assert activation.entry is None and activation.room is None
+    assert activation.access.space_id == space.id and activation.access.room_id is None
+    assert "participants:moderate" in activation.access.scope
+
+
+def test_effective_permissions_only_narrow(world: World) -> None:
+    """Invitations narrow the room's defaults; viewers publish nothing; moderators all."""
+    space = world.space()
+    room = world.room(space, camera=False)
+    assert inv.effective_permissions(room, "participant", {"camera": True}) == {
+        "camera": False, "microphone": True, "screenshare": True}
+    assert not any(inv.effective_permissions(room, "viewer").values())
+    assert all(inv.effective_permissions(room, "moderator", {"camera": False}).values())
+
+
+def test_public_rooms_of_public_spaces_need_no_invitation(world: World) -> None:
+    """Anyone may enter a public room of a public space by its alias; private ones refuse."""
+    space = world.space()
+    public = world.room(space, alias="open-room", visibility="public")
+    with pytest.raises(inv.RoomNotPublic):
+        done(world.invitations.join_public_room("open-room", "Visitor"))
+    space = done(world.store.update_space(space.id, {"visibility": "public"}, world.now()))
+    entry = done(world.invitations.join_public_room("open-room", "Visitor"))
+    assert entry.room == public and entry.role == "participant"
+    world.room(space, alias="closed-room", visibility="private")
+    with pytest.raises(inv.RoomNotPublic):
+        done(world.invitations.join_public_room("closed-room", "Visitor"))
+    with pytest.raises(inv.RoomNotFound):
+        done(world.invitations.join_public_room("nowhere", "Visitor"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_fifty_simultaneous_activations_one_wins(tmp_path: Path) -> None:
+    """50 activations of one single-use invitation started at once (through the threaded
+    store): exactly one gets a seat, 49 are told it was already used."""
+    from twisted.internet import reactor
+
+    store = Store.open(reactor, tmp_path)  # type: ignore[arg-type]
+    try:
+        world = World(tmp_path, store=store)
+        _, space, _ = await store.create_client("acme", world.now())
+        room = await store.create_room(space.id, {
+            "alias": "contested", "name": "Room", "type": "conference", "visibility": "private",
+            "lobby": False, "max_participants": 0, "camera": True, "microphone": True, "screenshare": True,
+            "not_before": None, "expires_at": None, "metadata": {}}, world.now())
+        created = await world.invitations.create(space, room)
+        attempts = [Deferred.fromCoroutine(
+            world.invitations.activate(created.secret, display_name=f"user {i}"))
+            for i in range(50)]
+        results = await DeferredList(attempts, consumeErrors=True)
+        wins = [value for ok, value in results if ok]
+        losses = [value for ok, value in results if not ok]
+        assert len(wins) == 1
+        assert len(losses) == 49
+        assert all(f.check(inv.InvitationUsed) for f in losses)  # type: ignore[attr-defined]
+        meeting = world.registry.get_meeting(inv.room_meeting_id(room))
+        assert meeting is not None and len(meeting.seats) == 1
+        assert (await store.get_user_token(created.token.id)).uses == 1  # type: ignore
+    finally:
+        await store.close()
