@@ -11,10 +11,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from html import escape
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from meetplatform.web.sanitize import sanitize_html
 
 if TYPE_CHECKING:
     from meetplatform.registry import ChatMessage, Meeting, Participant, Seat
@@ -393,63 +393,6 @@ def ended_json(meeting: Meeting) -> Json:
         "message": _END_MESSAGES.get(reason, "The meeting has ended."),
         "logoutUrl": meeting.spec.logout_url,
     }
-
-
-# --- welcome message sanitising -----------------------------------------------------------
-
-_ALLOWED_TAGS = frozenset({"a", "b", "strong", "i", "em", "u", "br", "p", "ul", "ol", "li",
-                           "span"})
-_VOID_TAGS = frozenset({"br"})
-_URL_SCHEMES = ("http", "https", "mailto")
-
-
-class _Sanitizer(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.open: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _ALLOWED_TAGS:
-            return
-        if tag == "a":
-            href = next((v for k, v in attrs if k == "href" and v), None)
-            if href is None or urlsplit(href.strip()).scheme.lower() not in _URL_SCHEMES:
-                self.out.append("<a>")
-            else:
-                self.out.append(f'<a href="{escape(href.strip(), quote=True)}" '
-                                'target="_blank" rel="noopener noreferrer">')
-        else:
-            self.out.append(f"<{tag}>")
-        if tag not in _VOID_TAGS:
-            self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _VOID_TAGS:
-            self.out.append(f"<{tag}>")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _ALLOWED_TAGS and tag not in _VOID_TAGS and tag in self.open:
-            while self.open:
-                top = self.open.pop()
-                self.out.append(f"</{top}>")
-                if top == tag:
-                    break
-
-    def handle_data(self, data: str) -> None:
-        self.out.append(escape(data, quote=False))
-
-
-def sanitize_html(text: str) -> str:
-    """Keep a few formatting tags and safe links of BBB welcome messages; escape the rest."""
-    if not text:
-        return ""
-    parser = _Sanitizer()
-    parser.feed(text)
-    parser.close()
-    while parser.open:
-        parser.out.append(f"</{parser.open.pop()}>")
-    return "".join(parser.out)
 
 
 # --- handshake helpers --------------------------------------------------------------------

@@ -25,7 +25,7 @@ def test_a_valid_token_joins_and_gets_the_snapshot(world: World) -> None:
         "raisedHand": False, "avatarUrl": "https://img.test/a.png", "reconnecting": False}
     assert joined["meeting"] == {
         "id": "m1", "internalId": meeting.internal_id, "name": "Weekly",
-        "welcome": "Hello <b>Weekly</b>x", "moderatorOnlyMessage": "",
+        "welcome": "Hello <b>Weekly</b>", "moderatorOnlyMessage": "",
         "logoutUrl": "https://lms.example.org/done", "record": True,
         "guestPolicy": "ALWAYS_ACCEPT"}
     assert ids(joined["participants"]) == [joined["self"]["id"]]
