@@ -71,6 +71,10 @@ from meetplatform.xmlapi.render import (
 
 _log = Logger()
 
+#: Registry events after which a meeting's participant section must be rendered again.
+_PARTICIPANT_EVENTS = (ev.ParticipantJoined, ev.ParticipantLeft, ev.ParticipantUpdated,
+                       ev.ParticipantReplaced)
+
 API_VERSION = "2.0"
 _FORM = b"application/x-www-form-urlencoded"
 _MULTIPART = b"multipart/form-data"
@@ -227,6 +231,9 @@ class XmlApi:
         self._secret_bytes = settings.secret.encode("utf-8")
         self._algorithms = frozenset(settings.checksum_algorithms)
         #: Fixed parts of each live meeting's getMeetings/getMeetingInfo answer.
+        #: Each live meeting's participant counts and ``<attendees>`` as XML, rebuilt only
+        #: after a registry event changed its participants (getMeetings renders thousands).
+        self._people_xml: weakref.WeakKeyDictionary[Meeting, str] = weakref.WeakKeyDictionary()
         self._fixed: weakref.WeakKeyDictionary[Meeting, tuple[Fragment, Fragment]] = (
             weakref.WeakKeyDictionary())
         #: setConfigXML documents: internal meeting id -> token -> config.xml.
@@ -495,6 +502,9 @@ class XmlApi:
         if isinstance(event, ev.MeetingEnded):
             self._configs.pop(event.meeting.internal_id, None)
             self._fixed.pop(event.meeting, None)
+            self._people_xml.pop(event.meeting, None)
+        elif isinstance(event, _PARTICIPANT_EVENTS):
+            self._people_xml.pop(event.participant.meeting, None)
 
     # --- rendering helpers ----------------------------------------------------------------
 
@@ -609,6 +619,27 @@ class XmlApi:
         """:meth:`_meeting_nodes` written straight to XML, byte for byte the same."""
         head, tail = self._fixed_parts(meeting)
         spec = meeting.spec
+        counts = self._people_xml.get(meeting)
+        if counts is None:
+            counts = self._people_xml[meeting] = self._participants_xml(meeting)
+        breakouts = ""
+        if meeting.breakout_ids:
+            breakouts = "<breakoutRooms>" + "".join(
+                f"<breakout>{escape(b)}</breakout>" for b in meeting.breakout_ids
+            ) + "</breakoutRooms>"
+        return (
+            f"{head.xml}<running>{_TF[meeting.running]}</running>"
+            f"<duration>{spec.duration}</duration>"
+            f"<hasUserJoined>{_TF[meeting.has_user_joined]}</hasUserJoined>"
+            f"<recording>{_TF[spec.record]}</recording>"
+            f"<hasBeenForciblyEnded>{_TF[meeting.forcibly_ended]}</hasBeenForciblyEnded>"
+            f"<startTime>{meeting.start_time}</startTime><endTime>{meeting.end_time}</endTime>"
+            f"{counts}{tail.xml}{breakouts}"
+        )
+
+    def _participants_xml(self, meeting: Meeting) -> str:
+        """Counts and ``<attendees>`` of a meeting (cached by :meth:`_meeting_xml`)."""
+        spec = meeting.spec
         participants = meeting.participants
         if participants:
             people = list(participants.values())
@@ -629,20 +660,7 @@ class XmlApi:
                 f"<maxUsers>{spec.max_participants}</maxUsers><moderatorCount>0</moderatorCount>"
                 "<attendees/>"
             )
-        breakouts = ""
-        if meeting.breakout_ids:
-            breakouts = "<breakoutRooms>" + "".join(
-                f"<breakout>{escape(b)}</breakout>" for b in meeting.breakout_ids
-            ) + "</breakoutRooms>"
-        return (
-            f"{head.xml}<running>{_TF[meeting.running]}</running>"
-            f"<duration>{spec.duration}</duration>"
-            f"<hasUserJoined>{_TF[meeting.has_user_joined]}</hasUserJoined>"
-            f"<recording>{_TF[spec.record]}</recording>"
-            f"<hasBeenForciblyEnded>{_TF[meeting.forcibly_ended]}</hasBeenForciblyEnded>"
-            f"<startTime>{meeting.start_time}</startTime><endTime>{meeting.end_time}</endTime>"
-            f"{counts}{tail.xml}{breakouts}"
-        )
+        return counts
 
     # --- calls: meetings ------------------------------------------------------------------
 

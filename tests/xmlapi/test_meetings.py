@@ -573,3 +573,29 @@ def test_create_timers_end_meetings() -> None:
     ended = env.registry.recently_ended("short")
     assert ended is not None
     assert ended.end_reason == EndReason.ENDED_AFTER_EXCEEDING_DURATION.value
+
+
+def test_meeting_info_follows_every_participant_change_between_calls() -> None:
+    """getMeetingInfo and getMeetings show each join, media change, role change and leave
+    made after an earlier call rendered the meeting."""
+    env = make_env()
+    env.create("m1")
+    meeting = env.meeting("m1")
+
+    def seen(call: str = "getMeetingInfo") -> tuple[str | None, ...]:
+        params = {"meetingID": "m1"} if call == "getMeetingInfo" else {}
+        answer = env.call(call, params)
+        prefix = "" if call == "getMeetingInfo" else "meetings/meeting/"
+        return tuple(answer.xml.findtext(prefix + tag) for tag in (
+            "participantCount", "moderatorCount", "videoCount", "listenerCount"))
+
+    assert seen() == seen("getMeetings") == ("0", "0", "0", "0")
+    ann = env.registry.connect(env.registry.issue_seat(
+        meeting, full_name="Ann", role=Role.VIEWER, external_user_id="a"))
+    assert seen() == seen("getMeetings") == ("1", "0", "0", "0")
+    env.registry.update_media(ann, video_streams=1, listen_only=True)
+    assert seen() == seen("getMeetings") == ("1", "0", "1", "1")
+    env.registry.set_role(meeting, ann.user_id, Role.MODERATOR)
+    assert seen() == seen("getMeetings") == ("1", "1", "1", "1")
+    env.registry.disconnect(ann)
+    assert seen() == seen("getMeetings") == ("0", "0", "0", "0")
