@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from meetplatform.config import Settings
 from meetplatform.registry import Registry
 from meetplatform.signalling.hub import Hub
-from meetplatform.signalling.protocol import SignallingFactory, SignallingProtocol
+from meetplatform.signalling.protocol import ExtraOrigins, SignallingFactory, SignallingProtocol
 
 __all__ = ["Hub", "SignallingFactory", "SignallingProtocol", "SignallingService"]
 
@@ -25,7 +25,9 @@ class SignallingService(Service):
 
     Events are subscribed to from construction on, so mounting :meth:`resource` is enough
     for a working ``/ws``; adding the service to the application (``setServiceParent``)
-    makes shutdown close every socket with 1001.
+    makes shutdown close every socket with 1001. ``extra_origins_for(seat)`` (optional)
+    names more origins allowed to open a socket for that seat: the sites allowed to
+    embed its room.
     """
 
     name = "signalling"
@@ -40,6 +42,7 @@ class SignallingService(Service):
         auto_ping_timeout: float = 20.0,
         open_handshake_timeout: float = 10.0,
         close_handshake_timeout: float = 5.0,
+        extra_origins_for: ExtraOrigins | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
@@ -52,6 +55,7 @@ class SignallingService(Service):
             auto_ping_timeout=auto_ping_timeout,
             open_handshake_timeout=open_handshake_timeout,
             close_handshake_timeout=close_handshake_timeout,
+            extra_origins_for=extra_origins_for,
         )
         self._close_timeout = close_handshake_timeout + 1.0
         self._resource = WebSocketResource(self.factory)

@@ -20,15 +20,17 @@ Traps avoided here, for whoever edits this next:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from meetplatform.registry import (
@@ -54,6 +56,9 @@ _OPEN = WebSocketProtocol.STATE_OPEN
 HARD_MESSAGE_LIMIT = 128 * 1024
 #: Bytes that may be queued for a socket after its transport asked us to pause.
 MAX_BACKLOG_BYTES = 1024 * 1024
+
+#: Gives the origins allowed to embed a seat's room (the web embed pages provide it).
+ExtraOrigins = Callable[["Seat"], Awaitable[Collection[str]]]
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,8 @@ class SignallingProtocol(WebSocketServerProtocol):
 
     # --- handshake ------------------------------------------------------------------------
 
-    def onConnect(self, request: ConnectionRequest) -> str | None:
+    def onConnect(  # type: ignore[override] # Autobahn accepts a Deferred too
+            self, request: ConnectionRequest) -> str | None | Deferred[str | None]:
         try:
             return self._authorize(request)
         except ConnectionDeny as deny:
@@ -116,11 +122,15 @@ class SignallingProtocol(WebSocketServerProtocol):
             _log.failure("signalling handshake failed")
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR, "internal error")
 
-    def _authorize(self, request: ConnectionRequest) -> str | None:
+    def _authorize(self, request: ConnectionRequest) -> str | None | Deferred[str | None]:
         hub = self.factory.hub
         if hub.closing:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "server shutting down")
-        if not hub.origin_allowed(request.origin):
+        # An origin other than the service's own (or a configured extra one) may still
+        # be a site allowed to embed the seat's room: asked below, once the seat is known.
+        foreign = not hub.origin_allowed(request.origin)
+        embedding_origins = self.factory.extra_origins_for
+        if foreign and embedding_origins is None:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
         tokens = request.params.get("sessionToken") or []
         if len(tokens) != 1 or not msg.valid_token(tokens[0]):
@@ -134,8 +144,39 @@ class SignallingProtocol(WebSocketServerProtocol):
         seat = hub.registry.lookup_seat(tokens[0])
         if seat is None:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "unknown session token")
+        if foreign:
+            assert embedding_origins is not None
+            return self._check_embedding_origin(request, seat, chosen, embedding_origins)
         self.seat = seat
         return chosen
+
+    def _check_embedding_origin(self, request: ConnectionRequest, seat: Seat,
+                                chosen: str | None,
+                                lookup: ExtraOrigins) -> Deferred[str | None]:
+        """Accept ``request.origin`` if it may embed the seat's room (Autobahn waits for
+        the Deferred; a ConnectionDeny failure refuses the handshake)."""
+        wanted = msg.normalise_origin(request.origin or "")
+
+        def decide(origins: Collection[str]) -> str | None:
+            if wanted is None or wanted not in origins:
+                raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+            self.seat = seat
+            return chosen
+
+        def refused(failure: Failure) -> Failure:
+            if not failure.check(ConnectionDeny):
+                _log.failure("looking up the embedding origins failed", failure)
+                failure = Failure(ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR,
+                                                 "internal error"))
+            deny: Any = failure.value
+            _log.info("signalling handshake refused ({code} {reason}) from {peer}",
+                      code=deny.code, reason=deny.reason, peer=request.peer)
+            return failure
+
+        async def origins() -> Collection[str]:
+            return await lookup(seat)
+
+        return Deferred.fromCoroutine(origins()).addCallback(decide).addErrback(refused)
 
     def onOpen(self) -> None:
         try:
@@ -360,9 +401,12 @@ class SignallingFactory(WebSocketServerFactory):
         open_handshake_timeout: float,
         close_handshake_timeout: float,
         max_backlog: int = MAX_BACKLOG_BYTES,
+        extra_origins_for: ExtraOrigins | None = None,
     ) -> None:
         super().__init__(reactor=clock, server=hub.settings.server_name)
         self.hub = hub
+        #: Origins (besides the service's) allowed for a seat: its space's embedding sites.
+        self.extra_origins_for = extra_origins_for
         self.clock = clock
         self.max_backlog = max_backlog
         self._batched_timer = _clock_timer(clock)
@@ -377,6 +421,17 @@ class SignallingFactory(WebSocketServerFactory):
             autoPingTimeout=auto_ping_timeout,
             perMessageCompressionAccept=lambda offers: None,
         )
+        # Autobahn copies its ~30 protocol options onto every connection unless the
+        # protocol already has them: holding them once on a per-factory subclass keeps
+        # them off each of thousands of idle connections (about 2 KB each).
+        # A function-valued option (perMessageCompressionAccept) must stay a plain function,
+        # not become a method of the protocol class.
+        options = {
+            name: staticmethod(value) if callable(value) else value
+            for name in SignallingProtocol.CONFIG_ATTRS
+            for value in (getattr(self, name),)
+        }
+        self.protocol = type("SignallingProtocol", (SignallingProtocol,), options)
 
 
 def _clock_timer(clock: IReactorTime) -> Any:

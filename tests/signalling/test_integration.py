@@ -42,9 +42,13 @@ class _Browser(WebSocketClientProtocol):
             self.closed.callback((code, reason))
 
 
-async def _open(reactor: Any, port: int, token: str) -> _Browser:
+async def _open(reactor: Any, port: int, token: str, offer_deflate: bool = False) -> _Browser:
     factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws?sessionToken={token}",
                                      reactor=reactor)
+    if offer_deflate:  # what browsers send with every WebSocket
+        from autobahn.websocket.compress import PerMessageDeflateOffer
+
+        factory.setProtocolOptions(perMessageCompressionOffers=[PerMessageDeflateOffer()])
     built: Deferred[_Browser] = Deferred()
 
     def build() -> _Browser:
@@ -101,5 +105,31 @@ async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> No
         assert mod.state == mod.STATE_OPEN
         await service.stopService()
         assert (await mod.closed.addTimeout(10, reactor)) == (1001, "server shutting down")
+    finally:
+        await listening.stopListening()
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_a_browser_offering_compression_joins_uncompressed() -> None:
+    """A client that offers permessage-deflate, as every browser does, joins normally and
+    the server declines compression (frames are built once for the whole room)."""
+    from twisted.internet import reactor
+
+    registry = Registry(reactor)
+    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
+    service = SignallingService(reactor, settings, registry)
+    root = Resource()
+    root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
+    listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    try:
+        meeting, _ = registry.create_meeting(MeetingSpec("deflate", "Deflate"))
+        seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
+        browser = await _open(reactor, listening.getHost().port, seat.token,
+                              offer_deflate=True)
+        assert browser.websocket_extensions_in_use == []
+        assert meeting.participant_count == 1
+        browser.sendClose()
+        await browser.closed.addTimeout(10, reactor)
     finally:
         await listening.stopListening()
