@@ -99,6 +99,8 @@ _CONTENT_TYPES: dict[str, str] = {
     ".txt": "text/plain; charset=utf-8",
 }
 
+#: Assets other sites load (``embed.js`` runs in the page that embeds a room).
+CROSS_ORIGIN_ASSETS = frozenset({"embed.js"})
 #: ``Cache-Control`` for an asset requested with its current ``?v=`` content hash.
 IMMUTABLE = b"public, max-age=31536000, immutable"
 #: ``Cache-Control`` for an asset requested without it: revalidate each time (ETag).
@@ -190,7 +192,11 @@ class StaticAssets(Resource):
         wanted = request.args.get(b"v", [b""])[0] if request.args else b""
         request.setHeader(b"cache-control",
                           IMMUTABLE if wanted == asset.version.encode() else REVALIDATE)
-        request.setHeader(b"cross-origin-resource-policy", b"same-origin")
+        if name in CROSS_ORIGIN_ASSETS:
+            request.setHeader(b"cross-origin-resource-policy", b"cross-origin")
+            request.setHeader(b"access-control-allow-origin", b"*")
+        else:
+            request.setHeader(b"cross-origin-resource-policy", b"same-origin")
         inm = request.getHeader(b"if-none-match")
         if inm is not None and asset.etag in [t.strip() for t in inm.split(b",")]:
             request.setResponseCode(304)

@@ -1755,6 +1755,9 @@ window.meetplatform = {
   counters,
   describeMediaError,
   sanitizedFragment,
+  // Commands for embed-bridge.js (the /embed page), the same as the page's own buttons.
+  setMuted(muted) { setMuted(Boolean(muted)); },
+  leave() { return leaveMeeting(); },
 };
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

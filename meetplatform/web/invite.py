@@ -1,0 +1,521 @@
+"""The invitation link ``/j/<token>``: an interstitial page that never consumes the token.
+
+Routes (relative to the ``/j`` mount point):
+
+- ``GET /j/<token>`` shows what the invitation grants (the room's name, the role, the name
+  the person will have) and a *Join* button. It consumes nothing: mail scanners and link
+  previews fetch links, and the invitation must survive them. Invitations that cannot be
+  used any more get their own page and status: unknown ``404``, expired ``410``, revoked
+  ``410``, already used ``409``, not valid yet ``409``.
+- ``POST /j/`` (the page's form: the token travels in the body, not in the URL) consumes
+  one use atomically (:meth:`Invitations.activate`) and answers ``303`` to the conference
+  page. Of simultaneous activations of a single-use invitation exactly one wins; the
+  others get the "already used" page. An invitation to a whole space lets the person pick
+  one of the space's rooms.
+
+There are no cookies and no sessions, so there is nothing for a cross-site request to
+ride on: the form carries the invitation's secret itself, which is the only thing that
+authorises the join. The conference page keeps the seat's session token in
+``sessionStorage``, so reloading it does not need the invitation again.
+
+This module also holds what the invitation page and the embed page (``meetplatform.web.
+embed``) share: HTML message pages with a chosen ``frame-ancestors``, bounded bodies, a
+per-address rate limit and the wording of refusals.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from string import Template
+from typing import Any
+from urllib.parse import parse_qsl
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+from meetplatform import invitations as inv
+from meetplatform import registry as reg
+from meetplatform.config import Settings
+from meetplatform.invitations import Invitations, InvitationView
+from meetplatform.registry import Registry
+from meetplatform.store import RoomRecord, Store
+from meetplatform.store.database import USER_TOKEN_PREFIX
+from meetplatform.web.pages import TEMPLATE_DIR, WebPages
+
+_log = Logger()
+
+__all__ = ["InvitePages", "PageKit", "Refusal", "describe_refusal"]
+
+#: An invitation secret as the store issues it (anything else is "not valid").
+TOKEN_RE = re.compile(rf"^{re.escape(USER_TOKEN_PREFIX)}[A-Za-z0-9_\-]{{8,120}}$")
+#: Largest request body the pages read (a form or a small JSON object).
+MAX_BODY_BYTES = 8 * 1024
+MAX_NAME_CHARS = 200
+#: Activations and joins per client address (per second, burst): enough for a
+#: classroom behind one NAT, not for guessing.
+PAGE_RATE = 5.0
+PAGE_BURST = 60
+
+ROLE_TEXT = {
+    "moderator": "as a moderator",
+    "participant": "as a participant",
+    "viewer": "as a viewer (you can watch and listen)",
+}
+
+
+# --- refusals, in words ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an invitation or a join was refused: an HTTP status, a stable code, and text."""
+
+    status: int
+    code: str
+    title: str
+    text: str
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_refusal(error: Exception) -> Refusal:
+    """The page (or JSON) answer for a domain refusal of an invitation or a room entry."""
+    at = _when(getattr(error, "at", None))
+    if isinstance(error, inv.InvitationNotFound):
+        return Refusal(404, error.code, "This invitation link is not valid",
+                       "Check that you opened the whole link, or ask whoever invited you "
+                       "for a new one.")
+    if isinstance(error, inv.InvitationExpired):
+        return Refusal(410, error.code, "This invitation has expired",
+                       (f"It was valid until {at}. " if at else "")
+                       + "Ask whoever invited you for a new invitation.")
+    if isinstance(error, inv.InvitationRevoked):
+        return Refusal(410, error.code, "This invitation was withdrawn",
+                       "Whoever invited you cancelled this invitation. Ask them for a new "
+                       "one if you still need to join.")
+    if isinstance(error, inv.InvitationUsed):
+        return Refusal(409, error.code, "This invitation was already used",
+                       "An invitation works only as many times as it allows. If you joined "
+                       "with it already, go back to the meeting's window (reloading it "
+                       "keeps you in); otherwise ask for a new invitation.")
+    if isinstance(error, inv.InvitationNotYetValid):
+        return Refusal(409, error.code, "This invitation is not valid yet",
+                       f"You can use it from {at} on." if at else
+                       "Try again later.")
+    if isinstance(error, inv.DisplayNameRequired):
+        return Refusal(422, error.code, "Your name is needed",
+                       "Enter the name the other participants will see (1 to 200 "
+                       "characters).")
+    if isinstance(error, inv.RoomNotFound):
+        return Refusal(404, error.code, "There is no such room",
+                       "The room may have been deleted, or the link is incomplete.")
+    if isinstance(error, inv.RoomNotOpenYet):
+        return Refusal(409, error.code, "The room is not open yet",
+                       f"It opens at {at}." if at else "Try again later.")
+    if isinstance(error, inv.RoomExpired):
+        return Refusal(410, error.code, "The room is closed",
+                       "This room is no longer available.")
+    if isinstance(error, inv.RoomNotPublic):
+        return Refusal(403, error.code, "This room needs an invitation",
+                       "Only people with an invitation can join this room.")
+    if isinstance(error, reg.MaxParticipantsReached):
+        return Refusal(409, "meeting.full", "The meeting is full",
+                       "The meeting has reached its maximum number of participants. Your "
+                       "invitation was not used up: try again later.")
+    if isinstance(error, reg.GuestDeniedAccess):
+        return Refusal(403, "meeting.guestDenied", "Access denied",
+                       "The meeting does not let guests in.")
+    if isinstance(error, reg.MeetingForciblyEnded):
+        return Refusal(410, "meeting.ended", "The meeting was ended",
+                       "A moderator ended this meeting; it cannot be joined again now.")
+    if isinstance(error, reg.RegistryError):
+        return Refusal(409, "meeting.refused", "You cannot join right now",
+                       str(error) or "The meeting refused the request.")
+    return Refusal(400, "request.invalid", "Request refused", str(error) or "")
+
+
+# --- what the pages share -------------------------------------------------------------------
+
+
+class AddressLimiter:
+    """Token buckets per client address on the injected clock; the least recently seen
+    addresses are forgotten past ``max_keys``."""
+
+    def __init__(self, clock: IReactorTime, rate: float = PAGE_RATE, burst: int = PAGE_BURST,
+                 max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = float(burst)
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float | None:
+        """``None`` if ``key`` may go on, else the seconds until it may."""
+        now = self._clock.seconds()
+        tokens, updated = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + max(0.0, now - updated) * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return None if allowed else (1.0 - tokens) / self._rate
+
+
+class BadRequest(Exception):
+    """A request the pages refuse before any domain code runs."""
+
+    def __init__(self, status: int, title: str, text: str) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.text = text
+
+
+class PageKit:
+    """Rendering and input handling shared by the invitation and embed pages."""
+
+    def __init__(self, clock: IReactorTime, settings: Settings, pages: WebPages) -> None:
+        self.clock = clock
+        self.settings = settings
+        self.pages = pages
+        self.limiter = AddressLimiter(clock)
+        self._message = Template((TEMPLATE_DIR / "message.html").read_text("utf-8"))
+
+    @property
+    def base_path(self) -> str:
+        return self.pages.static_url.removesuffix("/static")
+
+    def asset(self, name: str) -> str:
+        """The versioned URL of a static asset (cacheable for a year)."""
+        return f"{self.pages.static_url}/{name}?v={self.pages.static.version(name)}"
+
+    def csp(self, *, scripts: bool, frame_ancestors: str = "'self'") -> str:
+        """The conference pages' policy with ``frame-ancestors`` replaced."""
+        directives = [d.strip() for d in
+                      self.pages.content_security_policy(scripts=scripts).split(";")]
+        kept = [d for d in directives if d and not d.startswith("frame-ancestors")]
+        return "; ".join([*kept, f"frame-ancestors {frame_ancestors}"])
+
+    def headers(self, request: IRequest, *, scripts: bool,
+                frame_ancestors: str = "'self'") -> None:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"referrer-policy", b"no-referrer")
+        request.setHeader(b"content-security-policy",
+                          self.csp(scripts=scripts, frame_ancestors=frame_ancestors).encode())
+        request.setHeader(b"cross-origin-opener-policy", b"same-origin-allow-popups")
+        request.setHeader(b"permissions-policy",
+                          b"camera=(self), microphone=(self), display-capture=(self), "
+                          b"fullscreen=(self), autoplay=(self)")
+
+    def message(self, request: IRequest, status: int, title: str, text: str, *,
+                reason: str = "", extra: str = "", frame_ancestors: str = "'self'") -> bytes:
+        """An HTML page with a heading, a paragraph and optional extra markup."""
+        request.setResponseCode(status)
+        self.headers(request, scripts=False, frame_ancestors=frame_ancestors)
+        stylesheet = f'<link rel="stylesheet" href="{html.escape(self.asset("invite.css"))}">'
+        return self._message.substitute(
+            title=html.escape(f"{title} · {self.settings.server_name}"),
+            heading=html.escape(title),
+            text=html.escape(text),
+            reason=html.escape(reason or f"http-{status}"),
+            extra=stylesheet + extra,
+            static_url=html.escape(self.pages.static_url),
+            css_version=self.pages.static.version("conference.css"),
+            favicon_version=self.pages.static.version("favicon.svg"),
+        ).encode("utf-8")
+
+    def refusal(self, request: IRequest, refusal: Refusal, *, extra: str = "",
+                frame_ancestors: str = "'self'") -> bytes:
+        return self.message(request, refusal.status, refusal.title, refusal.text,
+                            reason=refusal.code, extra=extra, frame_ancestors=frame_ancestors)
+
+    # --- input --------------------------------------------------------------------------
+
+    def body(self, request: IRequest) -> bytes:
+        """The request body, at most :data:`MAX_BODY_BYTES` (413 otherwise)."""
+        raw = request.getHeader(b"content-length")
+        if raw is not None and raw.strip().isdigit() and int(raw) > MAX_BODY_BYTES:
+            raise BadRequest(413, "Request too large", "The form sent is too large.")
+        content = request.content
+        if content is None:
+            return b""
+        content.seek(0)
+        data: bytes = content.read(MAX_BODY_BYTES + 1)
+        if len(data) > MAX_BODY_BYTES:
+            raise BadRequest(413, "Request too large", "The form sent is too large.")
+        return data
+
+    def form(self, request: IRequest) -> dict[str, str]:
+        """An ``application/x-www-form-urlencoded`` body; repeated fields are refused."""
+        media = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if media != b"application/x-www-form-urlencoded":
+            raise BadRequest(415, "Unsupported form", "Send the form from the invitation page.")
+        try:
+            pairs = parse_qsl(self.body(request).decode("utf-8"), keep_blank_values=True,
+                              strict_parsing=False, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest(400, "Bad form", "The form sent could not be read.") from None
+        out: dict[str, str] = {}
+        for name, value in pairs:
+            if name in out:
+                raise BadRequest(400, "Bad form", f"The field {name} was sent twice.")
+            out[name] = value
+        return out
+
+    def rate_limit(self, request: IRequest) -> None:
+        address = request.getClientAddress()
+        wait = self.limiter.take("ip:" + str(getattr(address, "host", "unknown")))
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            request.setHeader(b"retry-after", str(seconds).encode())
+            raise BadRequest(429, "Too many attempts",
+                             f"Please wait {seconds} seconds and try again.")
+
+
+class Guard(Resource):
+    """Refuses what Klein would choke on (undecodable paths, oversized URLs) with a page."""
+
+    isLeaf = True
+
+    def __init__(self, kit: PageKit, inner: IResource) -> None:
+        super().__init__()
+        self._kit = kit
+        self._inner = inner
+
+    def render(self, request: IRequest) -> Any:  # type: ignore[override]
+        if len(request.uri) > self._kit.settings.max_query_bytes or len(request.uri) > 16384:
+            return self._kit.message(request, 414, "Link too long",
+                                     "This address is too long to be a meeting link.")
+        try:
+            for segment in request.postpath:  # type: ignore[attr-defined]
+                segment.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._kit.message(request, 400, "Bad address", "This address is not valid.")
+        return self._inner.render(request)
+
+
+# --- the invitation page ----------------------------------------------------------------------
+
+
+class InvitePages:
+    """``/j/<token>``: the invitation interstitial (GET shows, POST joins)."""
+
+    app = Klein()
+
+    def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry,
+                 store: Store, *, invitations: Invitations, pages: WebPages) -> None:
+        self.clock = clock
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.invitations = invitations
+        self.kit = PageKit(clock, settings, pages)
+
+    def resource(self) -> IResource:
+        """The resource to mount at ``/j``."""
+        return Guard(self.kit, self.app.resource())
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def _form(self, secret: str, view: InvitationView, rooms: list[RoomRecord], *,
+              name: str = "", problem: str = "") -> str:
+        parts = [(f'<form method="post" action="{html.escape(self.kit.base_path)}/j/" '
+                  'class="join-form" id="join-form" autocomplete="off">'),
+                 f'<input type="hidden" name="token" value="{html.escape(secret)}">']
+        if problem:
+            parts.append(f'<p class="form-problem" id="form-problem" role="alert">'
+                         f'{html.escape(problem)}</p>')
+        if view.room is None:
+            parts.append('<fieldset class="room-choice"><legend>Room</legend>')
+            for index, room in enumerate(rooms):
+                checked = " checked" if index == 0 else ""
+                parts.append(
+                    f'<label class="choice"><input type="radio" name="room" '
+                    f'value="{html.escape(room.alias)}"{checked}> {html.escape(room.name)}'
+                    '</label>')
+            parts.append("</fieldset>")
+        if view.display_name:
+            parts.append(f'<p class="join-as">You will appear as <strong id="fixed-name">'
+                         f'{html.escape(view.display_name)}</strong>.</p>')
+        else:
+            parts.append('<label class="field" for="display-name">Your name</label>'
+                         '<input class="text-input" id="display-name" name="displayName" '
+                         f'type="text" required maxlength="{MAX_NAME_CHARS}" '
+                         f'autocomplete="name" value="{html.escape(name)}">')
+        parts.append('<button type="submit" class="btn primary" id="join-button">Join'
+                     "</button></form>")
+        return "".join(parts)
+
+    def _invitation_page(self, request: IRequest, secret: str, view: InvitationView,
+                         rooms: list[RoomRecord], *, status: int = 200, name: str = "",
+                         problem: str = "") -> bytes:
+        role = ROLE_TEXT.get(view.token.role, "")
+        if view.room is not None:
+            title = f"Join {view.room.name}"
+            text = f"You are invited to the room “{view.room.name}” {role}."
+            if view.room.lobby and view.token.role != "moderator":
+                text += " A moderator will let you in."
+        else:
+            title = f"Join {view.space.name}"
+            text = f"You are invited to the rooms of “{view.space.name}” {role}. Pick a room."
+        extra = self._form(secret, view, rooms, name=name, problem=problem)
+        return self.kit.message(request, status, title, text, reason="invitation", extra=extra)
+
+    async def _rooms_for(self, view: InvitationView) -> list[RoomRecord]:
+        if view.room is not None:
+            return []
+        rooms = await self.store.list_rooms(view.space.id, None, 100)
+        now = self.invitations.now()
+        open_rooms = []
+        for room in rooms:
+            try:
+                inv.check_room_open(room, now)
+            except inv.InvitationError:
+                continue
+            open_rooms.append(room)
+        return open_rooms
+
+    # --- routes ---------------------------------------------------------------------------
+
+    @app.route("/<token>", methods=["GET"])
+    async def show(self, request: IRequest, token: str) -> bytes:
+        """What the invitation grants, and a Join button. Consumes nothing."""
+        if not TOKEN_RE.match(token):
+            return self.kit.refusal(request, describe_refusal(
+                inv.InvitationNotFound("no such invitation")))
+        try:
+            view = await self.invitations.preview(token)
+        except (inv.InvitationError, reg.RegistryError) as error:
+            return self.kit.refusal(request, describe_refusal(error))
+        rooms = await self._rooms_for(view)
+        if view.room is None and not rooms:
+            return self.kit.message(request, 409, "No room to join yet",
+                                    f"“{view.space.name}” has no open room at the moment. "
+                                    "Try again later; your invitation was not used.",
+                                    reason="space.noRooms")
+        return self._invitation_page(request, token, view, rooms)
+
+    @app.route("/", methods=["POST"])
+    async def join(self, request: IRequest) -> bytes:
+        """Consume one use of the invitation and go to the conference (303)."""
+        self.kit.rate_limit(request)
+        form = self.kit.form(request)
+        secret = form.get("token", "")
+        if not TOKEN_RE.match(secret):
+            return self.kit.refusal(request, describe_refusal(
+                inv.InvitationNotFound("no such invitation")))
+        name = form.get("displayName", "").strip()
+        try:
+            view = await self.invitations.preview(secret)
+        except (inv.InvitationError, reg.RegistryError) as error:
+            return self.kit.refusal(request, describe_refusal(error))
+        rooms = await self._rooms_for(view)
+        chosen: RoomRecord | None = view.room
+        if view.room is None:
+            wanted = form.get("room", "")
+            chosen = next((r for r in rooms if r.alias == wanted), None)
+            if chosen is None:
+                return self._invitation_page(request, secret, view, rooms, status=422,
+                                             name=name, problem="Pick one of the rooms.")
+        assert chosen is not None
+        display_name = view.display_name or name
+        if not display_name or len(display_name) > MAX_NAME_CHARS:
+            return self._invitation_page(
+                request, secret, view, rooms, status=422, name=name[:MAX_NAME_CHARS],
+                problem="Enter your name (1 to 200 characters) to join.")
+        try:
+            entry = await enter_with_invitation(self.invitations, self.store, secret,
+                                                chosen, display_name)
+        except (inv.InvitationError, reg.RegistryError) as error:
+            refusal = describe_refusal(error)
+            _log.info("invitation page: join refused ({code})", code=refusal.code)
+            return self.kit.refusal(request, refusal)
+        request.setResponseCode(303)
+        request.setHeader(b"location", entry.conference_url.encode("utf-8"))
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"referrer-policy", b"no-referrer")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return b""
+
+    @app.route("/", branch=True)
+    def anything_else(self, request: IRequest) -> bytes:
+        """Every other address or method under ``/j``."""
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET, HEAD")
+            return self.kit.message(request, 405, "Method not allowed",
+                                    "Open the invitation link, then press Join.")
+        return self.kit.message(request, 404, "This invitation link is not valid",
+                                "The link is incomplete. Open the whole link you were sent.")
+
+    # --- errors ---------------------------------------------------------------------------
+
+    @app.handle_errors(BadRequest)
+    def _bad_request(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, BadRequest)
+        return self.kit.message(request, error.status, error.title, error.text)
+
+    @app.handle_errors(MethodNotAllowed)
+    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        request.setHeader(b"allow", b"GET, HEAD")
+        return self.kit.message(request, 405, "Method not allowed",
+                                "Open the invitation link, then press Join.")
+
+    @app.handle_errors(NotFound, RequestRedirect)
+    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
+        return self.kit.message(request, 404, "Page not found",
+                                "There is no page at this address.")
+
+    @app.handle_errors(HTTPException)
+    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
+        code = int(getattr(failure.value, "code", None) or 400)
+        return self.kit.message(request, code, "Request refused",
+                                "The request could not be handled.")
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        _log.failure("invitation page failed", failure=failure)
+        return self.kit.message(request, 500, "Something went wrong",
+                                "The page could not be shown. Please try again.")
+
+
+async def enter_with_invitation(invitations: Invitations, store: Store, secret: str,
+                                room: RoomRecord, display_name: str) -> inv.RoomEntry:
+    """Consume one use of ``secret`` and seat its holder in ``room``.
+
+    ``room`` must be the invitation's room, or a room of its space for a space invitation
+    (the caller checked with :meth:`Invitations.preview`). When the room refuses the seat,
+    the use is given back.
+    """
+    activation = await invitations.activate(secret, display_name=display_name)
+    if activation.entry is not None:
+        return activation.entry
+    if activation.room is not None or activation.space.id != room.space_id:
+        raise inv.InvitationNotFound("this invitation is for another room")
+    token = activation.token
+    try:
+        return invitations.enter_room(
+            room, role=token.role, display_name=token.display_name or display_name,
+            external_user_id=token.external_user_id or None, narrowing=token.permissions)
+    except (reg.RegistryError, inv.InvitationError):
+        await store.refund_activation(token.id, activation.access.id)
+        raise
+
