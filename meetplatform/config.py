@@ -88,6 +88,11 @@ class Settings:
     max_body_bytes: int = 2 * 1024 * 1024
     #: Extra origins allowed to open the signalling socket (embedding sites come later).
     extra_origins: tuple[str, ...] = field(default=())
+    #: Networks (CIDR) that client apps' webhook endpoints may reach although they are
+    #: loopback, private, link-local or otherwise not public (e.g. ``127.0.0.0/8``).
+    allow_webhook_networks: tuple[str, ...] = ()
+    #: Days the meeting history keeps ended meetings; 0 keeps them forever.
+    history_retention_days: int = 365
 
     @property
     def api_url(self) -> str:
@@ -392,6 +397,21 @@ def _extra_origins(raw: object, origin: _Origin) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_origin_value(item) for item in _string_list(raw, origin)))
 
 
+def _networks(raw: object, origin: _Origin) -> tuple[str, ...]:
+    networks = []
+    for item in _string_list(raw, origin):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise _Invalid(f"{item!r} is not a network such as 127.0.0.0/8 or fd00::/8") from None
+        networks.append(str(network))
+    return tuple(dict.fromkeys(networks))
+
+
+def _retention_days(raw: object, origin: _Origin) -> int:
+    return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
+
+
 _ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
 
 
@@ -498,6 +518,12 @@ KEYS: tuple[Key, ...] = (
         "none", repeatable=True, flag_name="ice-server"),
     Key("access_log", _path, "write an HTTP access log (combined format) to this file",
         "off"),
+    Key("allow_webhook_networks", _networks,
+        "a network (CIDR) client apps' webhook endpoints may reach although it is not "
+        "public (loopback, private, link-local); repeatable",
+        "none", repeatable=True, flag_name="allow-webhook-network"),
+    Key("history_retention_days", _retention_days,
+        "days the meeting history keeps ended meetings (0: forever)", "365"),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -523,6 +549,8 @@ class ServiceConfig:
     max_body_bytes: int = 2 * 1024 * 1024
     extra_origins: tuple[str, ...] = ()
     access_log: Path | None = None
+    allow_webhook_networks: tuple[str, ...] = ()
+    history_retention_days: int = 365
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
@@ -573,6 +601,8 @@ class ServiceConfig:
             max_query_bytes=self.max_query_bytes,
             max_body_bytes=self.max_body_bytes,
             extra_origins=self.extra_origins,
+            allow_webhook_networks=self.allow_webhook_networks,
+            history_retention_days=self.history_retention_days,
         )
 
 
@@ -743,9 +773,13 @@ class ConfigOptions(usage.Options):
     def opt_ice_server(self, server: str) -> None:
         self["ice_servers"].append(server)
 
+    def opt_allow_webhook_network(self, network: str) -> None:
+        self["allow_webhook_networks"].append(network)
+
     opt_listen.__doc__ = _help(KEYS_BY_NAME["listen"])
     opt_extra_origin.__doc__ = _help(KEYS_BY_NAME["extra_origins"])
     opt_ice_server.__doc__ = _help(KEYS_BY_NAME["ice_servers"])
+    opt_allow_webhook_network.__doc__ = _help(KEYS_BY_NAME["allow_webhook_networks"])
 
     def cli_values(self) -> dict[str, object]:
         """What the command line set, by key name."""

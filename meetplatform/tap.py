@@ -34,14 +34,20 @@ from twisted.web.server import Request, Site
 
 from meetplatform import __version__
 from meetplatform.config import ConfigOptions, ServiceConfig, Settings, public_host, url_for
+from meetplatform.history import History
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import RestApi
 from meetplatform.secret import LoadedSecret, SecretError, load_or_create_secret
 from meetplatform.signalling import SignallingService
 from meetplatform.store import Store
+from meetplatform.web.embed import EmbedPages
+from meetplatform.web.invite import InvitePages
 from meetplatform.web.pages import WebPages
+from meetplatform.webhooks import WebhookService
 from meetplatform.xmlapi import XmlApi
+from meetplatform.xmlapi.history_calls import HistoryCalls
+from meetplatform.xmlapi.hooks import HookCalls
 
 _log = Logger()
 
@@ -150,23 +156,41 @@ def build_site(
 
     Add a surface with one ``putChild`` line (its Klein class's ``resource()``). Surfaces
     with a lifecycle of their own (the signalling closes its sockets on shutdown) are
-    attached to ``parent``, the running service, when one is given.
+    attached to ``parent``, the running service, when one is given; so are the meeting
+    history and the webhook delivery (they write what they hold before the store closes),
+    and the history's recovery of meetings a killed process left open runs then.
     """
     invitations = Invitations(clock, settings, registry, store)
     root = RootResource()
     root.putChild(b"", LandingPage(settings))
     root.putChild(b"healthz", HealthResource(clock, registry))
-    root.putChild(b"bigbluebutton", XmlApi(clock, settings, registry).resource())
+    history = History(clock, settings, registry, store)
+    webhooks = WebhookService(clock, settings, registry, store)
+    xml_api = XmlApi(clock, settings, registry)
+    HistoryCalls(clock, settings, history).register(xml_api)
+    HookCalls(clock, settings, store, webhooks).register(xml_api)
+    root.putChild(b"bigbluebutton", xml_api.resource())
+    if parent is not None:
+        history.setServiceParent(parent)
+        webhooks.setServiceParent(parent)
+        recovered = Deferred.fromCoroutine(history.recover())
+        recovered.addCallback(webhooks.meetings_interrupted)
+        recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
     pages = WebPages(clock, settings, registry)
     root.putChild(b"client", pages.resource())
     root.putChild(b"static", pages.static_resource())
-    signalling = SignallingService(clock, settings, registry)
+    embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
+    root.putChild(b"embed", embed.resource())
+    root.putChild(b"j", InvitePages(clock, settings, registry, store, invitations=invitations,
+                                    pages=pages).resource())
+    signalling = SignallingService(clock, settings, registry,
+                                   extra_origins_for=embed.origins_for_seat)
     root.putChild(b"ws", signalling.resource())
     if parent is not None:
         signalling.setServiceParent(parent)
     api = Resource()
-    api.putChild(b"v2", RestApi(clock, settings, registry, store,
-                                invitations=invitations).resource())
+    api.putChild(b"v2", RestApi(clock, settings, registry, store, invitations=invitations,
+                                history=history, webhooks=webhooks).resource())
     root.putChild(b"api", api)
     return root
 

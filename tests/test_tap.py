@@ -48,6 +48,14 @@ class BindingReactor(MemoryReactorClock):
         return super().listenTCP(port, factory, backlog, interface)
 
 
+@pytest.fixture(autouse=True)
+def inline_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's store runs its queries inline: a memory reactor has no thread to hand
+    results back (history and webhooks write as soon as a meeting is created)."""
+    monkeypatch.setattr(Store, "open", classmethod(
+        lambda cls, reactor, data_dir: cls.open_inline(data_dir)))
+
+
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     """Every log message emitted during the test, formatted."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -17,6 +17,7 @@ from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
 from meetplatform.restapi.base import Ctx, RateLimits, is_utf8, query_args
+from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
 from meetplatform.restapi.model import ALL_TYPES
@@ -25,9 +26,15 @@ from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
 from meetplatform.restapi.rooms import RoomRoutes
 from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
 from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
+from meetplatform.restapi.webhooks import WEBHOOK_ENDPOINT, WebhookRoutes
 from meetplatform.store import Store
+
+if TYPE_CHECKING:
+    from meetplatform.history import History
+    from meetplatform.webhooks import WebhookService
 
 _log = Logger()
 
@@ -42,12 +49,13 @@ INDEX_SCHEMA = {
 
 
 class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, ParticipantRoutes,
-              MeetingRoutes):
+              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes):
     """The JSON:API v2 for client applications (one Klein app, state per instance).
 
     ``resource()`` is what the composition root mounts at ``/api/v2``. Optional keyword
     arguments: ``invitations`` (share one :class:`Invitations` with the web pages),
-    ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``.
+    ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``, ``history`` (the meeting
+    history the sessions read) and ``webhooks`` (told when a webhook endpoint changes).
     """
 
     app = routes.app
@@ -55,11 +63,16 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry,
                  store: Store, *, invitations: Invitations | None = None,
                  rate_limits: RateLimits | None = None, max_body_bytes: int = 64 * 1024,
-                 access_token_ttl_s: int | None = None) -> None:
+                 access_token_ttl_s: int | None = None, history: History | None = None,
+                 webhooks: WebhookService | None = None) -> None:
         super().__init__(clock, settings, registry, store, invitations=invitations,
                          rate_limits=rate_limits, max_body_bytes=max_body_bytes,
                          access_token_ttl_s=access_token_ttl_s)
         self._openapi: dict[str, Any] | None = None
+        #: The meeting history (sessions read it after its buffered writes).
+        self.history = history
+        #: The webhook service (told when an endpoint changes).
+        self.webhooks = webhooks
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
@@ -76,7 +89,9 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
 
     def openapi_document(self) -> dict[str, Any]:
         if self._openapi is None:
-            self._openapi = build_document(routes.ROUTES, ALL_TYPES, self.base_url)
+            self._openapi = build_document(
+                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE),
+                self.base_url)
         return self._openapi
 
     # --- documents about the API -------------------------------------------------------

@@ -88,6 +88,7 @@ class Store:
         self._stop = stop
         self._db: Database | None = None
         self._closed = False
+        self._observers: list[Callable[[str, Any], None]] = []
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -165,6 +166,29 @@ class Store:
         """Run ``fn(database)`` on the store's thread (for queries without a method here)."""
         return await self._call(fn)
 
+    # --- observers (webhooks) ------------------------------------------------------------
+
+    def observe(self, observer: Callable[[str, Any], None]) -> Callable[[], None]:
+        """Call ``observer(kind, record)`` after a change made through this store:
+        ``room.created|updated|deleted`` (a :class:`RoomRecord`) and
+        ``userToken.created|activated|revoked`` (a :class:`UserTokenRecord`). Returns a
+        function that stops observing."""
+        self._observers.append(observer)
+
+        def stop() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return stop
+
+    def _notify(self, kind: str, record: Any) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(kind, record)
+            except Exception:  # noqa: BLE001 - an observer's bug must not fail the change
+                _log.failure("store observer {observer!r} failed on {kind}",
+                             observer=observer, kind=kind)
+
     # --- clients -------------------------------------------------------------------------
 
     async def create_client(self, name: str, now: int) -> tuple[ClientRecord, SpaceRecord, str]:
@@ -219,7 +243,9 @@ class Store:
 
     async def create_room(self, space_id: str, fields: Mapping[str, Any],
                           now: int) -> RoomRecord:
-        return await self._call(lambda db: db.create_room(space_id, fields, now))
+        room = await self._call(lambda db: db.create_room(space_id, fields, now))
+        self._notify("room.created", room)
+        return room
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
         return await self._call(lambda db: db.get_room(room_id))
@@ -233,16 +259,28 @@ class Store:
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],
                           now: int) -> RoomRecord | None:
-        return await self._call(lambda db: db.update_room(room_id, changes, now))
+        room = await self._call(lambda db: db.update_room(room_id, changes, now))
+        if room is not None:
+            self._notify("room.updated", room)
+        return room
 
     async def delete_room(self, room_id: str) -> bool:
-        return await self._call(lambda db: db.delete_room(room_id))
+        def job(db: Database) -> tuple[RoomRecord | None, bool]:
+            room = db.get_room(room_id) if self._observers else None
+            return room, db.delete_room(room_id)
+
+        room, deleted = await self._call(job)
+        if deleted and room is not None:
+            self._notify("room.deleted", room)
+        return deleted
 
     # --- user tokens ---------------------------------------------------------------------
 
     async def create_user_token(self, **kwargs: Any) -> tuple[UserTokenRecord, str]:
         """See :meth:`Database.create_user_token` for the keyword arguments."""
-        return await self._call(lambda db: db.create_user_token(**kwargs))
+        token, secret = await self._call(lambda db: db.create_user_token(**kwargs))
+        self._notify("userToken.created", token)
+        return token, secret
 
     async def get_user_token(self, token_id: str) -> UserTokenRecord | None:
         return await self._call(lambda db: db.get_user_token(token_id))
@@ -256,13 +294,19 @@ class Store:
         return await self._call(lambda db: db.list_user_tokens(space_id, room_id, after, limit))
 
     async def revoke_user_token(self, token_id: str, now: int) -> UserTokenRecord | None:
-        return await self._call(lambda db: db.revoke_user_token(token_id, now))
+        token = await self._call(lambda db: db.revoke_user_token(token_id, now))
+        if token is not None:
+            self._notify("userToken.revoked", token)
+        return token
 
     async def activate_user_token(self, secret: str, now: int, *,
                                   grant_scope: Sequence[str] = (),
                                   grant_ttl_ms: int = 0) -> ActivationOutcome:
-        return await self._call(lambda db: db.activate_user_token(
+        outcome = await self._call(lambda db: db.activate_user_token(
             secret, now, grant_scope=grant_scope, grant_ttl_ms=grant_ttl_ms))
+        if outcome.won and outcome.token is not None:
+            self._notify("userToken.activated", outcome.token)
+        return outcome
 
     async def refund_activation(self, token_id: str, access_token_id: str | None) -> None:
         await self._call(lambda db: db.refund_activation(token_id, access_token_id))

@@ -113,6 +113,11 @@ class Database:
     def connection(self) -> sqlite3.Connection:
         return self._conn
 
+    @property
+    def box(self) -> KeyBox:
+        """Seals secrets the server must read back (signing keys, webhook secrets)."""
+        return self._box
+
     def close(self) -> None:
         self._conn.close()
 

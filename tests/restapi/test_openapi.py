@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from meetplatform.history import History
 from meetplatform.restapi import RestApi
 from tests.restapi.harness import PUBLIC_URL, Harness, Response
 
@@ -105,6 +106,7 @@ def exercise(call: Recorder, h: Harness) -> None:
     """Call every operation at least once, successfully, plus a few refusals."""
     client = h.new_client(with_token=False)
     basic = {"Authorization": client.basic, "Accept": "application/json"}
+    history = History(h.clock, h.settings, h.registry, h.store)
     form = "application/x-www-form-urlencoded"
     call("GET", "/")
     call("GET", "/openapi.json", headers={"Accept": "application/json"})
@@ -125,6 +127,7 @@ def exercise(call: Recorder, h: Harness) -> None:
         "type": "rooms", "attributes": {"name": 7}}})
     call("GET", f"/spaces/{space}/rooms?page[size]=1", token=token)
     call("GET", f"/rooms/{room}", token=token)
+    call("GET", f"/rooms/{room}/embed", token=token)
     call("GET", "/rooms/rm_missing", token=token)
     call("PATCH", f"/rooms/{room}", token=token, json={"data": {
         "type": "rooms", "id": room, "attributes": {"maxParticipants": 5}}})
@@ -163,6 +166,24 @@ def exercise(call: Recorder, h: Harness) -> None:
         "type": "seats", "attributes": {"displayName": "X", "role": "moderator"}}})
     call("DELETE", "/meetings/m1", token=token)
     call("GET", "/meetings/m1", token=token)
+    sessions = call("GET", f"/rooms/{room}/sessions", token=token).json["data"]
+    call("GET", f"/spaces/{space}/sessions?page[size]=1", token=token)
+    call("GET", f"/sessions/{sessions[0]['id']}", token=token)
+    call("GET", f"/sessions/{sessions[0]['id']}/attendances", token=token)
+    call("GET", "/sessions/missing", token=token)
+    endpoint = call("POST", f"/spaces/{space}/webhookEndpoints", token=token, json={"data": {
+        "type": "webhookEndpoints", "attributes": {"url": "https://hooks.example/meet"}}}
+                    ).json["data"]["id"]
+    call("POST", f"/spaces/{space}/webhookEndpoints", token=token, json={"data": {
+        "type": "webhookEndpoints", "attributes": {"url": "http://127.0.0.1/admin"}}})
+    call("GET", f"/spaces/{space}/webhookEndpoints", token=token)
+    call("GET", f"/webhookEndpoints/{endpoint}", token=token)
+    call("PATCH", f"/webhookEndpoints/{endpoint}", token=token, json={"data": {
+        "type": "webhookEndpoints", "id": endpoint,
+        "attributes": {"eventTypes": ["session.ended"]}}})
+    call("POST", f"/webhookEndpoints/{endpoint}/rotateSecret", token=token)
+    call("DELETE", f"/webhookEndpoints/{endpoint}", token=token)
+    history.close()
     call("DELETE", f"/userTokens/{created['id']}", token=token)
     call("DELETE", f"/rooms/{room}", token=token)
     call("POST", "/oauth/revoke", body=f"token={token}".encode(), content_type=form,

@@ -1,0 +1,389 @@
+"""What happened, as webhooks tell it: registry and store events become :class:`Occurrence`.
+
+An occurrence is a plain snapshot taken on the reactor thread when the event happens
+(the live objects change afterwards). It names the event in BigBlueButton's words for
+bbb-webhooks (``user-joined`` with its ``attributes``), in the JSON:API's words for
+per-space endpoints (``participant.joined`` with its ``data``), and lists the end
+callbacks (``meta_endCallbackUrl``) a meeting end triggers. Every occurrence gets an id
+(``evt_...``) here, once: every delivery and every retry of it carries that id.
+
+:class:`Translator` keeps the little state needed to turn ``ParticipantUpdated`` (which
+names the changed fields) into BBB's events (``user-audio-muted``,
+``user-cam-broadcast-start``...), which need the previous values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from meetplatform import events as ev
+from meetplatform.history import tenant_of
+from meetplatform.registry import Meeting, Participant, Seat
+
+#: BBB's mapped event names this platform sends, with their raw (akka-apps style) names.
+BBB_EVENTS: dict[str, str] = {
+    "meeting-created": "MeetingCreatedEvtMsg",
+    "meeting-ended": "MeetingEndedEvtMsg",
+    "user-joined": "UserJoinedMeetingEvtMsg",
+    "user-left": "UserLeftMeetingEvtMsg",
+    "user-audio-voice-enabled": "UserJoinedVoiceConfToClientEvtMsg",
+    "user-audio-voice-disabled": "UserLeftVoiceConfToClientEvtMsg",
+    "user-audio-muted": "UserMutedVoiceEvtMsg",
+    "user-audio-unmuted": "UserMutedVoiceEvtMsg",
+    "user-cam-broadcast-start": "UserBroadcastCamStartedEvtMsg",
+    "user-cam-broadcast-end": "UserBroadcastCamStoppedEvtMsg",
+    "meeting-screenshare-started": "ScreenshareRtmpBroadcastStartedEvtMsg",
+    "meeting-screenshare-stopped": "ScreenshareRtmpBroadcastStoppedEvtMsg",
+    "user-presenter-assigned": "PresenterAssignedEvtMsg",
+    "user-presenter-unassigned": "PresenterUnassignedEvtMsg",
+    "user-raise-hand-changed": "UserRaiseHandChangedEvtMsg",
+    "user-role-changed": "UserRoleChangedEvtMsg",
+    "chat-group-message-sent": "GroupChatMessageBroadcastEvtMsg",
+    "guest-waiting": "GuestsWaitingForApprovalEvtMsg",
+    "guest-admitted": "GuestsWaitingApprovedEvtMsg",
+    "guest-denied": "GuestsWaitingApprovedEvtMsg",
+}
+
+#: The JSON:API's event types for per-space endpoints.
+REST_EVENT_TYPES: tuple[str, ...] = (
+    "room.created", "room.updated", "room.deleted",
+    "session.started", "session.ended",
+    "participant.joined", "participant.left", "participant.knocked",
+    "lobby.admitted", "lobby.denied",
+    "userToken.created", "userToken.activated", "userToken.revoked",
+)
+
+
+#: Random per process: ids of different processes never collide, and making one is cheap
+#: (no system call per event on the join path).
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def new_event_id() -> str:
+    """``evt_`` + 16 random hex digits (per process) + a counter: unique, unguessable
+    enough for ids that are not secrets, and cheap."""
+    return f"evt_{_ID_PREFIX}{next(_id_counter):08x}"
+
+
+def format_time(ms: int | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds, as the JSON:API writes times."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRef:
+    internal_id: str
+    meeting_id: str
+    space_id: str | None
+    local_id: str
+    room_id: str | None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One event, ready to be fanned out to hooks, endpoints and callbacks."""
+
+    id: str
+    at: int
+    #: Events with the same key reach each receiver in the order they happened.
+    ordering_key: str
+    meeting: MeetingRef | None = None
+    #: BigBlueButton's event name (``None``: not a BBB event).
+    bbb_name: str | None = None
+    #: ``data.attributes`` of the BBB event (``meeting``, ``user``, ...).
+    bbb_attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: The JSON:API event type (``None``: not sent to per-space endpoints).
+    rest_type: str | None = None
+    space_id: str | None = None
+    rest_data: Mapping[str, Any] = field(default_factory=dict)
+    #: URLs to GET because a meeting ended (``meta_endCallbackUrl``, ``meetingEndedURL``).
+    callbacks: tuple[str, ...] = ()
+
+
+def meeting_ref(meeting: Meeting) -> MeetingRef:
+    space_id, local_id, room_id = tenant_of(meeting.meeting_id)
+    return MeetingRef(meeting.internal_id, meeting.meeting_id, space_id, local_id, room_id)
+
+
+def _bbb_meeting(ref: MeetingRef) -> dict[str, Any]:
+    return {"internal-meeting-id": ref.internal_id, "external-meeting-id": ref.meeting_id}
+
+
+def _bbb_user(p: Participant | Seat, **extra: Any) -> dict[str, Any]:
+    return {"internal-user-id": p.user_id, "external-user-id": p.external_user_id, **extra}
+
+
+def _role(participant: Participant | Seat) -> str:
+    return "moderator" if participant.role.value == "MODERATOR" else "viewer"
+
+
+def _rest_session(ref: MeetingRef) -> dict[str, Any]:
+    return {"spaceId": ref.space_id, "roomId": ref.room_id, "meetingId": ref.local_id,
+            "sessionId": ref.internal_id}
+
+
+def _rest_participant(p: Participant | Seat, joined_at: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"participantId": p.user_id, "displayName": p.full_name,
+                           "externalUserId": p.external_user_id, "role": _role(p),
+                           "guest": p.guest if isinstance(p, Seat) else p.seat.guest}
+    if joined_at is not None:
+        out["joinedAt"] = format_time(joined_at)
+    return out
+
+
+def end_callbacks(metadata: Mapping[str, str], params: Mapping[str, str],
+                  recording_marks: bool) -> tuple[str, ...]:
+    """The URLs a meeting's end calls: ``meta_endCallbackUrl`` (with ``recordingmarks``
+    added, as BigBlueButton does) and ``meetingEndedURL``; only http(s) ones."""
+    urls = []
+    end_callback = metadata.get("endcallbackurl", "").strip()
+    if end_callback:
+        glue = "&" if "?" in end_callback else "?"
+        urls.append(f"{end_callback}{glue}recordingmarks={'true' if recording_marks else 'false'}")
+    ended_url = params.get("meetingEndedURL", "").strip()
+    if ended_url:
+        urls.append(ended_url)
+    return tuple(u for u in urls if urlsplit(u).scheme in ("http", "https") and len(u) <= 4096)
+
+
+@dataclass
+class _Media:
+    in_audio: bool
+    listen_only: bool
+    muted: bool
+    video_streams: int
+    screen_sharing: bool
+
+
+class Translator:
+    """Turns registry events into occurrences (zero, one or several per event)."""
+
+    def __init__(self) -> None:
+        self._media: dict[tuple[str, str], _Media] = {}
+
+    def translate(self, event: ev.Event) -> list[Occurrence]:
+        return list(self._translate(event))
+
+    def _translate(self, event: ev.Event) -> Iterator[Occurrence]:
+        if isinstance(event, ev.ParticipantJoined):
+            yield from self._joined(event)
+        elif isinstance(event, ev.ParticipantLeft):
+            yield from self._left(event)
+        elif isinstance(event, ev.ParticipantUpdated):
+            yield from self._updated(event)
+        elif isinstance(event, ev.MeetingCreated):
+            yield self._created(event)
+        elif isinstance(event, ev.MeetingStarted):
+            ref = meeting_ref(event.meeting)
+            if ref.space_id is not None:
+                yield Occurrence(new_event_id(), event.at, ref.internal_id, ref,
+                                 rest_type="session.started", space_id=ref.space_id,
+                                 rest_data={**_rest_session(ref),
+                                            "name": event.meeting.name,
+                                            "startedAt": format_time(event.at)})
+        elif isinstance(event, ev.MeetingEnded):
+            yield self._ended(event)
+        elif isinstance(event, ev.ChatMessageSent):
+            yield self._chat(event)
+        elif isinstance(event, (ev.GuestWaiting, ev.GuestAdmitted, ev.GuestDenied)):
+            yield self._guest(event)
+
+    # --- meetings ------------------------------------------------------------------------
+
+    def _created(self, event: ev.MeetingCreated) -> Occurrence:
+        m = event.meeting
+        spec = m.spec
+        ref = meeting_ref(m)
+        details = {
+            **_bbb_meeting(ref),
+            "name": spec.name,
+            "is-breakout": spec.is_breakout,
+            "parent-id": spec.parent_meeting_id or "bbb-none",
+            "duration": spec.duration,
+            "create-time": m.create_time,
+            "create-date": m.create_date,
+            "moderator-pass": spec.moderator_pw,
+            "viewer-pass": spec.attendee_pw,
+            "record": spec.record,
+            "voice-conf": m.voice_bridge,
+            "dial-number": spec.dial_number,
+            "max-users": spec.max_participants,
+            "metadata": dict(spec.metadata),
+        }
+        return Occurrence(new_event_id(), event.at, ref.internal_id, ref,
+                          bbb_name="meeting-created", bbb_attributes={"meeting": details})
+
+    def _ended(self, event: ev.MeetingEnded) -> Occurrence:
+        m = event.meeting
+        ref = meeting_ref(m)
+        for key in [k for k in self._media if k[0] == ref.internal_id]:
+            del self._media[key]
+        rest_type = rest_data = None
+        if ref.space_id is not None:
+            rest_type = "session.ended"
+            rest_data = {**_rest_session(ref), "name": m.name, "reason": event.reason,
+                         "endedAt": format_time(event.at)}
+        return Occurrence(
+            new_event_id(), event.at, ref.internal_id, ref, bbb_name="meeting-ended",
+            bbb_attributes={"meeting": {**_bbb_meeting(ref), "end-reason": event.reason}},
+            rest_type=rest_type, space_id=ref.space_id, rest_data=rest_data or {},
+            callbacks=end_callbacks(m.spec.metadata, m.spec.params,
+                                    m.spec.record and m.recording))
+
+    # --- participants --------------------------------------------------------------------
+
+    def _joined(self, event: ev.ParticipantJoined) -> Iterator[Occurrence]:
+        p = event.participant
+        ref = meeting_ref(p.meeting)
+        self._media[(ref.internal_id, p.user_id)] = self._snapshot(p)
+        user = _bbb_user(p, name=p.full_name, role=p.role.value,
+                         presenter="true" if p.presenter else "false", guest=p.seat.guest)
+        yield Occurrence(
+            new_event_id(), event.at, ref.internal_id, ref, bbb_name="user-joined",
+            bbb_attributes={"meeting": _bbb_meeting(ref), "user": user},
+            rest_type="participant.joined" if ref.space_id else None, space_id=ref.space_id,
+            rest_data={**_rest_session(ref), "participant": _rest_participant(p, p.joined_at),
+                       "externalUserId": p.external_user_id})
+
+    def _left(self, event: ev.ParticipantLeft) -> Iterator[Occurrence]:
+        p = event.participant
+        ref = meeting_ref(p.meeting)
+        self._media.pop((ref.internal_id, p.user_id), None)
+        yield Occurrence(
+            new_event_id(), event.at, ref.internal_id, ref, bbb_name="user-left",
+            bbb_attributes={"meeting": _bbb_meeting(ref),
+                            "user": _bbb_user(p, reason=event.reason)},
+            rest_type="participant.left" if ref.space_id else None, space_id=ref.space_id,
+            rest_data={**_rest_session(ref), "participant": _rest_participant(p),
+                       "externalUserId": p.external_user_id, "reason": event.reason})
+
+    @staticmethod
+    def _snapshot(p: Participant) -> _Media:
+        return _Media(in_audio=p.joined_voice or p.listen_only, listen_only=p.listen_only,
+                      muted=p.muted, video_streams=p.video_streams,
+                      screen_sharing=p.screen_sharing)
+
+    def _updated(self, event: ev.ParticipantUpdated) -> Iterator[Occurrence]:
+        p = event.participant
+        ref = meeting_ref(p.meeting)
+        key = (ref.internal_id, p.user_id)
+        before = self._media.get(key) or _Media(False, False, True, 0, False)
+        now = self._snapshot(p)
+        self._media[key] = now
+        meeting = _bbb_meeting(ref)
+
+        def bbb(name: str, **user: Any) -> Occurrence:
+            return Occurrence(new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
+                              bbb_attributes={"meeting": meeting, "user": _bbb_user(p, **user)})
+
+        changed = set(event.changed)
+        if changed & {"joined_voice", "listen_only"}:
+            if now.in_audio and (not before.in_audio or now.listen_only != before.listen_only):
+                yield bbb("user-audio-voice-enabled", **{
+                    "listening-only": now.listen_only, "sharing-mic": p.joined_voice})
+            elif before.in_audio and not now.in_audio:
+                yield bbb("user-audio-voice-disabled", **{
+                    "listening-only": False, "sharing-mic": False})
+        if "muted" in changed and now.muted != before.muted:
+            yield bbb("user-audio-muted" if now.muted else "user-audio-unmuted",
+                      muted=now.muted)
+        if "video_streams" in changed:
+            for n in range(before.video_streams + 1, now.video_streams + 1):
+                yield bbb("user-cam-broadcast-start", stream=f"{p.user_id}-{n}")
+            for n in range(before.video_streams, now.video_streams, -1):
+                yield bbb("user-cam-broadcast-end", stream=f"{p.user_id}-{n}")
+        if "screen_sharing" in changed and now.screen_sharing != before.screen_sharing:
+            name = ("meeting-screenshare-started" if now.screen_sharing
+                    else "meeting-screenshare-stopped")
+            yield Occurrence(new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
+                             bbb_attributes={"meeting": meeting,
+                                             "user": _bbb_user(p)})
+        if "presenter" in changed:
+            yield bbb("user-presenter-assigned" if p.presenter else "user-presenter-unassigned")
+        if "raised_hand" in changed:
+            yield bbb("user-raise-hand-changed", **{"raise-hand": p.raised_hand})
+        if "role" in changed:
+            yield bbb("user-role-changed", role=p.role.value)
+
+    # --- chat and the lobby --------------------------------------------------------------
+
+    def _chat(self, event: ev.ChatMessageSent) -> Occurrence:
+        message = event.message
+        ref = meeting_ref(message.meeting)
+        sender: dict[str, Any] = {"name": message.sender_name, "time": message.at}
+        if message.sender_user_id is not None:
+            sender["internal-user-id"] = message.sender_user_id
+        return Occurrence(
+            new_event_id(), event.at, ref.internal_id, ref, bbb_name="chat-group-message-sent",
+            bbb_attributes={"meeting": _bbb_meeting(ref),
+                            "chat-message": {"id": message.id, "message": message.text,
+                                             "sender": sender},
+                            "chat-id": "MAIN-PUBLIC-GROUP-CHAT"})
+
+    def _guest(self, event: ev.GuestWaiting | ev.GuestAdmitted | ev.GuestDenied) -> Occurrence:
+        seat = event.seat
+        ref = meeting_ref(seat.meeting)
+        name, rest_type = {
+            ev.GuestWaiting: ("guest-waiting", "participant.knocked"),
+            ev.GuestAdmitted: ("guest-admitted", "lobby.admitted"),
+            ev.GuestDenied: ("guest-denied", "lobby.denied"),
+        }[type(event)]
+        return Occurrence(
+            new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
+            bbb_attributes={"meeting": _bbb_meeting(ref),
+                            "user": _bbb_user(seat, name=seat.full_name,
+                                              role=seat.role.value, guest=seat.guest)},
+            rest_type=rest_type if ref.space_id else None, space_id=ref.space_id,
+            rest_data={**_rest_session(ref), "participant": _rest_participant(seat),
+                       "externalUserId": seat.external_user_id})
+
+
+# --- the store's events (rooms, invitations) ---------------------------------------------------
+
+
+def store_occurrence(kind: str, record: Any, at: int) -> Occurrence | None:
+    """An occurrence for a change the JSON:API made in the store (see ``Store.observe``)."""
+    if kind.startswith("room."):
+        data = {"spaceId": record.space_id, "roomId": record.id,
+                "room": {"name": record.name, "alias": record.alias, "type": record.type,
+                         "visibility": record.visibility,
+                         "metadata": dict(record.metadata)}}
+        return Occurrence(new_event_id(), at, f"room:{record.id}", rest_type=kind,
+                          space_id=record.space_id, rest_data=data)
+    if kind.startswith("userToken."):
+        data = {"spaceId": record.space_id, "roomId": record.room_id,
+                "userToken": {"id": record.id, "role": record.role,
+                              "displayName": record.display_name,
+                              "externalUserId": record.external_user_id,
+                              "uses": record.uses, "maxUses": record.max_uses,
+                              "expiresAt": format_time(record.expires_at)}}
+        key = f"room:{record.room_id}" if record.room_id else f"space:{record.space_id}"
+        return Occurrence(new_event_id(), at, key, rest_type=kind, space_id=record.space_id,
+                          rest_data=data)
+    return None
+
+
+def interrupted_occurrence(meeting: Any) -> Occurrence:
+    """``meeting-ended`` for a meeting a killed process left open (see History.recover)."""
+    space_id, local_id, room_id = tenant_of(meeting.meeting_id)
+    ref = MeetingRef(meeting.internal_id, meeting.meeting_id, space_id, local_id, room_id)
+    reason = "ENDED_DUE_TO_SERVICE_INTERRUPTION"
+    rest_data: dict[str, Any] = {}
+    if space_id is not None:
+        rest_data = {**_rest_session(ref), "name": meeting.name, "reason": reason,
+                     "endedAt": format_time(meeting.end_time)}
+    return Occurrence(
+        new_event_id(), meeting.end_time, ref.internal_id, ref, bbb_name="meeting-ended",
+        bbb_attributes={"meeting": {**_bbb_meeting(ref), "end-reason": reason}},
+        rest_type="session.ended" if space_id else None, space_id=space_id,
+        rest_data=rest_data, callbacks=end_callbacks(meeting.metadata, meeting.query, False))

@@ -1,0 +1,187 @@
+"""Outgoing HTTP for webhooks: two treq clients, a timeout, a bounded read of the answer.
+
+:class:`TreqSender` sends one request and returns the status code. It holds two treq
+``HTTPClient``s: an *open* one (BBB hooks, end callbacks: any address, as in
+BigBlueButton) and a *guarded* one for client apps' endpoints, whose connections go
+through :class:`~meetplatform.webhooks.guard.GuardedEndpointFactory`. Both are injected,
+so tests can use ``treq.testing.StubTreq`` (in memory) or real clients against a real
+receiver on ``127.0.0.1:0``; :func:`default_clients` builds the real ones.
+
+Redirects are not followed (a redirect to a private address would bypass the guard; a
+3xx counts as a failure), cookies are never kept, the answer's body is read up to 64 KiB
+and dropped. The timeout covers the whole exchange and runs on the injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
+
+from meetplatform import __version__
+from meetplatform.webhooks.guard import OPEN, AddressPolicy, GuardedEndpointFactory
+
+USER_AGENT = f"meetplatform/{__version__} (webhooks)"
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+class Sender(Protocol):
+    """What the dispatcher needs: send a request, get the status code."""
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
+             guarded: bool) -> Deferred[int]: ...
+
+    def close(self) -> Deferred[None]: ...
+
+
+@implementer(IBodyProducer)
+class ImmediateBody:
+    """A request body written at once (treq's default producer needs a cooperator)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self._data)
+        return succeed(None)
+
+    def stopProducing(self) -> None:
+        pass
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+
+class _Drain(TwistedProtocol):
+    """Reads a response body up to a limit, then lets the connection go."""
+
+    def __init__(self, limit: int, done: Deferred[None]) -> None:
+        self._limit = limit
+        self._size = 0
+        self._done = done
+
+    def dataReceived(self, data: bytes) -> None:
+        self._size += len(data)
+        transport: Any = self.transport
+        if self._size > self._limit and transport is not None:
+            transport.stopProducing()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if not self._done.called:
+            self._done.callback(None)
+
+
+def _no_cookies() -> CookieJar:
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class TreqSender:
+    """Sends webhook requests with treq clients (see the module's docstring)."""
+
+    def __init__(self, clock: IReactorTime, open_client: Any, guarded_client: Any, *,
+                 timeout: float = 5.0, pools: tuple[HTTPConnectionPool, ...] = ()) -> None:
+        self._clock = clock
+        self._open = open_client
+        self._guarded = guarded_client
+        self.timeout = timeout
+        self._pools = pools
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
+             guarded: bool) -> Deferred[int]:
+        return Deferred.fromCoroutine(self._send(method, url, headers, body, guarded))
+
+    async def _send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                    guarded: bool) -> int:
+        client = self._guarded if guarded else self._open
+        all_headers = {"User-Agent": USER_AGENT, **headers}
+        request: Deferred[Any] = client.request(
+            method, url, headers=all_headers, data=ImmediateBody(body) if body else None,
+            allow_redirects=False, unbuffered=True)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            request.cancel()
+
+        deadline = self._clock.callLater(self.timeout, expire)
+        try:
+            response = await request
+        except Exception:
+            if timed_out:
+                raise TimeoutError(f"no answer within {self.timeout:g} s") from None
+            raise
+        finally:
+            if deadline.active():
+                deadline.cancel()
+        drained: Deferred[None] = Deferred()
+        response.deliverBody(_Drain(MAX_RESPONSE_BYTES, drained))
+        try:
+            await drained.addTimeout(self.timeout, self._clock)
+        except TimeoutError:
+            pass  # the status is known; a slow body does not make the delivery fail
+        return int(response.code)
+
+    def close(self) -> Deferred[None]:
+        """Close kept-alive connections."""
+        from twisted.internet.defer import gatherResults
+
+        return gatherResults([pool.closeCachedConnections() for pool in self._pools]
+                             ).addCallback(lambda _: None)
+
+
+def default_clients(reactor: Any, policy: AddressPolicy, *, timeout: float = 5.0,
+                    per_host: int = 8, clock: IReactorTime | None = None) -> TreqSender:
+    """The real clients: an open one and one guarded by ``policy``, over kept-alive
+    connection pools. Timeouts run on ``clock`` (default: the reactor)."""
+    import treq
+
+    senders = []
+    pools = []
+    for guard in (OPEN, policy):
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = per_host
+        pool.cachedConnectionTimeout = 60
+        pools.append(pool)
+        agent = Agent.usingEndpointFactory(
+            reactor, GuardedEndpointFactory(reactor, guard, connect_timeout=timeout),
+            pool=pool)
+        senders.append(treq.client.HTTPClient(agent, cookiejar=_no_cookies()))  # type: ignore[arg-type]
+    return TreqSender(clock or reactor, senders[0], senders[1], timeout=timeout,
+                      pools=tuple(pools))
+
+
+def describe_failure(failure: Failure) -> str:
+    """A short reason for the delivery log and the API (``lastError``)."""
+    from twisted.internet import error as net
+    from twisted.web import _newclient
+
+    from meetplatform.webhooks.guard import AddressRefused
+
+    if failure.check(TimeoutError, net.TimeoutError):
+        return "timed out"
+    if failure.check(AddressRefused):
+        return str(failure.value)
+    if failure.check(net.ConnectionRefusedError):
+        return "connection refused"
+    if failure.check(net.DNSLookupError):
+        return "host name not found"
+    if failure.check(_newclient.ResponseNeverReceived, _newclient.RequestTransmissionFailed,
+                     _newclient.ResponseFailed):
+        reasons = getattr(failure.value, "reasons", None) or []
+        inner = "; ".join(r.getErrorMessage() for r in reasons) if reasons else ""
+        return f"connection failed: {inner}" if inner else "connection failed"
+    message = failure.getErrorMessage() or failure.type.__name__  # type: ignore[union-attr]
+    return message[:300]

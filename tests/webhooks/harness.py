@@ -1,0 +1,204 @@
+"""A world for history and webhook tests: fake clock, real registry, store, XML API, REST.
+
+Everything the composition root wires for history and webhooks is built here the same
+way (:func:`meetplatform.tap.build_site` does it for the service): the XML API with the
+``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API with sessions and
+webhook endpoints, one :class:`History` and one :class:`WebhookService`. The store runs
+inline (every query in the calling thread), so with an in-memory sender every delivery
+has happened when a call returns; tests move time with ``clock.advance``.
+
+:class:`FakeSender` records requests and answers with a status chosen by the test (or
+holds them: ``hold=True``); real-socket tests pass a real :class:`TreqSender` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.web.resource import Resource
+
+from meetplatform.config import Settings
+from meetplatform.history import History
+from meetplatform.recordings import InMemoryRecordings
+from meetplatform.registry import Meeting, MeetingSpec, Participant, Registry, Role
+from meetplatform.restapi import RateLimits, RestApi
+from meetplatform.restapi.ratelimit import Limit
+from meetplatform.store import Store
+from meetplatform.webhooks import DeliveryPolicy, WebhookService
+from meetplatform.webhooks.http import Sender
+from meetplatform.xmlapi import XmlApi
+from meetplatform.xmlapi.history_calls import HistoryCalls
+from meetplatform.xmlapi.hooks import HookCalls
+from tests.restapi.harness import Harness
+from tests.xmlapi.helpers import SECRET, Answer, Env
+
+START = 1_700_000_000.0
+PUBLIC_URL = "https://meet.example.test"
+UNLIMITED = RateLimits(client=Limit(1e6, 10**6), user=Limit(1e6, 10**6),
+                       anonymous=Limit(1e6, 10**6))
+
+
+@dataclass
+class Sent:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    guarded: bool
+
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+@dataclass
+class FakeSender:
+    """Answers every request with ``status(sent)`` (a status code, or an exception to
+    fail with), or holds it when ``hold`` is set (``release`` answers later)."""
+
+    status: Callable[[Sent], int | Exception] = lambda sent: 200
+    hold: bool = False
+    sent: list[Sent] = field(default_factory=list)
+    held: list[tuple[Sent, Deferred[int]]] = field(default_factory=list)
+
+    def send(self, method: str, url: str, headers: Any, body: bytes, *,
+             guarded: bool) -> Deferred[int]:
+        request = Sent(method, url, dict(headers), body, guarded)
+        self.sent.append(request)
+        if self.hold:
+            d: Deferred[int] = Deferred()
+            self.held.append((request, d))
+            return d
+        answer = self.status(request)
+        if isinstance(answer, Exception):
+            return fail(answer)
+        return succeed(answer)
+
+    def release(self, status: int = 200) -> int:
+        """Answer every held request with ``status``; returns how many."""
+        held, self.held = self.held, []
+        for _, d in held:
+            d.callback(status)
+        return len(held)
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+def refused(sent: Sent) -> Exception:
+    return ConnectionRefusedError("receiver down")
+
+
+class World:
+    """Registry, store, history, webhooks and both API surfaces over one fake clock."""
+
+    def __init__(self, data_dir: Path, *, sender: Sender | None = None,
+                 policy: DeliveryPolicy | None = None, clock: Clock | None = None,
+                 start: bool = True, spread: bool = False, **settings: Any) -> None:
+        self.data_dir = data_dir
+        if clock is None:
+            clock = Clock()
+            clock.advance(START)
+        self.clock = clock
+        settings.setdefault("allow_webhook_networks", ("127.0.0.0/8",))
+        self.settings = Settings(secret=SECRET, public_url=PUBLIC_URL, data_dir=data_dir,
+                                 **settings)
+        self.registry = Registry(self.clock, server_url=PUBLIC_URL)
+        self.store = Store.open_inline(data_dir)
+        self.history = History(self.clock, self.settings, self.registry, self.store)
+        #: The sender the world delivers with (a FakeSender unless one was given).
+        self.sender: Any = sender if sender is not None else FakeSender()
+        policy = policy or DeliveryPolicy()
+        if not spread:
+            # Spreading a burst of requests over turns of the reactor uses the clock, which
+            # only the tests that are about it advance (``spread=True``).
+            policy = dataclasses.replace(policy, sends_per_turn=1_000_000)
+        self.webhooks = WebhookService(
+            self.clock, self.settings, self.registry, self.store, sender=self.sender,
+            policy=policy, rng=random.Random(7))
+        self.xml_api = XmlApi(self.clock, self.settings, self.registry, revision="abc")
+        HistoryCalls(self.clock, self.settings, self.history).register(self.xml_api)
+        HookCalls(self.clock, self.settings, self.store, self.webhooks).register(self.xml_api)
+        self.xml = Env(self.clock, self.settings, self.registry, InMemoryRecordings(),
+                       self.xml_api)
+        self.rest = Harness(data_dir, store=self.store, clock=self.clock,
+                            rate_limits=UNLIMITED,
+                            allow_webhook_networks=self.settings.allow_webhook_networks)
+        self.rest.registry = self.registry
+        self.rest.api = RestApi(self.clock, self.rest.settings, self.registry, self.store,
+                                rate_limits=UNLIMITED, history=self.history,
+                                webhooks=self.webhooks)
+        root = Resource()
+        api = Resource()
+        root.putChild(b"api", api)
+        api.putChild(b"v2", self.rest.api.resource())
+        from treq.testing import RequestTraversalAgent
+
+        self.rest.root = root
+        self.rest.agent = RequestTraversalAgent(root)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        self.history.startService()
+        self.webhooks.startService()
+
+    def stop(self) -> Deferred[None]:
+        from twisted.internet.defer import gatherResults
+
+        return gatherResults([self.webhooks.stopService(), self.history.stopService()]
+                             ).addCallback(lambda _: None)
+
+    def close(self) -> None:
+        """Stop listening (a 'crashed' world must not see later events)."""
+        self.history.close()
+        self.webhooks.close()
+
+    def crash(self) -> None:
+        """What ``kill -9`` does to this world: it stops at once and writes nothing more
+        (requests in flight are dropped, their answers never recorded)."""
+        self.close()
+        dispatcher = self.webhooks.dispatcher
+        dispatcher._running = False
+        for request in list(dispatcher._requests):
+            request.cancel()
+
+    # --- the XML API ---------------------------------------------------------------------
+
+    def call(self, call: str, query: Any = "", **kwargs: Any) -> Answer:
+        return self.xml.call(call, query, **kwargs)
+
+    def hook(self, url: str, **params: str) -> str:
+        answer = self.call("hooks/create", {"callbackURL": url, **params})
+        assert answer.returncode == "SUCCESS", answer.body
+        hook_id = answer.text("hookID")
+        assert hook_id
+        return hook_id
+
+    # --- the registry ---------------------------------------------------------------------
+
+    def meeting(self, meeting_id: str = "m1", **spec: Any) -> Meeting:
+        spec.setdefault("name", "Meeting " + meeting_id)
+        meeting, _ = self.registry.create_meeting(MeetingSpec(meeting_id, **spec))
+        return meeting
+
+    def join(self, meeting: Meeting, name: str = "Ann", role: Role = Role.VIEWER,
+             **kwargs: Any) -> Participant:
+        seat = self.registry.issue_seat(meeting, full_name=name, role=role, **kwargs)
+        return self.registry.connect(seat)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
