@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -331,7 +331,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def _java_date(ms: int) -> str:
     import datetime
 
-    d = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    d = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
     return (
         f"{_DAYS[d.weekday()]} {_MONTHS[d.month - 1]} {d.day:02d} "
         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} UTC {d.year}"
@@ -591,9 +591,10 @@ class Registry:
         user_id = "w_" + secrets.token_hex(6)
         ext = external_user_id or user_id
         limit = meeting.spec.max_participants
-        if limit > 0 and ext not in self._holders(meeting, now) and (
-                len(self._holders(meeting, now)) >= limit):
-            raise MaxParticipantsReached(meeting.meeting_id)
+        if limit > 0:
+            holders = self._holders(meeting, now)
+            if ext not in holders and len(holders) >= limit:
+                raise MaxParticipantsReached(meeting.meeting_id)
         status = compute_guest_status(meeting.spec.guest_policy, guest=guest, role=role)
         if status is GuestStatus.DENY:
             raise GuestDeniedAccess(meeting.meeting_id)
@@ -725,7 +726,6 @@ class Registry:
         if limit > 0 and len(meeting.participants) >= limit:
             raise MaxParticipantsReached(meeting.meeting_id)
         participant = Participant(seat=seat, joined_at=now)
-        participant.muted = True
         seat.participant = participant
         self._add(participant, now)
         return participant
