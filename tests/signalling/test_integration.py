@@ -133,3 +133,68 @@ async def test_a_browser_offering_compression_joins_uncompressed() -> None:
         await browser.closed.addTimeout(10, reactor)
     finally:
         await listening.stopListening()
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() -> None:
+    """Frames written while the peer is not reading fill the kernel's buffers, then
+    Twisted's; a close frame Autobahn writes itself comes after all of them. When the
+    peer reads again it gets every frame, in order, then the close code."""
+    from twisted.internet import reactor
+
+    registry = Registry(reactor)
+    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
+    service = SignallingService(reactor, settings, registry)
+    root = Resource()
+    root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
+    listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    try:
+        meeting, _ = registry.create_meeting(MeetingSpec("order", "Order"))
+        seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
+        received: list[int] = []
+
+        class Counting(_Browser):
+            def onMessage(self, payload: bytes, isBinary: bool) -> None:
+                message = json.loads(payload)
+                if message["type"] == "n":
+                    received.append(message["data"]["n"])
+                super().onMessage(payload, isBinary)
+
+        factory = WebSocketClientFactory(
+            f"ws://127.0.0.1:{listening.getHost().port}/ws?sessionToken={seat.token}",
+            reactor=reactor)
+        ready: Deferred[Counting] = Deferred()
+
+        def build() -> Counting:
+            browser = Counting()
+            browser.factory = factory
+            browser.next("joined").addCallback(lambda _: ready.callback(browser))
+            return browser
+
+        factory.protocol = build  # type: ignore[assignment]
+        reactor.connectTCP("127.0.0.1", listening.getHost().port, factory)
+        ann = await ready.addTimeout(10, reactor)
+        server = next(iter(service.hub.conns))
+        assert isinstance(server, SignallingProtocol)
+        server.factory.max_backlog = 256 * 1024 * 1024  # this test wants no 4029
+        ann.transport.pauseProducing()  # type: ignore[union-attr]
+        transport: Any = server.transport
+        count = 0
+        twisted_buffered = False
+        while count < 2000 and not twisted_buffered:  # stop once Twisted holds a backlog
+            for _ in range(20):
+                server.send("n", {"n": count, "pad": "x" * 30_000})
+                count += 1
+            twisted_buffered = bool(transport._tempDataBuffer or transport.dataBuffer)
+            await deferLater(reactor, 0, lambda: None)
+        assert twisted_buffered, "the kernel took 60 MB without blocking"
+        for _ in range(20):  # more frames behind Twisted's backlog, then a close frame
+            server.send("n", {"n": count, "pad": "x" * 30_000})
+            count += 1
+        server.close(4010, "meeting ended")
+        ann.transport.resumeProducing()  # type: ignore[union-attr]
+        assert (await ann.closed.addTimeout(60, reactor)) == (4010, "meeting ended")
+        assert received == list(range(count))
+    finally:
+        await listening.stopListening()
