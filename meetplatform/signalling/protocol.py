@@ -11,12 +11,14 @@ Traps avoided here, for whoever edits this next:
 - Autobahn's ``sendMessage``/``sendData`` evaluate debug-log arguments eagerly on every
   write; :meth:`write_frame` writes pre-built frames straight to the transport instead
   (the connection never negotiates compression and never uses Autobahn's send queue).
-- On plain TCP, :meth:`write_frame` hands a frame to the kernel itself when Twisted holds
-  nothing unsent for the socket (:class:`_DirectSocket`): ``transport.write`` would
-  register the socket with the reactor and send on its next turn (two ``epoll_ctl`` calls
-  and ~20 µs of Python per delivery, which is most of a room's fan-out). Anything the
-  kernel does not take goes to ``transport.write``, so frames stay in order with
-  Autobahn's own writes (pongs, close frames) and back-pressure stays Twisted's.
+- On plain TCP, :meth:`write_frame` keeps the frame until the end of the reactor turn
+  (:class:`_DirectSocket`, :class:`TurnSender`), then hands each socket's frames to the
+  kernel in one ``send`` when Twisted holds nothing unsent for it: ``transport.write``
+  per frame would register the socket with the reactor and send on its next turn (two
+  ``epoll_ctl`` calls and ~20 µs of Python per delivery, most of a room's fan-out).
+  Anything the kernel does not take goes to ``transport.write``; pending frames are sent
+  before any write of Autobahn's own (``sendData``: pongs, pings, close frames) and
+  before the connection is closed, so the order on the wire is the order of the writes.
 - ``sendClose`` refuses 1001 and 1011; :meth:`close` uses ``sendCloseFrame``.
 - twisted.web leaves its ``HTTPChannel`` registered as the transport's producer after
   the upgrade; it is swapped for this connection's back-pressure watcher.
@@ -34,7 +36,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -76,21 +78,27 @@ class Reply:
 
 
 class _DirectSocket:
-    """Sends on a plain TCP transport's socket while Twisted has nothing queued for it.
+    """Frames for one plain TCP socket, sent together at the end of the reactor turn.
 
     Only for ``twisted.internet.tcp.Connection`` without TLS, whose write buffer is
     ``dataBuffer[offset:]`` plus ``_tempDataBuffer`` (checked to exist once, here; any
     other transport, or a Twisted whose buffer looks different, keeps ``transport.write``).
+    :meth:`write` keeps the frame; :class:`TurnSender` calls :meth:`flush` once the turn's
+    work is done, which joins the socket's frames and hands them to the kernel with one
+    ``send`` when Twisted holds nothing unsent for the socket (else, and for whatever the
+    kernel does not take, ``transport.write``).
     """
 
-    __slots__ = ("send", "transport")
+    __slots__ = ("pending", "send", "sender", "transport")
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, sender: TurnSender) -> None:
         self.transport = transport
         self.send = transport.socket.send
+        self.sender = sender
+        self.pending: list[bytes] | None = None
 
     @classmethod
-    def for_transport(cls, transport: Any) -> _DirectSocket | None:
+    def for_transport(cls, transport: Any, sender: TurnSender) -> _DirectSocket | None:
         from twisted.internet.tcp import Connection
 
         if (isinstance(transport, Connection) and getattr(transport, "TLS", True) is False
@@ -98,14 +106,28 @@ class _DirectSocket:
                 and isinstance(getattr(transport, "_tempDataBuffer", None), list)
                 and isinstance(getattr(transport, "offset", None), int)
                 and getattr(transport, "socket", None) is not None):
-            return cls(transport)
+            return cls(transport, sender)
         return None
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` now if Twisted's buffer is empty; queue the rest with Twisted."""
+        pending = self.pending
+        if pending is None:
+            self.pending = [data]
+            self.sender.add(self)
+        else:
+            pending.append(data)
+
+    def flush(self) -> None:
+        """Send what this turn wrote (also called before Autobahn writes to the socket)."""
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
         t = self.transport
-        if (not t._tempDataBuffer and t.offset == len(t.dataBuffer) and t.connected
-                and not t.disconnecting):
+        if not t.connected:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        if not t._tempDataBuffer and t.offset == len(t.dataBuffer) and not t.disconnecting:
             try:
                 sent = self.send(data)
             except OSError:  # would block, or a lost connection Twisted notices itself
@@ -114,6 +136,40 @@ class _DirectSocket:
                 return
             data = data[sent:]
         t.write(data)
+
+    def drop(self) -> None:
+        self.pending = None
+
+
+class TurnSender:
+    """Flushes every :class:`_DirectSocket` written to during a reactor turn, once.
+
+    A room's fan-out writes one frame to each member; when several messages are fanned
+    out in the same turn (a busy room), each socket still gets a single ``send``. The
+    flush runs as a ``callLater(0)`` on the injected clock: right after the reactor has
+    handled the current turn's events.
+    """
+
+    __slots__ = ("_call", "_clock", "_sockets")
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._sockets: list[_DirectSocket] = []
+        self._call: IDelayedCall | None = None
+
+    def add(self, sock: _DirectSocket) -> None:
+        self._sockets.append(sock)
+        if self._call is None:
+            self._call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        self._call = None
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.flush()
+            except Exception:  # noqa: BLE001 - one socket must not stall the others
+                _log.failure("signalling: sending to a socket failed")
 
 
 @implementer(IPushProducer)
@@ -237,7 +293,7 @@ class SignallingProtocol(WebSocketServerProtocol):
             except RuntimeError:
                 pass  # some transports refuse when nothing is registered
             transport.registerProducer(_Backpressure(self), True)
-            self._direct = _DirectSocket.for_transport(transport)
+            self._direct = _DirectSocket.for_transport(transport, self.factory.turn_sender)
             self.factory.hub.attach(self)
         except Exception:  # noqa: BLE001 - logged; the socket must survive
             _log.failure("signalling socket failed to open")
@@ -266,11 +322,25 @@ class SignallingProtocol(WebSocketServerProtocol):
                 self.close(hub_module.CLOSE_TOO_MANY, "slow consumer")
                 return
             self._backlog = backlog
-        elif self._direct is not None:
+        if self._direct is not None:
             self._direct.write(data)
-            return
-        transport: Any = self.transport
-        transport.write(data)
+        else:
+            transport: Any = self.transport
+            transport.write(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Autobahn's own writes (pongs, pings, close frames) go after our pending frames."""
+        if self._direct is not None:
+            self._direct.flush()
+        super().sendData(data, sync, chopsize)
+
+    def _closeConnection(self, abort: bool = False) -> None:
+        if self._direct is not None:
+            if abort:
+                self._direct.drop()
+            else:
+                self._direct.flush()
+        super()._closeConnection(abort)
 
     def send(self, kind: str, data: dict[str, Any] | None = None) -> None:
         self.write_frame(frame(msg.event(kind, data)))
@@ -461,6 +531,8 @@ class SignallingFactory(WebSocketServerFactory):
         self.extra_origins_for = extra_origins_for
         self.clock = clock
         self.max_backlog = max_backlog
+        #: Sends each plain TCP socket's frames of a reactor turn together.
+        self.turn_sender = TurnSender(clock)
         self._batched_timer = _clock_timer(clock)
         self.setProtocolOptions(
             maxFramePayloadSize=HARD_MESSAGE_LIMIT,

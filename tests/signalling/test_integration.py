@@ -139,8 +139,9 @@ async def test_a_browser_offering_compression_joins_uncompressed() -> None:
 @pytest_twisted.ensureDeferred
 async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() -> None:
     """Frames written while the peer is not reading fill the kernel's buffers, then
-    Twisted's; a close frame Autobahn writes itself comes after all of them. When the
-    peer reads again it gets every frame, in order, then the close code."""
+    Twisted's; frames written after that in the same turn, then a close frame Autobahn
+    writes itself, come after all of them. When the peer reads again it gets every
+    frame, in order, then the close code."""
     from twisted.internet import reactor
 
     registry = Registry(reactor)
@@ -160,6 +161,10 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
                 if message["type"] == "n":
                     received.append(message["data"]["n"])
                 super().onMessage(payload, isBinary)
+
+            def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> Any:
+                received.append(-1)  # where the close frame came on the wire
+                return super().onCloseFrame(code, reasonRaw)
 
         factory = WebSocketClientFactory(
             f"ws://127.0.0.1:{listening.getHost().port}/ws?sessionToken={seat.token}",
@@ -186,8 +191,8 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
             for _ in range(20):
                 server.send("n", {"n": count, "pad": "x" * 30_000})
                 count += 1
+            await deferLater(reactor, 0, lambda: None)  # the turn's frames are sent
             twisted_buffered = bool(transport._tempDataBuffer or transport.dataBuffer)
-            await deferLater(reactor, 0, lambda: None)
         assert twisted_buffered, "the kernel took 60 MB without blocking"
         for _ in range(20):  # more frames behind Twisted's backlog, then a close frame
             server.send("n", {"n": count, "pad": "x" * 30_000})
@@ -195,6 +200,6 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
         server.close(4010, "meeting ended")
         ann.transport.resumeProducing()  # type: ignore[union-attr]
         assert (await ann.closed.addTimeout(60, reactor)) == (4010, "meeting ended")
-        assert received == list(range(count))
+        assert received == [*range(count), -1]
     finally:
         await listening.stopListening()
