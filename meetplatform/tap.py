@@ -13,6 +13,7 @@ placeholder that answers 503 until then.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import shlex
@@ -343,6 +344,28 @@ def secret_command(config: ServiceConfig) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
+#: Collect the youngest generation every 10,000 net allocations instead of 700: a
+#: signalling fan-out allocates a few objects per socket, and every tenth young collection
+#: is followed by an older one.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built at start-up out of the garbage collector's sight.
+
+    A full collection walks every tracked object: with Twisted, Klein, lxml and the
+    product imported, ~70 ms on this hardware, during which no socket is served (a
+    room's messages wait behind it: the p99 latency of a busy room). ``gc.freeze()``
+    moves the objects alive once the service is up (modules, classes, the composition
+    root; none of them ever become garbage) to a generation the collector skips, so a
+    full collection walks only what was created since. Called once, when the service
+    has started; tests that build sites directly do not call it.
+    """
+    gc.collect()
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
+
+
 class MeetplatformService(MultiService):
     """Binds the listeners, then builds settings, registry and site; ends meetings on stop.
 
@@ -437,6 +460,7 @@ class MeetplatformService(MultiService):
             )
         for warning in (*self.config.warnings, *self._secret.warnings):
             _log.warn("{warning}", warning=warning)
+        settle_garbage_collector()
 
     def _failed(self, failure: Failure) -> None:
         if failure.check(FirstError):

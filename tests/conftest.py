@@ -29,3 +29,15 @@ def fail_on_logged_failures() -> Iterator[list[LogEvent]]:
 
         texts = [formatEvent(e) + "\n" + e["log_failure"].getTraceback() for e in failures]
         pytest.fail("logged failures:\n" + "\n".join(texts))
+
+
+@pytest.fixture(autouse=True)
+def unfreeze_garbage_collector() -> Iterator[None]:
+    """A started MeetplatformService freezes the collector's view of the heap (as it
+    should in production); give the next test back the interpreter's defaults."""
+    import gc
+
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
