@@ -1,11 +1,18 @@
 """What happened, as webhooks tell it: registry and store events become :class:`Occurrence`.
 
-An occurrence is a plain snapshot taken on the reactor thread when the event happens
-(the live objects change afterwards). It names the event in BigBlueButton's words for
-bbb-webhooks (``user-joined`` with its ``attributes``), in the JSON:API's words for
-per-space endpoints (``participant.joined`` with its ``data``), and lists the end
-callbacks (``meta_endCallbackUrl``) a meeting end triggers. Every occurrence gets an id
-(``evt_...``) here, once: every delivery and every retry of it carries that id.
+An occurrence names the event in BigBlueButton's words for bbb-webhooks (``user-joined``
+with its ``attributes``), in the JSON:API's words for per-space endpoints
+(``participant.joined`` with its ``data``), and lists the end callbacks
+(``meta_endCallbackUrl``) a meeting end triggers. Every occurrence gets an id (``evt_...``)
+once, when it is built (before it is written to the outbox, in the order the events
+happened): every delivery and every retry of it carries that id.
+
+Building occurrences (dicts, ids, formatted times) is kept off the moment of the event:
+:meth:`Translator.capture` only copies, on the reactor thread when the event is emitted,
+the values that may change afterwards (a participant's name, role, presenter and media
+state: :class:`Who`); :meth:`Translator.build` makes the occurrences from that copy later,
+in the order the events were captured. So an occurrence tells the state of the moment its
+event happened, with that moment's time, even when it is built a little later.
 
 :class:`Translator` keeps the little state needed to turn ``ParticipantUpdated`` (which
 names the changed fields) into BBB's events (``user-audio-muted``,
@@ -16,15 +23,15 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from meetplatform import events as ev
 from meetplatform.history import tenant_of
-from meetplatform.registry import Meeting, Participant, Seat
+from meetplatform.registry import ChatMessage, Meeting, Participant, Role, Seat
 
 #: BBB's mapped event names this platform sends, with their raw (akka-apps style) names.
 BBB_EVENTS: dict[str, str] = {
@@ -119,26 +126,9 @@ def _bbb_meeting(ref: MeetingRef) -> dict[str, Any]:
     return {"internal-meeting-id": ref.internal_id, "external-meeting-id": ref.meeting_id}
 
 
-def _bbb_user(p: Participant | Seat, **extra: Any) -> dict[str, Any]:
-    return {"internal-user-id": p.user_id, "external-user-id": p.external_user_id, **extra}
-
-
-def _role(participant: Participant | Seat) -> str:
-    return "moderator" if participant.role.value == "MODERATOR" else "viewer"
-
-
 def _rest_session(ref: MeetingRef) -> dict[str, Any]:
     return {"spaceId": ref.space_id, "roomId": ref.room_id, "meetingId": ref.local_id,
             "sessionId": ref.internal_id}
-
-
-def _rest_participant(p: Participant | Seat, joined_at: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"participantId": p.user_id, "displayName": p.full_name,
-                           "externalUserId": p.external_user_id, "role": _role(p),
-                           "guest": p.guest if isinstance(p, Seat) else p.seat.guest}
-    if joined_at is not None:
-        out["joinedAt"] = format_time(joined_at)
-    return out
 
 
 def end_callbacks(metadata: Mapping[str, str], params: Mapping[str, str],
@@ -156,6 +146,58 @@ def end_callbacks(metadata: Mapping[str, str], params: Mapping[str, str],
     return tuple(u for u in urls if urlsplit(u).scheme in ("http", "https") and len(u) <= 4096)
 
 
+class Who(NamedTuple):
+    """A participant (or a waiting guest's seat) as it was when an event happened.
+
+    Everything here can change after the event (a role change, a replacing seat with
+    another name, media toggles), so it is copied when the event is captured and the
+    occurrence is built from the copy later.
+    """
+
+    user_id: str
+    external_user_id: str
+    full_name: str
+    role: Role
+    guest: bool
+    presenter: bool = False
+    joined_at: int | None = None
+    joined_voice: bool = False
+    listen_only: bool = False
+    muted: bool = True
+    video_streams: int = 0
+    screen_sharing: bool = False
+    raised_hand: bool = False
+
+
+def who(p: Participant) -> Who:
+    """The participant's state now (cheap: attribute reads and one tuple)."""
+    s = p.seat
+    return Who(s.user_id, s.external_user_id, s.full_name, s.role, s.guest, p.presenter,
+               p.joined_at, p.joined_voice, p.listen_only, p.muted, p.video_streams,
+               p.screen_sharing, p.raised_hand)
+
+
+def seat_who(s: Seat) -> Who:
+    return Who(s.user_id, s.external_user_id, s.full_name, s.role, s.guest)
+
+
+def _bbb_user(p: Who, **extra: Any) -> dict[str, Any]:
+    return {"internal-user-id": p.user_id, "external-user-id": p.external_user_id, **extra}
+
+
+def _role(p: Who) -> str:
+    return "moderator" if p.role.value == "MODERATOR" else "viewer"
+
+
+def _rest_participant(p: Who, joined_at: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"participantId": p.user_id, "displayName": p.full_name,
+                           "externalUserId": p.external_user_id, "role": _role(p),
+                           "guest": p.guest}
+    if joined_at is not None:
+        out["joinedAt"] = format_time(joined_at)
+    return out
+
+
 @dataclass
 class _Media:
     in_audio: bool
@@ -165,43 +207,77 @@ class _Media:
     screen_sharing: bool
 
 
+#: A captured event: a builder and the values it needs, copied when the event happened.
+Captured = tuple[Callable[..., list[Occurrence]], tuple[Any, ...]]
+
+
 class Translator:
-    """Turns registry events into occurrences (zero, one or several per event)."""
+    """Turns registry events into occurrences (zero, one or several per event), in two
+    steps so that the moment of the event costs next to nothing:
+
+    - :meth:`capture`, synchronously when the event is emitted: copies the values that
+      may change afterwards (the participant's name, role, presenter and media state, the
+      meeting's recording flag) into a tuple; no dicts, ids, time formatting or lookups;
+    - :meth:`build`, later (the next turn of the reactor), **in the order of capture**:
+      makes the occurrences with their ids. The media state ``ParticipantUpdated`` is
+      compared with lives here, so it sees the events in the order they happened.
+
+    :meth:`translate` does both at once.
+    """
 
     def __init__(self) -> None:
         self._media: dict[tuple[str, str], _Media] = {}
 
     def translate(self, event: ev.Event) -> list[Occurrence]:
-        return list(self._translate(event))
+        captured = self.capture(event)
+        return [] if captured is None else self.build(captured)
 
-    def _translate(self, event: ev.Event) -> Iterator[Occurrence]:
+    @staticmethod
+    def build(captured: Captured) -> list[Occurrence]:
+        fn, args = captured
+        return fn(*args)
+
+    def capture(self, event: ev.Event) -> Captured | None:
+        """What :meth:`build` needs later, or ``None`` if webhooks ignore the event."""
         if isinstance(event, ev.ParticipantJoined):
-            yield from self._joined(event)
-        elif isinstance(event, ev.ParticipantLeft):
-            yield from self._left(event)
-        elif isinstance(event, ev.ParticipantUpdated):
-            yield from self._updated(event)
-        elif isinstance(event, ev.MeetingCreated):
-            yield self._created(event)
-        elif isinstance(event, ev.MeetingStarted):
-            ref = meeting_ref(event.meeting)
-            if ref.space_id is not None:
-                yield Occurrence(new_event_id(), event.at, ref.internal_id, ref,
-                                 rest_type="session.started", space_id=ref.space_id,
-                                 rest_data={**_rest_session(ref),
-                                            "name": event.meeting.name,
-                                            "startedAt": format_time(event.at)})
-        elif isinstance(event, ev.MeetingEnded):
-            yield self._ended(event)
-        elif isinstance(event, ev.ChatMessageSent):
-            yield self._chat(event)
-        elif isinstance(event, (ev.GuestWaiting, ev.GuestAdmitted, ev.GuestDenied)):
-            yield self._guest(event)
+            p = event.participant
+            return self._joined, (event.at, p.seat.meeting, who(p))
+        if isinstance(event, ev.ParticipantLeft):
+            p = event.participant
+            return self._left, (event.at, p.seat.meeting, who(p), event.reason)
+        if isinstance(event, ev.ParticipantUpdated):
+            p = event.participant
+            return self._updated, (event.at, p.seat.meeting, who(p), event.changed)
+        if isinstance(event, ev.MeetingStarted):
+            return self._started, (event.at, event.meeting)
+        if isinstance(event, ev.MeetingCreated):
+            m = event.meeting
+            return self._created, (event.at, m, dict(m.spec.metadata))
+        if isinstance(event, ev.MeetingEnded):
+            m = event.meeting
+            return self._ended, (event.at, m, event.reason, m.spec.record and m.recording,
+                                 dict(m.spec.metadata))
+        if isinstance(event, ev.ChatMessageSent):
+            return self._chat, (event.at, event.message)
+        if isinstance(event, (ev.GuestWaiting, ev.GuestAdmitted, ev.GuestDenied)):
+            seat = event.seat
+            return self._guest, (event.at, type(event), seat.meeting, seat_who(seat))
+        return None
 
     # --- meetings ------------------------------------------------------------------------
 
-    def _created(self, event: ev.MeetingCreated) -> Occurrence:
-        m = event.meeting
+    @staticmethod
+    def _started(at: int, meeting: Meeting) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
+        if ref.space_id is None:
+            return []
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref,
+                           rest_type="session.started", space_id=ref.space_id,
+                           rest_data={**_rest_session(ref), "name": meeting.name,
+                                      "startedAt": format_time(at)})]
+
+    @staticmethod
+    def _created(at: int, m: Meeting, metadata: dict[str, str]) -> list[Occurrence]:
         spec = m.spec
         ref = meeting_ref(m)
         details = {
@@ -218,134 +294,131 @@ class Translator:
             "voice-conf": m.voice_bridge,
             "dial-number": spec.dial_number,
             "max-users": spec.max_participants,
-            "metadata": dict(spec.metadata),
+            "metadata": metadata,
         }
-        return Occurrence(new_event_id(), event.at, ref.internal_id, ref,
-                          bbb_name="meeting-created", bbb_attributes={"meeting": details})
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref,
+                           bbb_name="meeting-created", bbb_attributes={"meeting": details})]
 
-    def _ended(self, event: ev.MeetingEnded) -> Occurrence:
-        m = event.meeting
+    def _ended(self, at: int, m: Meeting, reason: str, recorded: bool,
+               metadata: dict[str, str]) -> list[Occurrence]:
         ref = meeting_ref(m)
         for key in [k for k in self._media if k[0] == ref.internal_id]:
             del self._media[key]
         rest_type = rest_data = None
         if ref.space_id is not None:
             rest_type = "session.ended"
-            rest_data = {**_rest_session(ref), "name": m.name, "reason": event.reason,
-                         "endedAt": format_time(event.at)}
-        return Occurrence(
-            new_event_id(), event.at, ref.internal_id, ref, bbb_name="meeting-ended",
-            bbb_attributes={"meeting": {**_bbb_meeting(ref), "end-reason": event.reason}},
+            rest_data = {**_rest_session(ref), "name": m.name, "reason": reason,
+                         "endedAt": format_time(at)}
+        return [Occurrence(
+            new_event_id(), at, ref.internal_id, ref, bbb_name="meeting-ended",
+            bbb_attributes={"meeting": {**_bbb_meeting(ref), "end-reason": reason}},
             rest_type=rest_type, space_id=ref.space_id, rest_data=rest_data or {},
-            callbacks=end_callbacks(m.spec.metadata, m.spec.params,
-                                    m.spec.record and m.recording))
+            callbacks=end_callbacks(metadata, m.spec.params, recorded))]
 
     # --- participants --------------------------------------------------------------------
 
-    def _joined(self, event: ev.ParticipantJoined) -> Iterator[Occurrence]:
-        p = event.participant
-        ref = meeting_ref(p.meeting)
+    def _joined(self, at: int, meeting: Meeting, p: Who) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
         self._media[(ref.internal_id, p.user_id)] = self._snapshot(p)
         user = _bbb_user(p, name=p.full_name, role=p.role.value,
-                         presenter="true" if p.presenter else "false", guest=p.seat.guest)
-        yield Occurrence(
-            new_event_id(), event.at, ref.internal_id, ref, bbb_name="user-joined",
+                         presenter="true" if p.presenter else "false", guest=p.guest)
+        return [Occurrence(
+            new_event_id(), at, ref.internal_id, ref, bbb_name="user-joined",
             bbb_attributes={"meeting": _bbb_meeting(ref), "user": user},
             rest_type="participant.joined" if ref.space_id else None, space_id=ref.space_id,
             rest_data={**_rest_session(ref), "participant": _rest_participant(p, p.joined_at),
-                       "externalUserId": p.external_user_id})
+                       "externalUserId": p.external_user_id})]
 
-    def _left(self, event: ev.ParticipantLeft) -> Iterator[Occurrence]:
-        p = event.participant
-        ref = meeting_ref(p.meeting)
+    def _left(self, at: int, meeting: Meeting, p: Who, reason: str) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
         self._media.pop((ref.internal_id, p.user_id), None)
-        yield Occurrence(
-            new_event_id(), event.at, ref.internal_id, ref, bbb_name="user-left",
+        return [Occurrence(
+            new_event_id(), at, ref.internal_id, ref, bbb_name="user-left",
             bbb_attributes={"meeting": _bbb_meeting(ref),
-                            "user": _bbb_user(p, reason=event.reason)},
+                            "user": _bbb_user(p, reason=reason)},
             rest_type="participant.left" if ref.space_id else None, space_id=ref.space_id,
             rest_data={**_rest_session(ref), "participant": _rest_participant(p),
-                       "externalUserId": p.external_user_id, "reason": event.reason})
+                       "externalUserId": p.external_user_id, "reason": reason})]
 
     @staticmethod
-    def _snapshot(p: Participant) -> _Media:
+    def _snapshot(p: Who) -> _Media:
         return _Media(in_audio=p.joined_voice or p.listen_only, listen_only=p.listen_only,
                       muted=p.muted, video_streams=p.video_streams,
                       screen_sharing=p.screen_sharing)
 
-    def _updated(self, event: ev.ParticipantUpdated) -> Iterator[Occurrence]:
-        p = event.participant
-        ref = meeting_ref(p.meeting)
+    def _updated(self, at: int, meeting: Meeting, p: Who,
+                 changed_fields: tuple[str, ...]) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
         key = (ref.internal_id, p.user_id)
         before = self._media.get(key) or _Media(False, False, True, 0, False)
         now = self._snapshot(p)
         self._media[key] = now
-        meeting = _bbb_meeting(ref)
+        bbb_meeting = _bbb_meeting(ref)
+        out: list[Occurrence] = []
 
-        def bbb(name: str, **user: Any) -> Occurrence:
-            return Occurrence(new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
-                              bbb_attributes={"meeting": meeting, "user": _bbb_user(p, **user)})
+        def bbb(name: str, **user: Any) -> None:
+            out.append(Occurrence(new_event_id(), at, ref.internal_id, ref, bbb_name=name,
+                                  bbb_attributes={"meeting": bbb_meeting,
+                                                  "user": _bbb_user(p, **user)}))
 
-        changed = set(event.changed)
+        changed = set(changed_fields)
         if changed & {"joined_voice", "listen_only"}:
             if now.in_audio and (not before.in_audio or now.listen_only != before.listen_only):
-                yield bbb("user-audio-voice-enabled", **{
+                bbb("user-audio-voice-enabled", **{
                     "listening-only": now.listen_only, "sharing-mic": p.joined_voice})
             elif before.in_audio and not now.in_audio:
-                yield bbb("user-audio-voice-disabled", **{
+                bbb("user-audio-voice-disabled", **{
                     "listening-only": False, "sharing-mic": False})
         if "muted" in changed and now.muted != before.muted:
-            yield bbb("user-audio-muted" if now.muted else "user-audio-unmuted",
-                      muted=now.muted)
+            bbb("user-audio-muted" if now.muted else "user-audio-unmuted", muted=now.muted)
         if "video_streams" in changed:
             for n in range(before.video_streams + 1, now.video_streams + 1):
-                yield bbb("user-cam-broadcast-start", stream=f"{p.user_id}-{n}")
+                bbb("user-cam-broadcast-start", stream=f"{p.user_id}-{n}")
             for n in range(before.video_streams, now.video_streams, -1):
-                yield bbb("user-cam-broadcast-end", stream=f"{p.user_id}-{n}")
+                bbb("user-cam-broadcast-end", stream=f"{p.user_id}-{n}")
         if "screen_sharing" in changed and now.screen_sharing != before.screen_sharing:
-            name = ("meeting-screenshare-started" if now.screen_sharing
-                    else "meeting-screenshare-stopped")
-            yield Occurrence(new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
-                             bbb_attributes={"meeting": meeting,
-                                             "user": _bbb_user(p)})
+            bbb("meeting-screenshare-started" if now.screen_sharing
+                else "meeting-screenshare-stopped")
         if "presenter" in changed:
-            yield bbb("user-presenter-assigned" if p.presenter else "user-presenter-unassigned")
+            bbb("user-presenter-assigned" if p.presenter else "user-presenter-unassigned")
         if "raised_hand" in changed:
-            yield bbb("user-raise-hand-changed", **{"raise-hand": p.raised_hand})
+            bbb("user-raise-hand-changed", **{"raise-hand": p.raised_hand})
         if "role" in changed:
-            yield bbb("user-role-changed", role=p.role.value)
+            bbb("user-role-changed", role=p.role.value)
+        return out
 
     # --- chat and the lobby --------------------------------------------------------------
 
-    def _chat(self, event: ev.ChatMessageSent) -> Occurrence:
-        message = event.message
+    @staticmethod
+    def _chat(at: int, message: ChatMessage) -> list[Occurrence]:
         ref = meeting_ref(message.meeting)
         sender: dict[str, Any] = {"name": message.sender_name, "time": message.at}
         if message.sender_user_id is not None:
             sender["internal-user-id"] = message.sender_user_id
-        return Occurrence(
-            new_event_id(), event.at, ref.internal_id, ref, bbb_name="chat-group-message-sent",
+        return [Occurrence(
+            new_event_id(), at, ref.internal_id, ref, bbb_name="chat-group-message-sent",
             bbb_attributes={"meeting": _bbb_meeting(ref),
                             "chat-message": {"id": message.id, "message": message.text,
                                              "sender": sender},
-                            "chat-id": "MAIN-PUBLIC-GROUP-CHAT"})
+                            "chat-id": "MAIN-PUBLIC-GROUP-CHAT"})]
 
-    def _guest(self, event: ev.GuestWaiting | ev.GuestAdmitted | ev.GuestDenied) -> Occurrence:
-        seat = event.seat
-        ref = meeting_ref(seat.meeting)
+    @staticmethod
+    def _guest(at: int, kind: type[ev.Event], meeting: Meeting, seat: Who
+               ) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
         name, rest_type = {
             ev.GuestWaiting: ("guest-waiting", "participant.knocked"),
             ev.GuestAdmitted: ("guest-admitted", "lobby.admitted"),
             ev.GuestDenied: ("guest-denied", "lobby.denied"),
-        }[type(event)]
-        return Occurrence(
-            new_event_id(), event.at, ref.internal_id, ref, bbb_name=name,
+        }[kind]
+        return [Occurrence(
+            new_event_id(), at, ref.internal_id, ref, bbb_name=name,
             bbb_attributes={"meeting": _bbb_meeting(ref),
                             "user": _bbb_user(seat, name=seat.full_name,
                                               role=seat.role.value, guest=seat.guest)},
             rest_type=rest_type if ref.space_id else None, space_id=ref.space_id,
             rest_data={**_rest_session(ref), "participant": _rest_participant(seat),
-                       "externalUserId": seat.external_user_id})
+                       "externalUserId": seat.external_user_id})]
 
 
 # --- the store's events (rooms, invitations) ---------------------------------------------------

@@ -3,18 +3,24 @@
 :class:`WebhookService` is the one object the composition root builds. It
 
 1. listens to the registry (meetings, participants, chat, the lobby) and to the store
-   (rooms and invitations changed through the JSON:API), turning each event into an
-   :class:`~meetplatform.webhooks.events.Occurrence` on the reactor thread: a cheap
-   snapshot, no I/O, so the join path does not wait for webhooks;
-2. writes occurrences to the durable outbox in batches, off the reactor thread, fanned
-   out to every matching BBB hook, space endpoint and end callback in one transaction;
+   (rooms and invitations changed through the JSON:API). When an event happens it only
+   *captures* it (:meth:`~meetplatform.webhooks.events.Translator.capture`: a tuple of
+   the values that may change afterwards) and, once per turn of the reactor, schedules
+   ``callLater(0)``; the join (or API call) that caused the event does nothing else for
+   webhooks. On that next turn, every event captured meanwhile becomes its
+   :class:`~meetplatform.webhooks.events.Occurrence` (or several), in order, with the
+   values and the time of the moment it happened;
+2. writes those occurrences to the durable outbox, all of one turn in one transaction
+   when nothing else is being written (group commit), off the reactor thread, fanned
+   out to every matching BBB hook, space endpoint and end callback;
 3. hands the targets that got rows to the :class:`~meetplatform.webhooks.delivery.Dispatcher`,
    which delivers them (and, after a restart, whatever the previous process left).
 
 It is a Twisted service: attached to the running service, it starts delivering when the
-service starts and, on stop, writes what it still holds to the outbox before the store
-closes. Every five minutes it also wakes targets the dispatcher might have dropped (an
-endpoint enabled again) and drops outbox rows older than the history retention.
+service starts and, on stop, writes what it still holds (captured events included) to
+the outbox before the store closes. Every five minutes it also wakes targets the
+dispatcher might have dropped (an endpoint enabled again) and drops outbox rows older
+than the history retention.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from meetplatform.store.batch import BatchWriter
 from meetplatform.store.history_db import InterruptedMeeting
 from meetplatform.webhooks.delivery import DeliveryPolicy, Dispatcher
 from meetplatform.webhooks.events import (
+    Captured,
     Occurrence,
     Translator,
     interrupted_occurrence,
@@ -74,6 +81,11 @@ class WebhookService(Service):
             domain=urlsplit(settings.public_url).hostname or settings.server_name,
             policy=policy, rng=rng)
         self._translator = Translator()
+        #: Events captured since the last turn, in order (see _on_event).
+        self._captured: list[Captured] = []
+        self._build_call: IDelayedCall | None = None
+        # No clock for the writer: it is fed from _build_captured, already off the moment
+        # of the event, and submits that turn's occurrences as one transaction at once.
         self._outbox: BatchWriter[Occurrence, set[wdb.Target]] = BatchWriter(
             store, wdb.enqueue, name="webhook outbox",
             on_written=lambda _, targets: self.dispatcher.announce(targets))
@@ -101,7 +113,7 @@ class WebhookService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
-        await self._outbox.flush()
+        await self.flush()
         await self.dispatcher.stop()
         if self._own_sender:
             await self._sender.close()
@@ -115,17 +127,44 @@ class WebhookService(Service):
     # --- events in -----------------------------------------------------------------------
 
     def _on_event(self, event: ev.Event) -> None:
-        for occurrence in self._translator.translate(event):
-            self.enqueue(occurrence)
+        """A registry event, synchronously on its emitter's path (a join): capture it and
+        make sure the next turn builds it; nothing more."""
+        captured = self._translator.capture(event)
+        if captured is not None:
+            self._later(captured)
 
     def _on_store_event(self, kind: str, record: Any) -> None:
-        occurrence = store_occurrence(kind, record, int(self._clock.seconds() * 1000))
-        if occurrence is not None:
-            self.enqueue(occurrence)
+        # the records are frozen: they can be read later
+        self._later((_store_occurrences, (kind, record, int(self._clock.seconds() * 1000))))
+
+    def _later(self, captured: Captured) -> None:
+        """Build ``captured`` on the next turn, after everything captured before it."""
+        self._captured.append(captured)
+        if self._build_call is None:
+            self._build_call = self._clock.callLater(0, self._build_captured)
+
+    def _build_captured(self) -> None:
+        """Turn everything captured so far into occurrences, in order, and hand them to
+        the outbox writer together."""
+        if self._build_call is not None:
+            if self._build_call.active():
+                self._build_call.cancel()
+            self._build_call = None
+        while self._captured:  # (a builder that emits more is not expected, but harmless)
+            captured, self._captured = self._captured, []
+            occurrences: list[Occurrence] = []
+            for item in captured:
+                try:
+                    occurrences.extend(self._translator.build(item))
+                except Exception:  # noqa: BLE001 - one bad event must not lose the others
+                    _log.failure("webhooks: building the occurrences of {builder} failed",
+                                 builder=getattr(item[0], "__name__", item[0]))
+            self.enqueued += len(occurrences)
+            self._outbox.extend(occurrences)
 
     def enqueue(self, occurrence: Occurrence) -> None:
-        self.enqueued += 1
-        self._outbox.add(occurrence)
+        """Hand a ready occurrence to the outbox, after the events captured before it."""
+        self._later((_ready, (occurrence,)))
 
     def meetings_interrupted(self, meetings: Sequence[InterruptedMeeting]) -> None:
         """``meeting-ended`` (and end callbacks) for meetings a killed process left open."""
@@ -133,14 +172,16 @@ class WebhookService(Service):
             self.enqueue(interrupted_occurrence(meeting))
 
     def flush(self) -> Deferred[None]:
-        """Fires once every event received so far is in the outbox."""
+        """Fires once every event received so far (captured ones included) is in the
+        outbox."""
+        self._build_captured()
         return self._outbox.flush()
 
     async def settle(self) -> None:
         """Wait until the outbox holds everything and the dispatcher has nothing in hand
         (tests and benchmarks; with a receiver that keeps failing, this waits for its
         retries)."""
-        await self._outbox.flush()
+        await self.flush()
         await self.dispatcher.when_idle()
 
     # --- changes made through the surfaces -----------------------------------------------
@@ -182,3 +223,11 @@ class WebhookService(Service):
         except Exception:  # noqa: BLE001 - periodic jobs never raise (they log)
             _log.failure("webhooks: periodic work failed")
 
+
+def _ready(occurrence: Occurrence) -> list[Occurrence]:
+    return [occurrence]
+
+
+def _store_occurrences(kind: str, record: Any, at: int) -> list[Occurrence]:
+    occurrence = store_occurrence(kind, record, at)
+    return [] if occurrence is None else [occurrence]

@@ -4,8 +4,15 @@ Everything the composition root wires for history and webhooks is built here the
 way (:func:`meetplatform.tap.build_site` does it for the service): the XML API with the
 ``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API with sessions and
 webhook endpoints, one :class:`History` and one :class:`WebhookService`. The store runs
-inline (every query in the calling thread), so with an in-memory sender every delivery
-has happened when a call returns; tests move time with ``clock.advance``.
+inline (every query in the calling thread); tests move time with ``clock.advance``.
+
+The webhook service turns events into outbox rows on the *next turn* of the reactor
+(``callLater(0)``), not while the join or call that caused them runs. A real reactor
+takes that turn right after handling a request; here :meth:`World.turn` does
+(``clock.advance(0)``), and the world's helpers (:meth:`World.call`, :meth:`World.hook`,
+:meth:`World.meeting`, :meth:`World.join`, every ``w.rest`` request) end with it, so
+with an in-memory sender every delivery has happened when a helper returns. Tests that
+act on the registry directly call ``w.turn()`` before they look at what was sent.
 
 :class:`FakeSender` records requests and answers with a status chosen by the test (or
 holds them: ``hold=True``); real-socket tests pass a real :class:`TreqSender` instead.
@@ -149,6 +156,14 @@ class World:
 
         self.rest.root = root
         self.rest.agent = RequestTraversalAgent(root)
+        plain_request = self.rest.request
+
+        def request_then_turn(*args: Any, **kwargs: Any) -> Any:
+            response = plain_request(*args, **kwargs)
+            self.turn()
+            return response
+
+        self.rest.request = request_then_turn  # type: ignore[method-assign]
         if start:
             self.start()
 
@@ -169,17 +184,30 @@ class World:
 
     def crash(self) -> None:
         """What ``kill -9`` does to this world: it stops at once and writes nothing more
-        (requests in flight are dropped, their answers never recorded)."""
+        (requests in flight are dropped, their answers never recorded, and the events
+        captured in the current turn never reach the outbox)."""
         self.close()
+        webhooks = self.webhooks
+        if webhooks._build_call is not None and webhooks._build_call.active():
+            webhooks._build_call.cancel()
+        webhooks._build_call = None
+        webhooks._captured.clear()
         dispatcher = self.webhooks.dispatcher
         dispatcher._running = False
         for request in list(dispatcher._requests):
             request.cancel()
 
+    def turn(self) -> None:
+        """One turn of the reactor: what was scheduled for now runs (the webhook service
+        builds and writes the events captured so far, and delivers them)."""
+        self.clock.advance(0)
+
     # --- the XML API ---------------------------------------------------------------------
 
     def call(self, call: str, query: Any = "", **kwargs: Any) -> Answer:
-        return self.xml.call(call, query, **kwargs)
+        answer = self.xml.call(call, query, **kwargs)
+        self.turn()
+        return answer
 
     def hook(self, url: str, **params: str) -> str:
         answer = self.call("hooks/create", {"callbackURL": url, **params})
@@ -193,12 +221,15 @@ class World:
     def meeting(self, meeting_id: str = "m1", **spec: Any) -> Meeting:
         spec.setdefault("name", "Meeting " + meeting_id)
         meeting, _ = self.registry.create_meeting(MeetingSpec(meeting_id, **spec))
+        self.turn()
         return meeting
 
     def join(self, meeting: Meeting, name: str = "Ann", role: Role = Role.VIEWER,
              **kwargs: Any) -> Participant:
         seat = self.registry.issue_seat(meeting, full_name=name, role=role, **kwargs)
-        return self.registry.connect(seat)
+        participant = self.registry.connect(seat)
+        self.turn()
+        return participant
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)

@@ -75,6 +75,7 @@ def test_the_secret_is_shown_once_and_events_are_signed(w: World) -> None:
     student = enter(w, client.token, room["id"], "Student")
     w.registry.disconnect(student)
     w.registry.end_meeting(teacher.meeting, EndReason.ENDED_FROM_API)
+    w.turn()  # (the reactor turns between the end and the next request)
     w.rest.request("DELETE", f"/rooms/{room['id']}", token=client.token)
     events = verified(w.sender.sent, secret, w.clock.seconds())
     assert [e["type"] for e in events] == [

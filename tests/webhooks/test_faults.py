@@ -82,6 +82,7 @@ async def test_killed_with_events_pending_then_restarted(tmp_path: Path) -> None
         bob = first.join(ann.meeting, "Bob", Role.MODERATOR)
         first.registry.disconnect(bob)
         first.registry.end_meeting(ann.meeting, EndReason.ENDED_FROM_API)
+        first.turn()
         # in flight: the hook's first event, and the endpoint's first of each key (the
         # room's, the session's); every other event waits behind one of them
         await receiver.wait(3, reactor)

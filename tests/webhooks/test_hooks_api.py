@@ -141,6 +141,7 @@ def test_every_event_type_reaches_a_global_hook(w: World) -> None:
     r.deny_guest(denied, mod)
     r.disconnect(viewer)
     r.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    w.turn()
     events = bbb_events(w.sender.sent)
     assert names(events) == [
         "meeting-created", "user-joined", "user-joined",
@@ -187,6 +188,7 @@ def test_meeting_and_event_filters(w: World) -> None:
         person = w.join(meeting, "Ann")
         w.registry.disconnect(person)
         w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+        w.turn()
     only_m2 = bbb_events(w.sender.sent, "/m2-only")
     assert {e["data"]["attributes"]["meeting"]["external-meeting-id"] for e in only_m2} == {"m2"}
     assert names(only_m2) == ["meeting-created", "user-joined", "user-left", "meeting-ended"]
@@ -230,6 +232,7 @@ def test_end_callback_url_is_called_with_recording_marks(w: World) -> None:
     assert meeting is not None
     assert w.sender.sent == []
     w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    w.turn()
     calls = sorted((s.method, s.url) for s in w.sender.sent)
     assert calls == [("GET", "http://127.0.0.1:9/end?meetingID=m1&recordingmarks=false"),
                      ("GET", "http://127.0.0.1:9/ended")]

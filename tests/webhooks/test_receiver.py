@@ -110,6 +110,7 @@ async def test_bbb_hooks_and_end_callbacks_over_real_http(tmp_path: Path) -> Non
         w.registry.set_raised_hand(mod, True)
         w.registry.send_chat(meeting, "hi", "Mod", mod)
         w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+        w.turn()
         await receiver.wait_until(
             lambda r: len(r.hook_events()) == 9 and any(x.path == "/end" for x in r.received),
             reactor)
@@ -155,6 +156,7 @@ async def test_space_endpoints_verify_with_a_standard_webhooks_library(tmp_path:
         assert seat is not None
         ann = w.registry.connect(seat)
         w.registry.end_meeting(ann.meeting, EndReason.ENDED_FROM_API)
+        w.turn()
         await receiver.wait(5, reactor)
         verifier = Webhook(secret)
         events = [verifier.verify(r.body, r.headers) for r in receiver.received]
@@ -211,6 +213,7 @@ async def test_a_receiver_down_then_back_gets_every_event_in_order(tmp_path: Pat
         meeting = w.meeting("m1")
         ann = w.join(meeting, "Ann")
         w.registry.disconnect(ann)
+        w.turn()
         await sender.finished(1, reactor)
         first_try = bbb_receiver_check(receiver.received[0], number)
         assert [e["data"]["id"] for e in first_try] == ["meeting-created"]
@@ -227,6 +230,7 @@ async def test_a_receiver_down_then_back_gets_every_event_in_order(tmp_path: Pat
                                                      "user-left"]
         assert events[0]["data"]["event"]["id"] == first_try[0]["data"]["event"]["id"]
         w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+        w.turn()
         await receiver.wait_until(lambda r: len(r.hook_events()) == 1 + 4, reactor)
         events = [e for r in receiver.received[1:] for e in bbb_receiver_check(r, number)]
         assert [e["data"]["id"] for e in events] == [

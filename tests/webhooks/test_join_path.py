@@ -1,0 +1,261 @@
+"""Webhooks stay off the join path: an event is only captured when it happens, and built,
+written and sent on the next turn of the reactor, with the values of its moment.
+
+The world's helpers take that turn themselves (see ``tests/webhooks/harness.py``); these
+tests act on the registry directly, so that they can look before the turn.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from meetplatform.registry import EndReason, MeetingSpec, Role
+from meetplatform.store import webhooks_db as wdb
+from meetplatform.store.batch import BatchWriter
+from meetplatform.store.records import RoomRecord
+from meetplatform.webhooks import DeliveryPolicy
+from tests.restapi.harness import result
+from tests.webhooks.harness import START, FakeSender, Sent, World
+
+
+def outbox(w: World) -> int:
+    return result(Deferred.fromCoroutine(w.store.run(wdb.outbox_size)))
+
+
+def hook_events(sent: list[Sent]) -> list[dict[str, Any]]:
+    return [e["data"] for s in sent if s.path == "/hook" for e in json.loads(s.form["event"])]
+
+
+def count_store_jobs(w: World) -> list[int]:
+    """Counts the jobs handed to the store (each would be a hop to its thread)."""
+    jobs = [0]
+    runner = w.store._runner
+
+    def counting(job: Any) -> Deferred[Any]:
+        jobs[0] += 1
+        return runner(job)
+
+    w.store._runner = counting  # type: ignore[method-assign]
+    return jobs
+
+
+def test_a_join_neither_writes_nor_sends_until_the_reactor_turns(tmp_path: Path) -> None:
+    """registry.connect with the webhook service subscribed hands nothing to the store and
+    calls no sender: one delayed call is all it leaves. The next turn writes and sends."""
+    w = World(tmp_path)
+    w.history.close()  # (history writes joins itself: count the webhooks' jobs only)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    sent_before = len(w.sender.sent)
+    jobs = count_store_jobs(w)
+    seat = w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
+    w.registry.connect(seat)
+    assert jobs[0] == 0 and len(w.sender.sent) == sent_before
+    assert [c.getTime() for c in w.clock.getDelayedCalls()].count(w.clock.seconds()) == 1
+    assert w.webhooks.enqueued == 1  # meeting-created only, so far
+    w.turn()
+    assert jobs[0] > 0
+    assert [e["id"] for e in hook_events(w.sender.sent[sent_before:])] == ["user-joined"]
+    assert outbox(w) == 0
+
+
+def test_many_events_of_one_turn_are_one_delayed_call_and_one_transaction(
+        tmp_path: Path) -> None:
+    """A burst of joins in one turn schedules one call and writes one outbox batch."""
+    w = World(tmp_path, sender=FakeSender(hold=True))
+    w.history.close()
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    jobs = count_store_jobs(w)
+    for n in range(20):
+        w.registry.connect(w.registry.issue_seat(meeting, full_name=f"U{n}", role=Role.VIEWER))
+    assert jobs[0] == 0
+    assert [c.getTime() for c in w.clock.getDelayedCalls()].count(w.clock.seconds()) == 1
+    w.turn()
+    writes = jobs[0]
+    assert outbox(w) == 21  # meeting-created (in flight) and the 20 joins
+    assert writes <= 2  # the outbox batch (and the target's read of new rows)
+
+
+def test_an_event_tells_the_values_of_its_moment(tmp_path: Path) -> None:
+    """A participant promoted (and unmuted, then muted) in the same turn as it joined:
+    user-joined still says VIEWER, and every change is told as it happened, in order."""
+    w = World(tmp_path)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    mod = w.join(meeting, "Mod", Role.MODERATOR)
+    seat = w.registry.issue_seat(meeting, full_name="Vic", role=Role.VIEWER)
+    vic = w.registry.connect(seat)
+    w.registry.set_role(meeting, vic.user_id, Role.MODERATOR, by=mod)
+    w.registry.update_media(vic, joined_voice=True)
+    w.registry.update_media(vic, muted=False)
+    w.registry.update_media(vic, muted=True)
+    w.turn()
+    events = [e for e in hook_events(w.sender.sent)
+              if e["attributes"].get("user", {}).get("internal-user-id") == vic.user_id]
+    assert [e["id"] for e in events] == [
+        "user-joined", "user-role-changed", "user-audio-voice-enabled",
+        "user-audio-unmuted", "user-audio-muted"]
+    assert events[0]["attributes"]["user"]["role"] == "VIEWER"
+    assert events[1]["attributes"]["user"]["role"] == "MODERATOR"
+    assert events[3]["attributes"]["user"]["muted"] is False
+    assert events[4]["attributes"]["user"]["muted"] is True
+
+
+def test_a_space_event_tells_the_role_and_name_of_its_moment(tmp_path: Path) -> None:
+    """participant.joined for a space endpoint carries the role the participant joined
+    with, even when it was promoted before the event was built."""
+    w = World(tmp_path)
+    client = w.rest.new_client()
+    r = w.rest.request("POST", f"/spaces/{client.space.id}/webhookEndpoints",
+                       token=client.token, json={"data": {
+                           "type": "webhookEndpoints",
+                           "attributes": {"url": "http://127.0.0.1:9/events"}}})
+    assert r.status == 201
+    room = w.rest.create_room(client)
+    seats = [w.rest.request("POST", f"/rooms/{room['id']}/join", token=client.token,
+                            json={"data": {"type": "seats",
+                                           "attributes": {"displayName": name}}})
+             for name in ("Ann", "Bob")]
+    ann, bob = (w.registry.connect(w.registry.seat_for_token(  # type: ignore[arg-type]
+        s.json["data"]["attributes"]["sessionToken"])) for s in seats)
+    w.registry.set_role(ann.meeting, bob.user_id, Role.MODERATOR)
+    w.turn()
+    joined = [json.loads(s.body)["data"]["participant"] for s in w.sender.sent
+              if s.guarded and json.loads(s.body)["type"] == "participant.joined"]
+    assert [(p["displayName"], p["role"]) for p in joined] == [
+        ("Ann", "viewer"), ("Bob", "viewer")]
+
+
+def test_events_keep_the_time_they_happened(tmp_path: Path) -> None:
+    """An event built later than it happened still has the time it happened."""
+    w = World(tmp_path)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    joined_at = w.clock.seconds()
+    w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER))
+    w.advance(5)  # the turn comes late
+    (event,) = [e for e in hook_events(w.sender.sent) if e["id"] == "user-joined"]
+    assert event["event"]["ts"] == int(joined_at * 1000)
+
+
+def test_the_events_of_one_turn_arrive_in_order_with_ids_in_order(tmp_path: Path) -> None:
+    """Everything captured in one turn reaches the receiver in the order it happened
+    (here in one callback), and ids were given in that order."""
+    w = World(tmp_path)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting, _ = w.registry.create_meeting(MeetingSpec("m1", name="M"))
+    ann = w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann",
+                                                   role=Role.MODERATOR))
+    bob = w.registry.connect(w.registry.issue_seat(meeting, full_name="Bob",
+                                                   role=Role.VIEWER))
+    w.registry.send_chat(meeting, "hi", "Ann", ann)
+    w.registry.disconnect(bob)
+    w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    assert w.sender.sent == []
+    w.turn()
+    assert len(w.sender.sent) == 1  # waiting together: one callback
+    events = hook_events(w.sender.sent)
+    assert [e["id"] for e in events] == [
+        "meeting-created", "user-joined", "user-joined", "chat-group-message-sent",
+        "user-left", "user-left", "meeting-ended"]
+    ids = [e["event"]["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_stopping_writes_the_events_of_the_current_turn(tmp_path: Path) -> None:
+    """A clean stop in the same turn as the events loses none: they are in the outbox,
+    and the next start delivers them."""
+    sender = FakeSender(hold=True)
+    w = World(tmp_path, sender=sender)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER))
+    w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    result(w.stop())  # no turn in between
+    assert outbox(w) == 4
+    w.close()
+    again = FakeSender()
+    World(tmp_path, sender=again, clock=w.clock)
+    assert [e["id"] for e in hook_events(again.sent)] == [
+        "meeting-created", "user-joined", "user-left", "meeting-ended"]
+
+
+def test_flush_and_settle_include_the_events_of_the_current_turn(tmp_path: Path) -> None:
+    """flush() fires once the events captured so far are in the outbox; settle() once they
+    are delivered, without waiting for a turn."""
+    sender = FakeSender(hold=True)
+    w = World(tmp_path, sender=sender, policy=DeliveryPolicy(hook_batch=1))
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER))
+    assert outbox(w) == 1
+    result(w.webhooks.flush())
+    assert outbox(w) == 2
+    w.registry.connect(w.registry.issue_seat(meeting, full_name="Bob", role=Role.VIEWER))
+    sender.hold = False
+    settled = Deferred.fromCoroutine(w.webhooks.settle())
+    while sender.release():
+        pass
+    assert settled.called and outbox(w) == 0
+    assert [e["id"] for e in hook_events(sender.sent)] == [
+        "meeting-created", "user-joined", "user-joined"]
+
+
+def test_store_events_keep_their_place_among_registry_events(tmp_path: Path) -> None:
+    """Events of the store (rooms, invitations) and of the registry captured in the same
+    turn are written in the order they happened."""
+    w = World(tmp_path, sender=FakeSender(hold=True))
+    meeting = w.meeting("m1")
+    w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER))
+    room = RoomRecord("rm_1", "sp_1", "room", "Room", "meeting", "private", False, 0, True,
+                      True, True, None, None, {}, 0, 0)
+    w.webhooks._on_store_event("room.created", room)  # as Store.observe calls it
+    w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    built: list[str] = []
+    original = w.webhooks._outbox.extend
+
+    def record(items: Any) -> None:
+        items = list(items)
+        built.extend(o.bbb_name or o.rest_type or "" for o in items)
+        original(items)
+
+    w.webhooks._outbox.extend = record  # type: ignore[method-assign]
+    w.turn()
+    assert built == ["user-joined", "room.created", "user-left", "meeting-ended"]
+
+
+# --- the batch writer with a clock -----------------------------------------------------
+
+
+def test_a_batch_writer_with_a_clock_submits_once_per_turn(tmp_path: Path) -> None:
+    """With a clock, adding never hands anything to the store's thread: the items of a
+    turn go together on the next turn; a full batch goes at once; flush at once."""
+    from twisted.internet.task import Clock
+
+    w = World(tmp_path, start=False)
+    w.close()
+    clock = Clock()
+    clock.advance(START)
+    jobs = count_store_jobs(w)
+    batches: list[list[int]] = []
+    writer: BatchWriter[int, None] = BatchWriter(
+        w.store, lambda db, items: batches.append(list(items)), name="test", clock=clock,
+        max_batch=5)
+    for n in range(3):
+        writer.add(n)
+    assert jobs[0] == 0 and writer.pending == 3
+    clock.advance(0)
+    assert batches == [[0, 1, 2]] and writer.pending == 0
+    writer.extend([3, 4, 5, 6])
+    writer.add(7)  # a full batch waits: it goes now
+    assert batches == [[0, 1, 2], [3, 4, 5, 6, 7]]
+    writer.add(8)
+    flushed = writer.flush()
+    assert flushed.called and batches[-1] == [8]
+    clock.advance(0)  # the cancelled turn writes nothing more
+    assert len(batches) == 3 and jobs[0] == 3
