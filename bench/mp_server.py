@@ -24,8 +24,10 @@ registry directly, which is what the XML API and the signalling surface call:
   seat (``ws://127.0.0.1:PORT/ws?sessionToken=...``) plus the Origin to send.
 
 Prints ``READY <port>`` on stdout once listening. Stops on SIGTERM (the reactor's default
-handler). ``--experiment NAME`` switches on a proposed optimisation (not the product's
-behaviour; only for measuring what a fix would gain). ``--cprofile FILE`` writes cProfile statistics (CPU time) of the whole run on exit.
+handler). ``--experiment NAME`` changes the product for one measurement (never the
+product's behaviour): a proposed optimisation, the product's earlier behaviour for a
+before/after figure (``transport-write``, ``default-gc``), or a diagnostic (``gc-log``).
+``--cprofile FILE`` writes cProfile statistics (CPU time) of the whole run on exit.
 """
 
 from __future__ import annotations
@@ -88,42 +90,6 @@ def _meeting_xml_cache(registry: Any) -> None:
     XmlApi._meeting_xml = cached  # type: ignore[method-assign]
 
 
-def _direct_send(registry: Any) -> None:
-    """Write each signalling frame straight to the socket when Twisted has nothing queued.
-
-    The optimisation proposed for the steady fan-out latency in docs/performance.md, applied
-    from outside (``SignallingProtocol.write_frame`` wrapped) to measure what it would gain:
-    when the transport is a plain (non-TLS) TCP connection whose Twisted write buffer is
-    empty, ``socket.send`` is called directly, which skips registering the socket with
-    epoll, the reactor's doWrite dispatch and unregistering it again (two ``epoll_ctl``
-    calls and ~15 µs of Python per delivery). Whatever the kernel does not take at once
-    (or any error) goes through ``transport.write`` as before, so ordering, back-pressure
-    and error handling stay Twisted's.
-    """
-    from autobahn.websocket.protocol import WebSocketProtocol
-
-    from meetplatform.signalling.protocol import SignallingProtocol
-
-    original = SignallingProtocol.write_frame
-    is_open = WebSocketProtocol.STATE_OPEN
-
-    def write_frame(self: Any, data: bytes) -> None:
-        t = self.transport
-        if (self.state == is_open and not self._paused and getattr(t, "TLS", True) is False
-                and t.connected and not t.disconnecting and not t._tempDataBuffer
-                and len(t.dataBuffer) == t.offset):
-            try:
-                sent = t.socket.send(data)
-            except OSError:
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        original(self, data)
-
-    SignallingProtocol.write_frame = write_frame  # type: ignore[method-assign]
-
-
 def _lazy_autobahn_debug_args(registry: Any) -> None:
     """Make Autobahn's eagerly computed debug-log arguments lazy.
 
@@ -164,61 +130,6 @@ def _lazy_autobahn_debug_args(registry: Any) -> None:
     wp.Timings.__str__ = lambda self: real_pformat(self._timings)  # type: ignore[method-assign]
 
 
-def _batched_send(registry: Any) -> None:
-    """Collect the frames written in one reactor turn; send each socket's batch once, directly.
-
-    ``direct-send`` without giving up Twisted's coalescing: ``write_frame`` appends the frame
-    to a per-socket list and schedules one flush (``callLater(0)``) for the whole hub; the
-    flush joins each socket's frames and calls ``socket.send`` once when Twisted's buffer
-    is empty (else, or for a remainder or an error, ``transport.write``). One syscall per
-    socket per turn, no epoll registration. (A real implementation must also flush a
-    socket's pending frames before Autobahn writes to it directly, e.g. a close frame; the
-    benchmark's traffic does not need that.)
-    """
-    from autobahn.websocket.protocol import WebSocketProtocol
-    from twisted.internet import reactor
-
-    from meetplatform.signalling.protocol import SignallingProtocol
-
-    original = SignallingProtocol.write_frame
-    is_open = WebSocketProtocol.STATE_OPEN
-    pending: dict[Any, list[bytes]] = {}
-    scheduled = [False]
-
-    def flush() -> None:
-        scheduled[0] = False
-        batches = list(pending.items())
-        pending.clear()
-        for conn, frames in batches:
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
-            t = conn.transport
-            if (conn.state == is_open and not conn._paused and getattr(t, "TLS", True) is False
-                    and t.connected and not t.disconnecting and not t._tempDataBuffer
-                    and len(t.dataBuffer) == t.offset):
-                try:
-                    sent = t.socket.send(data)
-                except OSError:
-                    sent = 0
-                if sent == len(data):
-                    continue
-                data = data[sent:]
-            original(conn, data)
-
-    def write_frame(self: Any, data: bytes) -> None:
-        if self.state != is_open:
-            return
-        frames = pending.get(self)
-        if frames is None:
-            pending[self] = [data]
-        else:
-            frames.append(data)
-        if not scheduled[0]:
-            scheduled[0] = True
-            reactor.callLater(0, flush)  # type: ignore[attr-defined]
-
-    SignallingProtocol.write_frame = write_frame  # type: ignore[method-assign]
-
-
 def _class_level_options(registry: Any) -> None:
     """Keep Autobahn's 29 protocol options on a class instead of on every connection.
 
@@ -239,10 +150,51 @@ def _class_level_options(registry: Any) -> None:
     SignallingFactory.__init__ = __init__  # type: ignore[method-assign]
 
 
-#: Proposed optimisations that can be switched on for a measurement (never by default).
-EXPERIMENTS = {"meeting-xml-cache": _meeting_xml_cache, "direct-send": _direct_send,
-               "lazy-autobahn-log": _lazy_autobahn_debug_args, "batched-send": _batched_send,
-               "class-level-options": _class_level_options}
+def _gc_log(registry: Any) -> None:
+    """Log every garbage collection of generation 2 that takes over 5 ms to stderr."""
+    import gc
+    import time
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            ms = (time.perf_counter() - started[0]) * 1000
+            if ms > 5:
+                print(f"GC gen2 {ms:.1f} ms collected={info['collected']}",
+                      file=sys.stderr, flush=True)
+
+    gc.callbacks.append(callback)
+
+
+def _transport_write(registry: Any) -> None:
+    """The write path before the turn sender: every frame through ``transport.write``.
+
+    (``SignallingProtocol`` then never gets a ``_DirectSocket``; Twisted registers the
+    socket for writing and sends on its next turn, per frame.) For the before/after figure.
+    """
+    from meetplatform.signalling import protocol
+
+    protocol._DirectSocket.for_transport = classmethod(  # type: ignore[method-assign]
+        lambda cls, transport, sender: None)
+
+
+def _default_gc(registry: Any) -> None:
+    """The interpreter's garbage collector settings (no ``gc.freeze()`` after start-up,
+    the default thresholds). For the before/after figure."""
+    from meetplatform import tap
+
+    tap.settle_garbage_collector = lambda: None  # type: ignore[method-assign]
+
+
+#: Changes for one measurement (never by default): proposed optimisations, earlier
+#: behaviour for before/after figures, diagnostics.
+EXPERIMENTS = {"meeting-xml-cache": _meeting_xml_cache,
+               "lazy-autobahn-log": _lazy_autobahn_debug_args,
+               "class-level-options": _class_level_options, "gc-log": _gc_log,
+               "transport-write": _transport_write, "default-gc": _default_gc}
 
 
 def main(argv: list[str]) -> None:
@@ -257,7 +209,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tokens-out", default=None)
     parser.add_argument("--cprofile", default=None)
     parser.add_argument("--experiment", action="append", default=[], choices=list(EXPERIMENTS),
-                        help="NOT the product: try a proposed optimisation (see EXPERIMENTS)")
+                        help="NOT the product: a proposed optimisation, earlier behaviour or a "
+                             "diagnostic for one measurement (see EXPERIMENTS)")
     args = parser.parse_args(argv)
     _raise_nofile()
 
@@ -324,6 +277,9 @@ def main(argv: list[str]) -> None:
         Path(args.tokens_out).write_text(json.dumps({"origin": public_url, "rooms": rooms}))
 
     def ready(port: Any) -> None:
+        # As MeetplatformService does once it has started (twistd).
+        if hasattr(tap, "settle_garbage_collector"):
+            tap.settle_garbage_collector()
         sys.stdout.write(f"READY {port.getHost().port}\n")
         sys.stdout.flush()
 

@@ -17,7 +17,8 @@ Servers (each started pinned to CPU 0, stopped by its PID after the run):
 ``meetplatform+X``     the product with proposed optimisation X switched on (NOT the product;
                        see ``EXPERIMENTS`` in bench/mp_server.py), to measure a fix.
 
-Workloads (client: bench/ws_client/ws_client.js, one Node process pinned to CPU 1):
+Workloads (client: bench/ws_client/ws_client.js, one Node process pinned to CPU 1; it
+receives with bench/ws_client/raw_ws.js unless ``--client ws``):
 
 ``fanout``  one room of ``--room`` participants (1,000) join (``--inflight`` handshakes
             outstanding); then (1) light load: 30 messages, one per 100 ms; (2) steady
@@ -105,7 +106,8 @@ class Runner:
     def client_config(self, workload: str, urls: Path) -> dict[str, Any]:
         a = self.args
         config: dict[str, Any] = {"mode": workload, "urls": str(urls), "room": 0,
-                                  "inflight": a.inflight, "capSeconds": a.client_cap}
+                                  "inflight": a.inflight, "capSeconds": a.client_cap,
+                                  "client": a.client}
         if workload == "fanout":
             config["fanout"] = {
                 "settleMs": 1000, "senders": 20, "textBytes": 60,
@@ -363,6 +365,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--hold", type=int, default=10_000)
     parser.add_argument("--hold-room", type=int, default=20)
     parser.add_argument("--inflight", type=int, default=100)
+    parser.add_argument("--client", choices=("raw", "ws"), default="raw",
+                        help="load generator's WebSocket client: bench/ws_client/raw_ws.js "
+                             "(default) or Node's ws (slower per message)")
     parser.add_argument("--client-cap", type=float, default=150,
                         help="hard time limit of each client process, seconds")
     parser.add_argument("--retries", type=int, default=1)

@@ -1,11 +1,13 @@
 'use strict';
-// WebSocket load generator for bench/ws_bench.py (Node `ws`, one process, pinned by the
-// harness to the CPU the server does not use). Node `ws` costs less per message than the
-// servers under test, so the server is the side being measured.
+// WebSocket load generator for bench/ws_bench.py (one Node process, pinned by the harness
+// to the CPU the server does not use). It receives with raw_ws.js, which parses each TCP
+// read's frames in place (a few hundred ns per message; Node's `ws`, `client: "ws"`, costs
+// ~10 µs and tops out near 90,000 deliveries/s here), so the server is the side measured.
 //
 //   node ws_client.js '<config JSON>'
 //
 // config: {mode: "fanout" | "hold", urls: FILE, room: index (fanout), inflight: N,
+//          client: "raw" (bench/ws_client/raw_ws.js, default) | "ws" (Node `ws`),
 //          capSeconds: hard limit of the whole process,
 //          fanout: {settleMs, light: {count, intervalMs}, steady: {rate, seconds},
 //                   sat: {window, seconds}, senders, textBytes},
@@ -25,9 +27,12 @@
 
 const fs = require('fs');
 const { performance } = require('perf_hooks');
-const WebSocket = require('ws');
+const NodeWs = require('ws');
+const RawWebSocket = require('./raw_ws');
 
 const cfg = JSON.parse(process.argv[2]);
+// `client: "raw"` (the default) receives with raw_ws.js, `client: "ws"` with Node's `ws`.
+const WebSocket = cfg.client === 'ws' ? NodeWs : RawWebSocket;
 const spec = JSON.parse(fs.readFileSync(cfg.urls, 'utf8'));
 const now = () => performance.now();
 const result = { mode: cfg.mode, errors: {}, serverErrors: 0, closedAfterJoin: 0 };
