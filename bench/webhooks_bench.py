@@ -21,7 +21,9 @@ subscriber, history and webhooks included, runs synchronously) at ``--rate`` per
 then they all leave at the same rate, and the meetings end. It measures
 
 * **join time**: the wall time of each ``issue_seat`` + ``connect`` (what a join costs
-  the reactor, everything the subscribers do synchronously included), and **reactor
+  the reactor, everything the subscribers do synchronously included); **the webhook
+  subscriber's own time per join** (``WebhookService._on_event`` timed for each
+  ``ParticipantJoined``: what webhooks add to the join path itself); and **reactor
   lag**: how late a 10 ms probe timer fires (what any request waiting on the reactor
   sees, the deliveries' work included);
 * **deliveries/s**: events acknowledged by the receiver from the first event to the last
@@ -105,12 +107,28 @@ def serve(mode: str, receiver_port: int, participants: int, meetings: int,
     from twisted.internet.defer import Deferred
     from twisted.internet.task import LoopingCall, deferLater
 
+    # What the webhook service itself does on the join path: its registry subscriber
+    # (``WebhookService._on_event``), timed for every ParticipantJoined. Wrapped on the
+    # class before the service subscribes, so the subscription is the timed method.
+    from meetplatform import events as ev
     from meetplatform.config import Settings
     from meetplatform.history import History
     from meetplatform.registry import EndReason, MeetingSpec, Registry, Role
     from meetplatform.store import Store
     from meetplatform.store import webhooks_db as wdb
     from meetplatform.webhooks import WebhookService
+    from meetplatform.webhooks.service import WebhookService as _Service
+
+    subscriber_us: list[float] = []
+    untimed = _Service._on_event
+
+    def timed_on_event(self: Any, event: Any) -> None:
+        t0 = time.perf_counter()
+        untimed(self, event)
+        if type(event) is ev.ParticipantJoined:
+            subscriber_us.append((time.perf_counter() - t0) * 1e6)
+
+    _Service._on_event = timed_on_event  # type: ignore[method-assign]
 
     data_dir = Path(tempfile.mkdtemp(prefix="mp-webhooks-bench-"))
     settings = Settings(secret="bench-secret-" + "x" * 20, public_url="http://127.0.0.1:1",
@@ -208,6 +226,7 @@ def serve(mode: str, receiver_port: int, participants: int, meetings: int,
             "reactor_lag_ms": percentiles(lag_ms), "churn_seconds": round(t_churn, 3),
         }
         if webhooks is not None:
+            result["webhooks_subscriber_us_per_join"] = percentiles(subscriber_us)
             await webhooks.settle()
             t_done = time.perf_counter() - t_start
             delivered = webhooks.dispatcher.delivered - delivered_start
@@ -355,6 +374,9 @@ def main() -> None:
                                "on": med("on", "reactor_lag_ms", "p50")},
         "reactor_lag_ms_p99": {"off": med("off", "reactor_lag_ms", "p99"),
                                "on": med("on", "reactor_lag_ms", "p99")},
+        "webhooks_subscriber_us_per_join": {
+            "p50": med("on", "webhooks_subscriber_us_per_join", "p50"),
+            "p99": med("on", "webhooks_subscriber_us_per_join", "p99")},
         "deliveries_per_s_paced": med("on", "deliveries_per_s"),
         "deliveries_per_s_burst": med("burst", "deliveries_per_s"),
         "burst_drain_seconds": med("burst", "drain_seconds"),
