@@ -61,6 +61,10 @@ _log = Logger()
 
 T = TypeVar("T")
 
+#: ``observer(database, kind, record)``, inside the change's transaction (see
+#: :meth:`Store.observe`); may return a function to run once the change has committed.
+ChangeObserver = Callable[[Database, str, Any], "Callable[[], None] | None"]
+
 DB_FILE_NAME = "meetplatform.sqlite"
 
 
@@ -88,7 +92,7 @@ class Store:
         self._stop = stop
         self._db: Database | None = None
         self._closed = False
-        self._observers: list[Callable[[str, Any], None]] = []
+        self._observers: list[ChangeObserver] = []
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -168,10 +172,15 @@ class Store:
 
     # --- observers (webhooks) ------------------------------------------------------------
 
-    def observe(self, observer: Callable[[str, Any], None]) -> Callable[[], None]:
-        """Call ``observer(kind, record)`` after a change made through this store:
+    def observe(self, observer: ChangeObserver) -> Callable[[], None]:
+        """Call ``observer(database, kind, record)`` for every change made through this
+        store, **inside the change's own transaction**, on the store's thread:
         ``room.created|updated|deleted`` (a :class:`RoomRecord`) and
-        ``userToken.created|activated|revoked`` (a :class:`UserTokenRecord`). Returns a
+        ``userToken.created|activated|revoked`` (a :class:`UserTokenRecord`). What the
+        observer writes commits with the change, or not at all (the webhook outbox: a
+        committed change always has its event). The observer may return a function, run on
+        the reactor thread once the change has committed. An observer that raises is
+        logged and its writes are undone; the change itself still commits. Returns a
         function that stops observing."""
         self._observers.append(observer)
 
@@ -181,13 +190,45 @@ class Store:
 
         return stop
 
-    def _notify(self, kind: str, record: Any) -> None:
-        for observer in list(self._observers):
+    def _observed(self, db: Database, kind: str, record: Any,
+                  observers: Sequence[ChangeObserver]) -> list[Callable[[], None]]:
+        """Run ``observers`` inside the current transaction, each in a savepoint."""
+        afters: list[Callable[[], None]] = []
+        conn = db.connection
+        for observer in observers:
+            conn.execute("SAVEPOINT observer")
             try:
-                observer(kind, record)
+                after = observer(db, kind, record)
             except Exception:  # noqa: BLE001 - an observer's bug must not fail the change
+                conn.execute("ROLLBACK TO observer")
+                conn.execute("RELEASE observer")
                 _log.failure("store observer {observer!r} failed on {kind}",
                              observer=observer, kind=kind)
+                continue
+            conn.execute("RELEASE observer")
+            if after is not None:
+                afters.append(after)
+        return afters
+
+    async def _change(self, change: Callable[[Database], T],
+                      event: Callable[[T], tuple[str, Any] | None]) -> T:
+        """Run ``change`` in one transaction with the observers of the event it makes."""
+        observers = list(self._observers)
+
+        def job(db: Database) -> tuple[T, list[Callable[[], None]]]:
+            with db.transaction():
+                result = change(db)
+                made = event(result) if observers else None
+                afters = self._observed(db, *made, observers) if made is not None else []
+            return result, afters
+
+        result, afters = await self._call(job)
+        for after in afters:
+            try:
+                after()
+            except Exception:  # noqa: BLE001 - the change is committed; log and go on
+                _log.failure("store observer's follow-up failed")
+        return result
 
     # --- clients -------------------------------------------------------------------------
 
@@ -243,9 +284,8 @@ class Store:
 
     async def create_room(self, space_id: str, fields: Mapping[str, Any],
                           now: int) -> RoomRecord:
-        room = await self._call(lambda db: db.create_room(space_id, fields, now))
-        self._notify("room.created", room)
-        return room
+        return await self._change(lambda db: db.create_room(space_id, fields, now),
+                                  lambda room: ("room.created", room))
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
         return await self._call(lambda db: db.get_room(room_id))
@@ -259,28 +299,27 @@ class Store:
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],
                           now: int) -> RoomRecord | None:
-        room = await self._call(lambda db: db.update_room(room_id, changes, now))
-        if room is not None:
-            self._notify("room.updated", room)
-        return room
+        return await self._change(
+            lambda db: db.update_room(room_id, changes, now),
+            lambda room: None if room is None else ("room.updated", room))
 
     async def delete_room(self, room_id: str) -> bool:
-        def job(db: Database) -> tuple[RoomRecord | None, bool]:
+        def delete(db: Database) -> tuple[RoomRecord | None, bool]:
             room = db.get_room(room_id) if self._observers else None
             return room, db.delete_room(room_id)
 
-        room, deleted = await self._call(job)
-        if deleted and room is not None:
-            self._notify("room.deleted", room)
-        return deleted
+        def event(result: tuple[RoomRecord | None, bool]) -> tuple[str, Any] | None:
+            room, deleted = result
+            return ("room.deleted", room) if deleted and room is not None else None
+
+        return (await self._change(delete, event))[1]
 
     # --- user tokens ---------------------------------------------------------------------
 
     async def create_user_token(self, **kwargs: Any) -> tuple[UserTokenRecord, str]:
         """See :meth:`Database.create_user_token` for the keyword arguments."""
-        token, secret = await self._call(lambda db: db.create_user_token(**kwargs))
-        self._notify("userToken.created", token)
-        return token, secret
+        return await self._change(lambda db: db.create_user_token(**kwargs),
+                                  lambda made: ("userToken.created", made[0]))
 
     async def get_user_token(self, token_id: str) -> UserTokenRecord | None:
         return await self._call(lambda db: db.get_user_token(token_id))
@@ -294,19 +333,18 @@ class Store:
         return await self._call(lambda db: db.list_user_tokens(space_id, room_id, after, limit))
 
     async def revoke_user_token(self, token_id: str, now: int) -> UserTokenRecord | None:
-        token = await self._call(lambda db: db.revoke_user_token(token_id, now))
-        if token is not None:
-            self._notify("userToken.revoked", token)
-        return token
+        return await self._change(
+            lambda db: db.revoke_user_token(token_id, now),
+            lambda token: None if token is None else ("userToken.revoked", token))
 
     async def activate_user_token(self, secret: str, now: int, *,
                                   grant_scope: Sequence[str] = (),
                                   grant_ttl_ms: int = 0) -> ActivationOutcome:
-        outcome = await self._call(lambda db: db.activate_user_token(
-            secret, now, grant_scope=grant_scope, grant_ttl_ms=grant_ttl_ms))
-        if outcome.won and outcome.token is not None:
-            self._notify("userToken.activated", outcome.token)
-        return outcome
+        return await self._change(
+            lambda db: db.activate_user_token(secret, now, grant_scope=grant_scope,
+                                              grant_ttl_ms=grant_ttl_ms),
+            lambda outcome: ("userToken.activated", outcome.token)
+            if outcome.won and outcome.token is not None else None)
 
     async def refund_activation(self, token_id: str, access_token_id: str | None) -> None:
         await self._call(lambda db: db.refund_activation(token_id, access_token_id))

@@ -11,7 +11,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from meetplatform.store.keys import KeyBox, hash_secret, new_id, new_secret, signing_key_for
@@ -102,6 +102,24 @@ def _encode(column: str, value: Any) -> Any:
     return value
 
 
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on an error), or, when ``conn`` is
+    in a transaction already, that transaction (the outermost one commits)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
 class Database:
     """The store's queries over one connection (not thread-safe: one thread at a time)."""
 
@@ -121,17 +139,15 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front so that it never fails half-way on a lock."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.transaction()
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, taken up front so that it never fails half-way on a lock.
+
+        Inside a transaction already, it joins that one (commits with it, rolls back with
+        it): a change and what it causes (the webhook outbox rows) commit together."""
+        return write_transaction(self._conn)
 
     def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> (
             sqlite3.Row | None):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,18 +93,10 @@ def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
 
 
-@contextmanager
-def write(db: Database) -> Iterator[sqlite3.Connection]:
-    """One write transaction, taken up front (as the store's own writes are)."""
-    conn = db.connection
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
+def write(db: Database) -> AbstractContextManager[sqlite3.Connection]:
+    """One write transaction, taken up front (as the store's own writes are); inside one
+    already, that one."""
+    return db.transaction()
 
 
 def apply(db: Database, ops: Sequence[HistoryOp]) -> int:

@@ -2,9 +2,8 @@
 
 :class:`WebhookService` is the one object the composition root builds. It
 
-1. listens to the registry (meetings, participants, chat, the lobby) and to the store
-   (rooms and invitations changed through the JSON:API). When an event happens it only
-   *captures* it (:meth:`~meetplatform.webhooks.events.Translator.capture`: a tuple of
+1. listens to the registry (meetings, participants, chat, the lobby). When an event
+   happens it only *captures* it (:meth:`~meetplatform.webhooks.events.Translator.capture`: a tuple of
    the values that may change afterwards) and, once per turn of the reactor, schedules
    ``callLater(0)``; the join (or API call) that caused the event does nothing else for
    webhooks. On that next turn, every event captured meanwhile becomes its
@@ -12,7 +11,10 @@
    values and the time of the moment it happened;
 2. writes those occurrences to the durable outbox, all of one turn in one transaction
    when nothing else is being written (group commit), off the reactor thread, fanned
-   out to every matching BBB hook, space endpoint and end callback;
+   out to every matching BBB hook, space endpoint and end callback. Changes made in the
+   store (rooms and invitations changed through the JSON:API) write their events to the
+   outbox inside the change's own transaction (``Store.observe``): the change and its
+   event commit together;
 3. hands the targets that got rows to the :class:`~meetplatform.webhooks.delivery.Dispatcher`,
    which delivers them (and, after a restart, whatever the previous process left).
 
@@ -41,6 +43,7 @@ from meetplatform.registry import Registry
 from meetplatform.store import Store
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.store.batch import BatchWriter
+from meetplatform.store.database import Database
 from meetplatform.store.history_db import InterruptedMeeting
 from meetplatform.webhooks.delivery import DeliveryPolicy, Dispatcher
 from meetplatform.webhooks.events import (
@@ -92,7 +95,7 @@ class WebhookService(Service):
         self._scan_interval = scan_interval_s
         self._scan_call: IDelayedCall | None = None
         self._stops: list[Callable[[], None]] = [
-            registry.subscribe(self._on_event), store.observe(self._on_store_event)]
+            registry.subscribe(self._on_event), store.observe(self._in_store_transaction)]
         #: Occurrences handed to the outbox since start.
         self.enqueued = 0
 
@@ -133,9 +136,21 @@ class WebhookService(Service):
         if captured is not None:
             self._later(captured)
 
-    def _on_store_event(self, kind: str, record: Any) -> None:
-        # the records are frozen: they can be read later
-        self._later((_store_occurrences, (kind, record, int(self._clock.seconds() * 1000))))
+    def _in_store_transaction(self, db: Database, kind: str,
+                              record: Any) -> Callable[[], None] | None:
+        """A change made through the store (rooms, invitations): its event is written to
+        the outbox inside the change's own transaction, on the store's thread, so a
+        committed change always has its event; delivery starts once it has committed."""
+        occurrence = store_occurrence(kind, record, int(self._clock.seconds() * 1000))
+        if occurrence is None:
+            return None
+        targets = wdb.enqueue(db, [occurrence])
+
+        def committed() -> None:
+            self.enqueued += 1
+            self.dispatcher.announce(targets)
+
+        return committed
 
     def _later(self, captured: Captured) -> None:
         """Build ``captured`` on the next turn, after everything captured before it."""
@@ -227,7 +242,3 @@ class WebhookService(Service):
 def _ready(occurrence: Occurrence) -> list[Occurrence]:
     return [occurrence]
 
-
-def _store_occurrences(kind: str, record: Any, at: int) -> list[Occurrence]:
-    occurrence = store_occurrence(kind, record, at)
-    return [] if occurrence is None else [occurrence]

@@ -206,27 +206,65 @@ def test_flush_and_settle_include_the_events_of_the_current_turn(tmp_path: Path)
         "meeting-created", "user-joined", "user-joined"]
 
 
-def test_store_events_keep_their_place_among_registry_events(tmp_path: Path) -> None:
-    """Events of the store (rooms, invitations) and of the registry captured in the same
-    turn are written in the order they happened."""
+ROOM_FIELDS = {"alias": "standup", "name": "Stand-up", "type": "conference",
+               "visibility": "private", "lobby": False, "max_participants": 0,
+               "camera": True, "microphone": True, "screenshare": True, "not_before": None,
+               "expires_at": None, "metadata": {}}
+
+
+def space_with_endpoint(w: World) -> str:
+    _, space, _ = result(Deferred.fromCoroutine(w.store.create_client("app", 0)))
+    result(Deferred.fromCoroutine(w.store.run(lambda db: wdb.create_endpoint(
+        db, space_id=space.id, url="http://127.0.0.1:9/space", description="t",
+        event_types=[], now=0))))
+    return space.id
+
+
+def test_a_store_change_and_its_event_commit_together(tmp_path: Path) -> None:
+    """A room created through the store has its ``room.created`` row in the outbox as
+    soon as the change has committed, with no reactor turn in between (a kill -9 right
+    after the API answered loses nothing); a change that fails writes no event."""
+    from meetplatform.store.database import AliasTaken
+
     w = World(tmp_path, sender=FakeSender(hold=True))
-    meeting = w.meeting("m1")
-    w.registry.connect(w.registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER))
-    room = RoomRecord("rm_1", "sp_1", "room", "Room", "meeting", "private", False, 0, True,
-                      True, True, None, None, {}, 0, 0)
-    w.webhooks._on_store_event("room.created", room)  # as Store.observe calls it
-    w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
-    built: list[str] = []
-    original = w.webhooks._outbox.extend
+    space_id = space_with_endpoint(w)
+    created = Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0))
+    room = result(created)
+    assert outbox(w) == 1  # no w.turn(): written in the room's own transaction
+    taken = Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0))
+    assert isinstance(taken.result.value, AliasTaken)  # type: ignore[union-attr]
+    taken.addErrback(lambda _: None)
+    assert outbox(w) == 1  # the refused room has no event
+    w.sender.hold = False
+    settled = Deferred.fromCoroutine(w.webhooks.settle())
+    while w.sender.release():
+        pass
+    assert settled.called
+    bodies = [json.loads(s.body) for s in w.sender.sent if s.path == "/space"]
+    assert [(b["type"], b["data"]["roomId"]) for b in bodies] == [("room.created", room.id)]
 
-    def record(items: Any) -> None:
-        items = list(items)
-        built.extend(o.bbb_name or o.rest_type or "" for o in items)
-        original(items)
 
-    w.webhooks._outbox.extend = record  # type: ignore[method-assign]
-    w.turn()
-    assert built == ["user-joined", "room.created", "user-left", "meeting-ended"]
+def test_a_failing_outbox_write_does_not_fail_the_change(
+        tmp_path: Path, fail_on_logged_failures: list[Any]) -> None:
+    """If writing the event fails (a bug), the change still commits, the failure is
+    logged, and no half-written outbox rows stay behind."""
+    w = World(tmp_path, sender=FakeSender(hold=True))
+    space_id = space_with_endpoint(w)
+    real_enqueue = wdb.enqueue
+
+    def broken(db: Any, occurrences: Any) -> Any:
+        real_enqueue(db, occurrences)  # rows written, then the failure
+        raise RuntimeError("boom")
+
+    wdb.enqueue = broken  # type: ignore[assignment]
+    try:
+        room = result(Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0)))
+    finally:
+        wdb.enqueue = real_enqueue  # type: ignore[assignment]
+    assert result(Deferred.fromCoroutine(w.store.get_room(room.id))) == room
+    assert outbox(w) == 0
+    assert len(fail_on_logged_failures) == 1
+    fail_on_logged_failures.clear()  # expected
 
 
 # --- the batch writer with a clock -----------------------------------------------------
