@@ -403,7 +403,7 @@ class Registry:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged; one subscriber must not stop the others
                 _log.failure("event subscriber {subscriber!r} failed on {event!r}",
                              subscriber=subscriber, event=type(event).__name__)
 
@@ -415,7 +415,7 @@ class Registry:
             meeting._timers.pop(name, None)
             try:
                 action()
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged; a timer must not break the reactor turn
                 _log.failure("timer {name} of meeting {meeting_id} failed",
                              name=name, meeting_id=meeting.meeting_id)
 

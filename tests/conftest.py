@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from twisted.logger import globalLogPublisher, ILogObserver, LogEvent
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from zope.interface import provider
 
 

@@ -555,7 +555,9 @@ class SignallingFactory(WebSocketServerFactory):
             for name in SignallingProtocol.CONFIG_ATTRS
             for value in (getattr(self, name),)
         }
-        self.protocol = type("SignallingProtocol", (SignallingProtocol,), options)
+        subclass: type[SignallingProtocol] = type(
+            "SignallingProtocol", (SignallingProtocol,), options)
+        self.protocol = subclass
 
 
 def _clock_timer(clock: IReactorTime) -> Any:

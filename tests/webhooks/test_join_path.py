@@ -16,7 +16,6 @@ from twisted.internet.defer import Deferred
 from meetplatform.registry import EndReason, MeetingSpec, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.store.batch import BatchWriter
-from meetplatform.store.records import RoomRecord
 from meetplatform.webhooks import DeliveryPolicy
 from tests.restapi.harness import result
 from tests.webhooks.harness import START, FakeSender, Sent, World
