@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -42,7 +44,8 @@ class _Browser(WebSocketClientProtocol):
             self.closed.callback((code, reason))
 
 
-async def _open(reactor: Any, port: int, token: str, offer_deflate: bool = False) -> _Browser:
+async def _open(reactor: Any, port: int, token: str, offer_deflate: bool = False,
+                browser_class: type[_Browser] = _Browser) -> _Browser:
     factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws?sessionToken={token}",
                                      reactor=reactor)
     if offer_deflate:  # what browsers send with every WebSocket
@@ -52,7 +55,7 @@ async def _open(reactor: Any, port: int, token: str, offer_deflate: bool = False
     built: Deferred[_Browser] = Deferred()
 
     def build() -> _Browser:
-        browser = _Browser()
+        browser = browser_class()
         browser.factory = factory
         first = browser.next("joined")
         first.addCallback(lambda _: built.callback(browser))
@@ -63,13 +66,10 @@ async def _open(reactor: Any, port: int, token: str, offer_deflate: bool = False
     return await built.addTimeout(10, reactor)
 
 
-@pytest.mark.integration
-@pytest_twisted.ensureDeferred
-async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> None:
-    """Over real TCP: two browsers join, chat flows, and one that stops reading is
-    closed with 4029 once its backlog passes the bound."""
-    from twisted.internet import reactor
-
+@asynccontextmanager
+async def _serving(reactor: Any) -> AsyncIterator[tuple[Registry, SignallingService, int]]:
+    """The signalling socket on a twisted.web Site on 127.0.0.1:0; yields the registry,
+    the service and the port."""
     registry = Registry(reactor)
     settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
     service = SignallingService(reactor, settings, registry)
@@ -77,7 +77,19 @@ async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> No
     root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
     listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     try:
-        port = listening.getHost().port
+        yield registry, service, listening.getHost().port
+    finally:
+        await listening.stopListening()
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> None:
+    """Over real TCP: two browsers join, chat flows, and one that stops reading is
+    closed with 4029 once its backlog passes the bound."""
+    from twisted.internet import reactor
+
+    async with _serving(reactor) as (registry, service, port):
         meeting, _ = registry.create_meeting(MeetingSpec("int", "Integration"))
         mod_seat = registry.issue_seat(meeting, full_name="Mod", role=Role.MODERATOR)
         ann_seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
@@ -105,8 +117,6 @@ async def test_real_sockets_carry_chat_and_cut_off_a_reader_that_stopped() -> No
         assert mod.state == mod.STATE_OPEN
         await service.stopService()
         assert (await mod.closed.addTimeout(10, reactor)) == (1001, "server shutting down")
-    finally:
-        await listening.stopListening()
 
 
 @pytest.mark.integration
@@ -116,23 +126,14 @@ async def test_a_browser_offering_compression_joins_uncompressed() -> None:
     the server declines compression (frames are built once for the whole room)."""
     from twisted.internet import reactor
 
-    registry = Registry(reactor)
-    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
-    service = SignallingService(reactor, settings, registry)
-    root = Resource()
-    root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
-    listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
-    try:
+    async with _serving(reactor) as (registry, _, port):
         meeting, _ = registry.create_meeting(MeetingSpec("deflate", "Deflate"))
         seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
-        browser = await _open(reactor, listening.getHost().port, seat.token,
-                              offer_deflate=True)
+        browser = await _open(reactor, port, seat.token, offer_deflate=True)
         assert browser.websocket_extensions_in_use == []
         assert meeting.participant_count == 1
         browser.sendClose()
         await browser.closed.addTimeout(10, reactor)
-    finally:
-        await listening.stopListening()
 
 
 @pytest.mark.integration
@@ -144,13 +145,7 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
     frame, in order, then the close code."""
     from twisted.internet import reactor
 
-    registry = Registry(reactor)
-    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
-    service = SignallingService(reactor, settings, registry)
-    root = Resource()
-    root.putChild(b"ws", service.resource())  # type: ignore[arg-type]
-    listening = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
-    try:
+    async with _serving(reactor) as (registry, service, port):
         meeting, _ = registry.create_meeting(MeetingSpec("order", "Order"))
         seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
         received: list[int] = []
@@ -166,20 +161,7 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
                 received.append(-1)  # where the close frame came on the wire
                 return super().onCloseFrame(code, reasonRaw)
 
-        factory = WebSocketClientFactory(
-            f"ws://127.0.0.1:{listening.getHost().port}/ws?sessionToken={seat.token}",
-            reactor=reactor)
-        ready: Deferred[Counting] = Deferred()
-
-        def build() -> Counting:
-            browser = Counting()
-            browser.factory = factory
-            browser.next("joined").addCallback(lambda _: ready.callback(browser))
-            return browser
-
-        factory.protocol = build  # type: ignore[assignment]
-        reactor.connectTCP("127.0.0.1", listening.getHost().port, factory)
-        ann = await ready.addTimeout(10, reactor)
+        ann = await _open(reactor, port, seat.token, browser_class=Counting)
         server = next(iter(service.hub.conns))
         assert isinstance(server, SignallingProtocol)
         server.factory.max_backlog = 256 * 1024 * 1024  # this test wants no 4029
@@ -201,5 +183,3 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
         ann.transport.resumeProducing()  # type: ignore[union-attr]
         assert (await ann.closed.addTimeout(60, reactor)) == (4010, "meeting ended")
         assert received == [*range(count), -1]
-    finally:
-        await listening.stopListening()
