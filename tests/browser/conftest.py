@@ -117,6 +117,16 @@ class Bbb:
 # --- the service --------------------------------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, up to 30 s to exit, then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -180,12 +190,7 @@ def service() -> Iterator[Service]:
     try:
         yield svc
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         shutil.rmtree(workdir, ignore_errors=True)
         failures = [line for line in lines if "Traceback" in line or "Unhandled" in line]
         assert not failures, "the service logged errors:\n" + "".join(lines)

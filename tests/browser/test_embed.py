@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,15 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, WAIT, http_status
+from tests.browser.conftest import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    WAIT,
+    _free_port,
+    http_status,
+    stop_process,
+)
 from tests.browser.helpers import (
     browser_errors,
     choose_audio,
@@ -72,12 +78,6 @@ window.startSnippet = function (html) {{
 
 
 # --- the service, with an access log and a data directory we know ---------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -164,12 +164,7 @@ def embed_service() -> Iterator[EmbedService]:
     try:
         yield service
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         shutil.rmtree(workdir, ignore_errors=True)
         failures = [line for line in lines if "Traceback" in line or "Unhandled" in line]
         assert not failures, "the service logged errors:\n" + "".join(lines)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import WAIT, Bbb
+from tests.browser.conftest import WAIT, Bbb, _free_port, stop_process
 from tests.browser.helpers import (
     INBOUND_STATS,
     choose_audio,
@@ -90,12 +89,6 @@ def private_link() -> Iterator[None]:
         subprocess.run(["ip", "link", "del", "mpveth0"], check=False)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Firefox:
     """A headless Firefox and its Marionette session; ``js`` runs in the page itself."""
 
@@ -141,12 +134,7 @@ def firefox(private_link: None) -> Iterator[Firefox]:
         yield Firefox(client)
         client.delete_session()
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         shutil.rmtree(profile, ignore_errors=True)
 
 
