@@ -206,14 +206,18 @@ def bbb(service: Service) -> Bbb:
 
 @pytest.fixture
 def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
-    """A factory of headless Chromium drivers, each with a fresh profile; all quit at the end."""
+    """A factory of headless Chromium drivers, each with a fresh profile; all quit at the end.
+
+    ``fake_media=False`` leaves out the fake devices, ``block_media=True`` denies camera and
+    microphone, ``third_party_cookies=False`` blocks third-party cookies (embedded pages)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
     drivers: list[Any] = []
     profiles: list[str] = []
 
-    def make(*, fake_media: bool = True, block_media: bool = False) -> Any:
+    def make(*, fake_media: bool = True, block_media: bool = False,
+             third_party_cookies: bool = True) -> Any:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in CHROMIUM_FLAGS:
@@ -226,11 +230,15 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
         profile = tempfile.mkdtemp(prefix="mp-chromium-")
         profiles.append(profile)
         options.add_argument(f"--user-data-dir={profile}")
+        prefs: dict[str, Any] = {}
         if block_media:
-            options.add_experimental_option("prefs", {
-                "profile.default_content_setting_values.media_stream_camera": 2,
-                "profile.default_content_setting_values.media_stream_mic": 2,
-            })
+            prefs["profile.default_content_setting_values.media_stream_camera"] = 2
+            prefs["profile.default_content_setting_values.media_stream_mic"] = 2
+        if not third_party_cookies:
+            prefs["profile.block_third_party_cookies"] = True
+            prefs["profile.cookie_controls_mode"] = 1
+        if prefs:
+            options.add_experimental_option("prefs", prefs)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
         driver.set_script_timeout(WAIT)

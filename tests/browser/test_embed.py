@@ -32,10 +32,6 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    WAIT,
     _free_port,
     http_status,
     stop_process,
@@ -212,42 +208,6 @@ def parent_site(embed_service: EmbedService) -> Iterator[ParentSite]:
 # --- browsers --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser() -> Iterator[Callable[..., Any]]:
-    """Headless Chromium with fake devices; ``third_party_cookies=False`` blocks them."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    drivers: list[Any] = []
-    profiles: list[str] = []
-
-    def make(*, third_party_cookies: bool = True) -> Any:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in CHROMIUM_FLAGS:
-            options.add_argument(flag)
-        profile = tempfile.mkdtemp(prefix="mp-chromium-")
-        profiles.append(profile)
-        options.add_argument(f"--user-data-dir={profile}")
-        if not third_party_cookies:
-            options.add_experimental_option("prefs", {
-                "profile.block_third_party_cookies": True,
-                "profile.cookie_controls_mode": 1,
-            })
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
-        driver.set_script_timeout(WAIT)
-        driver.set_page_load_timeout(WAIT)
-        drivers.append(driver)
-        return driver
-
-    yield make
-    for driver in drivers:
-        driver.quit()
-    for profile in profiles:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -304,7 +264,7 @@ def cookies_blocked_in_frame(driver: Any) -> bool:
 
 def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
         embed_service: EmbedService, parent_site: ParentSite,
-        browser: Callable[..., Any]) -> None:
+        new_browser: Callable[..., Any]) -> None:
     """embed.js on another site frames the room; the invited user joins in the iframe
     (third-party cookies blocked), sees and hears a moderator who came through /j/, and
     the parent page receives ready, joined, participantJoined, audioMuted, left and
@@ -317,7 +277,7 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     host = invite(embed_service, room["id"], role="moderator")
 
     # the moderator comes through the invitation link; opening it uses nothing
-    mo = browser()
+    mo = new_browser()
     mo.get(host["inviteUrl"])
     assert mo.find_element(By.ID, "message-title").text == "Join Room embed-main"
     mo.find_element(By.ID, "display-name").send_keys("Mo")
@@ -328,7 +288,7 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     start_camera(mo)
 
     # the invited user: the parent page on another site, third-party cookies blocked
-    emma = browser(third_party_cookies=False)
+    emma = new_browser(third_party_cookies=False)
     emma.get(f"{parent_site.allowed_origin}/parent.html")
     emma.execute_script("window.startEmbed(arguments[0], arguments[1], null, 30000)",
                         snippet["url"], guest["token"])
@@ -369,7 +329,7 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     assert http_status(host["inviteUrl"]) == 409
     # a participant joining later shows up on the parent page
     late = invite(embed_service, room["id"], displayName="Lea")
-    lea = browser()
+    lea = new_browser()
     lea.get(late["inviteUrl"])
     lea.find_element(By.ID, "join-button").click()
     lea_id = wait_joined(lea)
@@ -396,14 +356,14 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
 
 def test_a_site_not_allowed_cannot_frame_the_room(
         embed_service: EmbedService, parent_site: ParentSite,
-        browser: Callable[..., Any]) -> None:
+        new_browser: Callable[..., Any]) -> None:
     """From an origin the space does not list, the browser refuses to show the room in
     the frame (CSP frame-ancestors): the page never runs, the parent never gets ready
     and embed.js reports notReady."""
     room = set_up_room(embed_service, parent_site, "embed-refused")
     snippet = embed_service.api.call("GET", f"/rooms/{room['id']}/embed")["data"]["attributes"]
     guest = invite(embed_service, room["id"], displayName="Eve")
-    eve = browser()
+    eve = new_browser()
     eve.get(f"{parent_site.other_origin}/parent.html")
     eve.execute_script("window.startEmbed(arguments[0], arguments[1], null, 3000)",
                        snippet["url"], guest["token"])
@@ -422,7 +382,7 @@ def test_a_site_not_allowed_cannot_frame_the_room(
 
 def test_the_plain_snippet_with_a_fragment_credential_joins_and_reload_resumes(
         embed_service: EmbedService, parent_site: ParentSite,
-        browser: Callable[..., Any]) -> None:
+        new_browser: Callable[..., Any]) -> None:
     """The REST snippet, pasted as is with #t=<invitation> on its src, joins the room
     (third-party cookies blocked); the credential leaves the frame's address at once;
     reloading the frame resumes the seat without the (now used) invitation."""
@@ -430,7 +390,7 @@ def test_the_plain_snippet_with_a_fragment_credential_joins_and_reload_resumes(
     snippet = embed_service.api.call("GET", f"/rooms/{room['id']}/embed")["data"]["attributes"]
     guest = invite(embed_service, room["id"], displayName="Paul")
     html = snippet["html"].replace(snippet["url"], f"{snippet['url']}#t={guest['token']}", 1)
-    paul = browser(third_party_cookies=False)
+    paul = new_browser(third_party_cookies=False)
     paul.get(f"{parent_site.allowed_origin}/parent.html")
     paul.execute_script("window.startSnippet(arguments[0])", html)
     into_frame(paul)
