@@ -16,18 +16,17 @@ from typing import Any, TypeVar
 
 import treq
 from treq.testing import RequestTraversalAgent
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from meetplatform.config import Settings
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.store import ClientRecord, SpaceRecord, Store
+from meetplatform.webhooks.http import ImmediateBody
 
 T = TypeVar("T")
 
@@ -51,28 +50,6 @@ def result(d: Deferred[T] | Any) -> T:
 def run(coro: Any) -> Any:
     """Run a coroutine whose awaits all resolve synchronously."""
     return result(Deferred.fromCoroutine(coro))
-
-
-@implementer(IBodyProducer)
-class _Body:
-    """Produces a request body at once (no cooperator, no clock)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data) if data else UNKNOWN_LENGTH
-
-    def startProducing(self, consumer: Any) -> Deferred[None]:
-        consumer.write(self._data)
-        return succeed(None)
-
-    def stopProducing(self) -> None:
-        pass
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
 
 
 @dataclass
@@ -150,7 +127,7 @@ class Harness:
         url = path if path.startswith("http") else PUBLIC_URL + "/api/v2" + path
         d = self.agent.request(method.encode(), url.encode(),
                                Headers({k: [v] for k, v in all_headers.items()}),
-                               _Body(body) if body is not None else None)
+                               ImmediateBody(body) if body is not None else None)
         self.agent.flush()
         response = result(d)
         body_d = treq.content(response)

@@ -16,7 +16,8 @@ from twisted.web.resource import IResource, Resource
 
 from meetplatform.restapi import Limit, RateLimits
 from meetplatform.store import Store
-from tests.restapi.harness import JSONAPI, PUBLIC_URL, Harness, _Body
+from meetplatform.webhooks.http import ImmediateBody
+from tests.restapi.harness import JSONAPI, PUBLIC_URL, Harness
 
 
 class _FlushWhenDone(Resource):
@@ -58,7 +59,7 @@ async def test_fifty_simultaneous_activation_requests_one_wins(tmp_path: Path) -
             headers = {b"Accept": [JSONAPI.encode()], b"Content-Type": [JSONAPI.encode()]}
             if token:
                 headers[b"Authorization"] = [f"Bearer {token}".encode()]
-            body = _Body(json.dumps(document).encode()) if document is not None else None
+            body = ImmediateBody(json.dumps(document).encode()) if document is not None else None
             response = await agent.request(method.encode(),
                                            f"{PUBLIC_URL}/api/v2{path}".encode(),
                                            Headers(headers), body)

@@ -21,7 +21,8 @@ from meetplatform.invitations import CreatedInvitation, Invitations
 from meetplatform.registry import GuestStatus, Registry, Role
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.tap import build_site
-from tests.restapi.harness import _Body, result, run
+from meetplatform.webhooks.http import ImmediateBody
+from tests.restapi.harness import result, run
 
 BASE = "https://meet.example.com"
 START = 1_700_000_000.0
@@ -74,7 +75,7 @@ class Site:
                 headers: dict[str, str] | None = None) -> Page:
         d = self.agent.request(method.encode(), (BASE + path).encode(),
                                Headers({k: [v] for k, v in (headers or {}).items()}),
-                               _Body(body) if body is not None else None)
+                               ImmediateBody(body) if body is not None else None)
         self.agent.flush()
         response = result(d)
         content = treq.content(response)
@@ -416,7 +417,7 @@ async def test_simultaneous_joins_with_one_invitation_one_wins(tmp_path: Path) -
         async def join() -> tuple[int, str]:
             response = await agent.request(b"POST", f"{BASE}/j/".encode(),
                                            Headers({b"Content-Type": [FORM.encode()]}),
-                                           _Body(form))
+                                           ImmediateBody(form))
             body = await treq.content(response)
             return response.code, body.decode()
 
