@@ -37,6 +37,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.tcp import Connection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -99,8 +100,6 @@ class _DirectSocket:
 
     @classmethod
     def for_transport(cls, transport: Any, sender: TurnSender) -> _DirectSocket | None:
-        from twisted.internet.tcp import Connection
-
         if (isinstance(transport, Connection) and getattr(transport, "TLS", True) is False
                 and isinstance(getattr(transport, "dataBuffer", None), bytes)
                 and isinstance(getattr(transport, "_tempDataBuffer", None), list)
