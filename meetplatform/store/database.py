@@ -139,9 +139,6 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.transaction()
-
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction, taken up front so that it never fails half-way on a lock.
 
@@ -164,7 +161,7 @@ class Database:
         client_id = new_id(CLIENT_ID_PREFIX, 20)
         secret = new_secret(CLIENT_SECRET_PREFIX)
         space_id = new_id("sp_")
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute(
                 "INSERT INTO clients (id, name, secret_hash, signing_key_box, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -207,7 +204,7 @@ class Database:
 
     def revoke_client(self, client_id: str, now: int) -> ClientRecord | None:
         """Refuse the client from now on; its access tokens die with it."""
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute("UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                       (now, client_id))
             c.execute("UPDATE access_tokens SET revoked_at = ?"
@@ -221,7 +218,7 @@ class Database:
         client's credentials.
         """
         secret = new_secret(CLIENT_SECRET_PREFIX)
-        with self._write() as c:
+        with self.transaction() as c:
             cursor = c.execute(
                 "UPDATE clients SET secret_hash = ?, signing_key_box = ?, rotated_at = ?"
                 " WHERE id = ? AND revoked_at IS NULL",
@@ -253,7 +250,7 @@ class Database:
     def issue_access_token(self, client_id: str, scope: Sequence[str], now: int,
                            ttl_ms: int) -> tuple[AccessTokenRecord, str] | None:
         """A bearer token for an active client (``None`` if it is revoked or unknown)."""
-        with self._write() as c:
+        with self.transaction() as c:
             row = c.execute(
                 "SELECT s.id FROM spaces s JOIN clients k ON k.id = s.client_id"
                 " WHERE k.id = ? AND k.revoked_at IS NULL", (client_id,)).fetchone()
@@ -280,7 +277,7 @@ class Database:
 
     def revoke_access_token(self, token: str, client_id: str, now: int) -> bool:
         """Revoke one of ``client_id``'s tokens; false if it is not one of them."""
-        with self._write() as c:
+        with self.transaction() as c:
             cursor = c.execute(
                 "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?)"
                 " WHERE token_hash = ? AND client_id = ?", (now, hash_secret(token), client_id))
@@ -288,7 +285,7 @@ class Database:
 
     def purge_expired_access_tokens(self, now: int) -> int:
         """Forget tokens that expired more than a day ago; returns how many."""
-        with self._write() as c:
+        with self.transaction() as c:
             return c.execute("DELETE FROM access_tokens WHERE expires_at < ?",
                              (now - 86_400_000,)).rowcount
 
@@ -305,7 +302,7 @@ class Database:
     def update_space(self, space_id: str, changes: Mapping[str, Any],
                      now: int) -> SpaceRecord | None:
         sets, params = self._sets(SPACE_COLUMNS, changes)
-        with self._write() as c:
+        with self.transaction() as c:
             cursor = c.execute(f"UPDATE spaces SET {sets} updated_at = ? WHERE id = ?",
                                (*params, now, space_id))
             if cursor.rowcount == 0:
@@ -333,7 +330,7 @@ class Database:
         values = [_encode(col, fields[key]) for key, col in ROOM_COLUMNS.items()]
         marks = ", ".join("?" for _ in range(len(columns) + 4))
         try:
-            with self._write() as c:
+            with self.transaction() as c:
                 c.execute(
                     f"INSERT INTO rooms (id, space_id, {', '.join(columns)}, created_at,"
                     f" updated_at) VALUES ({marks})",
@@ -371,7 +368,7 @@ class Database:
                     now: int) -> RoomRecord | None:
         sets, params = self._sets(ROOM_COLUMNS, changes)
         try:
-            with self._write() as c:
+            with self.transaction() as c:
                 cursor = c.execute(f"UPDATE rooms SET {sets} updated_at = ? WHERE id = ?",
                                    (*params, now, room_id))
                 if cursor.rowcount == 0:
@@ -384,7 +381,7 @@ class Database:
 
     def delete_room(self, room_id: str) -> bool:
         """Delete a room with its invitations and the access they granted."""
-        with self._write() as c:
+        with self.transaction() as c:
             return c.execute("DELETE FROM rooms WHERE id = ?", (room_id,)).rowcount > 0
 
     # --- user tokens (invitations) -------------------------------------------------------
@@ -406,7 +403,7 @@ class Database:
         """A new invitation; returns its secret, of which only a hash is kept."""
         token_id = new_id("ut_")
         secret = new_secret(USER_TOKEN_PREFIX)
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute(
                 "INSERT INTO user_tokens (id, token_hash, space_id, room_id, role,"
                 " display_name, external_user_id, permissions, max_uses, uses, not_before,"
@@ -444,7 +441,7 @@ class Database:
 
     def revoke_user_token(self, token_id: str, now: int) -> UserTokenRecord | None:
         """Revoke an invitation and the access tokens its activations handed out."""
-        with self._write() as c:
+        with self.transaction() as c:
             cursor = c.execute(
                 "UPDATE user_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
                 (now, token_id))
@@ -464,7 +461,7 @@ class Database:
         """
         token_hash = hash_secret(secret)
         access: tuple[str, str] | None = None
-        with self._write() as c:
+        with self.transaction() as c:
             row = c.execute(
                 "UPDATE user_tokens SET uses = uses + 1, last_activated_at = :now"
                 " WHERE token_hash = :hash AND uses < max_uses AND revoked_at IS NULL"
@@ -509,7 +506,7 @@ class Database:
 
     def refund_activation(self, token_id: str, access_token_id: str | None) -> None:
         """Give back a use whose seat could not be issued (meeting full, lobby denied...)."""
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute("UPDATE user_tokens SET uses = uses - 1 WHERE id = ? AND uses > 0",
                       (token_id,))
             if access_token_id is not None:

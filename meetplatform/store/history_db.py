@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,15 +92,9 @@ def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
 
 
-def write(db: Database) -> AbstractContextManager[sqlite3.Connection]:
-    """One write transaction, taken up front (as the store's own writes are); inside one
-    already, that one."""
-    return db.transaction()
-
-
 def apply(db: Database, ops: Sequence[HistoryOp]) -> int:
     """Write ``ops`` in order, in one transaction; returns how many were applied."""
-    with write(db) as c:
+    with db.transaction() as c:
         for op in ops:
             _apply_one(c, op)
     return len(ops)
@@ -353,7 +346,7 @@ def recover(db: Database, started_at: int,
     Their open attendances end at the same moment (``left_reason = 'ended'``).
     """
     out: list[InterruptedMeeting] = []
-    with write(db) as c:
+    with db.transaction() as c:
         rows = c.execute(
             "SELECT m.*, max(m.create_time, coalesce(m.start_time, 0),"
             "  coalesce((SELECT max(max(a.join_time, coalesce(a.left_time, 0)))"
@@ -380,7 +373,7 @@ def recover(db: Database, started_at: int,
 def prune(db: Database, ended_before: int, *, limit: int = 500) -> int:
     """Delete at most ``limit`` meetings (and their attendance) that ended before
     ``ended_before``; returns how many. Call again while it returns ``limit``."""
-    with write(db) as c:
+    with db.transaction() as c:
         return c.execute(
             "DELETE FROM meeting_history WHERE internal_id IN (SELECT internal_id"
             " FROM meeting_history WHERE end_time IS NOT NULL AND end_time < ? LIMIT ?)",

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from meetplatform.store.database import Database
-from meetplatform.store.history_db import write
 from meetplatform.store.keys import new_id
 from meetplatform.webhooks import payloads, signing
 from meetplatform.webhooks.events import Occurrence
@@ -71,7 +70,7 @@ def create_hook(db: Database, *, callback_url: str, meeting_id: str | None,
                 event_ids: Sequence[str] | None, get_raw: bool, checksum_algorithm: str,
                 now: int, max_hooks: int = MAX_HOOKS) -> tuple[HookRecord, bool]:
     """A new hook, or ``(existing, True)`` when one has this callback URL (as bbb-webhooks)."""
-    with write(db) as c:
+    with db.transaction() as c:
         row = c.execute("SELECT * FROM bbb_hooks WHERE callback_url = ?",
                         (callback_url,)).fetchone()
         if row is not None:
@@ -109,7 +108,7 @@ def _forget_target(c: sqlite3.Connection, kind: str, target_id: str) -> None:
 
 def destroy_hook(db: Database, hook_id: str) -> bool:
     """Remove a hook with its undelivered events; False if there is none with this id."""
-    with write(db) as c:
+    with db.transaction() as c:
         if c.execute("DELETE FROM bbb_hooks WHERE id = ?", (hook_id,)).rowcount == 0:
             return False
         _forget_target(c, "hook", hook_id)
@@ -178,7 +177,7 @@ def create_endpoint(db: Database, *, space_id: str, url: str, description: str,
     """A new endpoint; returns its secret (``whsec_...``), which is shown only this once."""
     endpoint_id = new_id(ENDPOINT_ID_PREFIX)
     secret = signing.new_secret()
-    with write(db) as c:
+    with db.transaction() as c:
         count = c.execute("SELECT count(*) FROM webhook_endpoints WHERE space_id = ?",
                           (space_id,)).fetchone()[0]
         if count >= max_per_space:
@@ -224,7 +223,7 @@ def update_endpoint(db: Database, endpoint_id: str, changes: Mapping[str, Any],
     if "event_types" in changes:
         sets.append("event_types = ?")
         params.append(json.dumps(list(changes["event_types"])))
-    with write(db) as c:
+    with db.transaction() as c:
         row = c.execute("SELECT disabled_at FROM webhook_endpoints WHERE id = ?",
                         (endpoint_id,)).fetchone()
         if row is None:
@@ -249,7 +248,7 @@ def rotate_endpoint_secret(db: Database, endpoint_id: str, now: int,
     """A new secret; the previous one keeps signing (as a second signature) for
     ``grace_ms`` so receivers can switch without losing events."""
     secret = signing.new_secret()
-    with write(db) as c:
+    with db.transaction() as c:
         cursor = c.execute(
             "UPDATE webhook_endpoints SET previous_secret_box = secret_box,"
             " previous_secret_expires_at = ?, secret_box = ?, secret_rotated_at = ?,"
@@ -263,7 +262,7 @@ def rotate_endpoint_secret(db: Database, endpoint_id: str, now: int,
 
 
 def delete_endpoint(db: Database, endpoint_id: str) -> bool:
-    with write(db) as c:
+    with db.transaction() as c:
         if c.execute("DELETE FROM webhook_endpoints WHERE id = ?",
                      (endpoint_id,)).rowcount == 0:
             return False
@@ -287,7 +286,7 @@ def enqueue(db: Database, occurrences: Sequence[Occurrence]) -> set[Target]:
     """Write one outbox row per (occurrence, receiver), in one transaction; returns the
     targets that got rows."""
     touched: set[Target] = set()
-    with write(db) as c:
+    with db.transaction() as c:
         hooks = [_hook(r) for r in c.execute("SELECT * FROM bbb_hooks ORDER BY id")]
         endpoints: dict[str, list[tuple[str, frozenset[str]]]] = {}
         for occ in occurrences:
@@ -492,7 +491,7 @@ def record_results(db: Database, results: Sequence[Result]) -> None:
     """
     delivered: list[int] = []
     successes: dict[Target, int] = {}
-    with write(db) as c:
+    with db.transaction() as c:
         for result in results:
             target = (result.kind, result.target_id)
             if isinstance(result, Delivered):
@@ -535,7 +534,7 @@ def record_results(db: Database, results: Sequence[Result]) -> None:
 
 def prune_outbox(db: Database, created_before: int, *, limit: int = 1000) -> int:
     """Drop at most ``limit`` undelivered rows older than ``created_before``."""
-    with write(db) as c:
+    with db.transaction() as c:
         return c.execute(
             "DELETE FROM webhook_outbox WHERE seq IN (SELECT seq FROM webhook_outbox"
             " WHERE created_at < ? LIMIT ?)", (created_before, limit)).rowcount
