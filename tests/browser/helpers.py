@@ -54,6 +54,19 @@ def choose_audio(driver: Any, choice: str = "join-microphone") -> None:
         "return window.meetplatform.media.audioMode") == expected, f"audio mode {expected}")
 
 
+def enter(driver: Any, url: str, audio: str | None = None) -> str:
+    """Open a join URL, wait for the meeting screen and return the page's participant id;
+    with ``audio``, answer the audio dialog with that button (``join-audio-later`` at
+    once, ``join-microphone`` or ``join-listen-only`` waiting until it applies)."""
+    driver.get(url)
+    user_id = wait_joined(driver)
+    if audio == "join-audio-later":
+        driver.find_element(By.ID, audio).click()
+    elif audio is not None:
+        choose_audio(driver, audio)
+    return user_id
+
+
 def start_camera(driver: Any) -> None:
     driver.find_element(By.ID, "camera-btn").click()
     wait_for(driver, lambda d: d.execute_script("return window.meetplatform.media.camera"),

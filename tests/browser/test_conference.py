@@ -16,6 +16,7 @@ from tests.browser.helpers import (
     browser_errors,
     choose_audio,
     current_path,
+    enter,
     meeting_id,
     participant,
     participant_ids,
@@ -57,13 +58,9 @@ def test_two_participants_exchange_audio_and_video(
     mid = meeting_id("media")
     bbb.create(mid, "Media check", welcome="Welcome to <b>%%CONFNAME%%</b>!")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    choose_audio(ada)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
     start_camera(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
-    choose_audio(bob)
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-microphone")
     start_camera(bob)
 
     # the page shows the meeting and has taken the token out of the address bar
@@ -92,10 +89,8 @@ def test_chat_crosses_including_api_messages(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("chat")
     bbb.create(mid, "Chat check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    wait_joined(bob)
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
     for driver in (ada, bob):
         driver.find_element(By.ID, "join-audio-later").click()
 
@@ -124,10 +119,8 @@ def test_moderator_removes_a_participant(bbb: Bbb, service: Service,
     mid = meeting_id("remove")
     bbb.create(mid, "Removal check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
     ada.find_element(By.ID, "join-audio-later").click()
     wait_for(ada, lambda d: participant(d, bob_id) is not None, "Bob on Ada's page")
 
@@ -150,10 +143,8 @@ def test_end_through_the_api_ends_both_pages(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("end")
     bbb.create(mid, "End check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    wait_joined(bob)
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
 
     bbb.end(mid)
     for driver in (ada, bob):
@@ -168,9 +159,7 @@ def test_guest_waits_in_the_lobby_and_is_admitted(bbb: Bbb, new_browser: Browser
     mid = meeting_id("lobby")
     bbb.create(mid, "Lobby check", guestPolicy="ASK_MODERATOR")
     ada, guest = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
 
     guest.get(bbb.join_url(mid, "Gina Guest", "VIEWER", guest="true"))
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(),
@@ -197,9 +186,7 @@ def test_guest_denied_sees_access_denied(bbb: Bbb, new_browser: Browser) -> None
     mid = meeting_id("deny")
     bbb.create(mid, "Deny check", guestPolicy="ASK_MODERATOR")
     ada, guest = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     guest.get(bbb.join_url(mid, "Gus", "VIEWER", guest="true"))
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(), "lobby")
     wait_for(ada, lambda d: d.execute_script(
@@ -215,13 +202,9 @@ def test_reload_resumes_the_same_participant(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("reload")
     bbb.create(mid, "Reload check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    choose_audio(ada)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
     start_camera(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
-    choose_audio(bob)
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-microphone")
     wait_media_flowing(bob, ada_id)
     ada.execute_script("window.__counted = []; window.addEventListener('meetplatform:"
                        "participantJoined', (e) => window.__counted.push(e.detail))")
@@ -242,12 +225,9 @@ def test_network_drop_reconnects_and_resumes(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("drop")
     bbb.create(mid, "Drop check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    choose_audio(ada)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
     start_camera(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
     bob.execute_script("window.__joined = 0; window.addEventListener('meetplatform:joined',"
                        " () => window.__joined++)")
 
@@ -268,11 +248,8 @@ def test_leaving_goes_to_the_logout_url(bbb: Bbb, service: Service,
     logout = f"{service.base_url}/healthz"
     bbb.create(mid, "Logout check", logoutURL=logout)
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
-    bob.find_element(By.ID, "join-audio-later").click()
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-audio-later")
     wait_for(ada, lambda d: participant(d, bob_id) is not None, "Bob on Ada's page")
 
     bob.find_element(By.ID, "leave-btn").click()
@@ -287,9 +264,7 @@ def test_leaving_without_logout_url_shows_the_left_page(bbb: Bbb,
     mid = meeting_id("left")
     bbb.create(mid, "Left check")
     ada = new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     ada.find_element(By.ID, "leave-btn").click()
     wait_for(ada, lambda d: current_path(d) == "/client/ended?reason=left", "the left page")
     assert "You left the meeting" in ada.find_element(By.TAG_NAME, "h1").text
@@ -300,12 +275,8 @@ def test_moderator_controls(bbb: Bbb, new_browser: Browser) -> None:
     mid = meeting_id("mod")
     bbb.create(mid, "Moderation check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
-    choose_audio(bob)
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-microphone")
     wait_for(ada, lambda d: (participant(d, bob_id) or {}).get("muted") is False,
              "Bob unmuted on Ada's page")
 
@@ -339,11 +310,8 @@ def test_moderator_ends_the_meeting_for_all(bbb: Bbb, new_browser: Browser) -> N
     mid = meeting_id("endall")
     bbb.create(mid, "End for all")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    wait_joined(bob)
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
     assert not bob.find_element(By.ID, "end-btn").is_displayed()
     ada.find_element(By.ID, "end-btn").click()
     ada.find_element(By.ID, "confirm-ok").click()
@@ -358,12 +326,8 @@ def test_listen_only_join(bbb: Bbb, new_browser: Browser) -> None:
     mid = meeting_id("listen")
     bbb.create(mid, "Listen check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    choose_audio(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
-    choose_audio(bob, "join-listen-only")
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-listen-only")
     wait_for(ada, lambda d: (participant(d, bob_id) or {}).get("listenOnly"), "listen only")
     assert not bob.find_element(By.ID, "mic-btn").is_enabled()
     assert bob.execute_script("return navigator.mediaDevices && "
@@ -384,9 +348,7 @@ def test_device_errors_are_explained(bbb: Bbb, new_browser: Browser) -> None:
     mid = meeting_id("devices")
     bbb.create(mid, "Devices check")
     blocked = new_browser(block_media=True)
-    blocked.get(bbb.join_url(mid, "Blocked", "MODERATOR"))
-    wait_joined(blocked)
-    blocked.find_element(By.ID, "join-audio-later").click()
+    enter(blocked, bbb.join_url(mid, "Blocked", "MODERATOR"), audio="join-audio-later")
     blocked.find_element(By.ID, "camera-btn").click()
     wait_for(blocked, lambda d: d.find_elements(
         By.CSS_SELECTOR, '#notices .notice.error[data-error="NotAllowedError"]'),
@@ -395,8 +357,7 @@ def test_device_errors_are_explained(bbb: Bbb, new_browser: Browser) -> None:
     assert not blocked.execute_script("return window.meetplatform.media.camera")
 
     nodevice = new_browser(fake_media=False)
-    nodevice.get(bbb.join_url(mid, "No devices", "VIEWER"))
-    wait_joined(nodevice)
+    enter(nodevice, bbb.join_url(mid, "No devices", "VIEWER"))
     nodevice.find_element(By.ID, "join-microphone").click()
     wait_for(nodevice, lambda d: d.find_elements(By.CSS_SELECTOR, "#notices .notice.error"),
              "the device error")
@@ -428,12 +389,8 @@ def test_presenter_shares_the_screen(bbb: Bbb, new_browser: Browser) -> None:
     mid = meeting_id("screen")
     bbb.create(mid, "Screen check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    ada.find_element(By.ID, "join-audio-later").click()
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    wait_joined(bob)
-    bob.find_element(By.ID, "join-audio-later").click()
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-audio-later")
     assert not bob.find_element(By.ID, "screen-btn").is_enabled()  # not the presenter
 
     ada.find_element(By.ID, "screen-btn").click()
@@ -464,13 +421,9 @@ def test_camera_and_microphone_toggle(bbb: Bbb, new_browser: Browser) -> None:
     mid = meeting_id("toggle")
     bbb.create(mid, "Toggle check")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    choose_audio(ada)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
     start_camera(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    wait_joined(bob)
-    bob.find_element(By.ID, "join-audio-later").click()
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-audio-later")
     wait_media_flowing(bob, ada_id)
     tile = f'#grid .tile[data-user-id="{ada_id}"]'
 
