@@ -130,26 +130,6 @@ def _lazy_autobahn_debug_args(registry: Any) -> None:
     wp.Timings.__str__ = lambda self: real_pformat(self._timings)  # type: ignore[method-assign]
 
 
-def _class_level_options(registry: Any) -> None:
-    """Keep Autobahn's 29 protocol options on a class instead of on every connection.
-
-    ``WebSocketProtocol._connectionMade`` copies every option from the factory onto the
-    protocol instance unless the instance already has it (``hasattr``). Setting the
-    factory's values on a per-factory protocol subclass, once, makes ``hasattr`` true, so
-    no connection gets 29 instance attributes of its own. Same values, same behaviour.
-    """
-    from meetplatform.signalling.protocol import SignallingFactory
-
-    original_init = SignallingFactory.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        options = {name: getattr(self, name) for name in self.protocol.CONFIG_ATTRS}
-        self.protocol = type(self.protocol.__name__, (self.protocol,), options)
-
-    SignallingFactory.__init__ = __init__  # type: ignore[method-assign]
-
-
 def _gc_log(registry: Any) -> None:
     """Log every garbage collection of generation 2 that takes over 5 ms to stderr."""
     import gc
@@ -193,7 +173,7 @@ def _default_gc(registry: Any) -> None:
 #: behaviour for before/after figures, diagnostics.
 EXPERIMENTS = {"meeting-xml-cache": _meeting_xml_cache,
                "lazy-autobahn-log": _lazy_autobahn_debug_args,
-               "class-level-options": _class_level_options, "gc-log": _gc_log,
+               "gc-log": _gc_log,
                "transport-write": _transport_write, "default-gc": _default_gc}
 
 
