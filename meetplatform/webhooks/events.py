@@ -221,16 +221,10 @@ class Translator:
     - :meth:`build`, later (the next turn of the reactor), **in the order of capture**:
       makes the occurrences with their ids. The media state ``ParticipantUpdated`` is
       compared with lives here, so it sees the events in the order they happened.
-
-    :meth:`translate` does both at once.
     """
 
     def __init__(self) -> None:
         self._media: dict[tuple[str, str], _Media] = {}
-
-    def translate(self, event: ev.Event) -> list[Occurrence]:
-        captured = self.capture(event)
-        return [] if captured is None else self.build(captured)
 
     @staticmethod
     def build(captured: Captured) -> list[Occurrence]:
