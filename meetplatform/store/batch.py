@@ -8,12 +8,6 @@ every item is written at once (a batch of one); under heavy load batches grow an
 number of transactions (and fsyncs) stays small. Adding an item never blocks and never
 waits for the disk.
 
-With a ``clock``, adding does not even hand the batch to the store's thread: the items
-added during one turn of the reactor are submitted together by one ``callLater(0)`` (or at
-once when a full batch waits), so the code that adds (a join) never pays for the thread
-hop. Without one, a batch is submitted as soon as nothing is in flight (tests that drive
-the store by hand rely on that).
-
 The store runs its jobs one at a time in the order they were submitted, so batches are
 written in the order their items were added, and a query submitted after :meth:`flush`
 sees every item added before it.
@@ -25,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -42,12 +35,11 @@ class BatchWriter(Generic[T, R]):
 
     ``on_written(items, result)`` runs on the reactor thread after each batch committed.
     A batch that fails is logged with the number of items lost; later batches go on.
-    With ``clock``, batches are submitted on the next turn of that clock (see the module).
     """
 
     def __init__(self, store: Store, apply: Callable[[Database, Sequence[T]], R], *,
                  name: str, on_written: Callable[[Sequence[T], R], None] | None = None,
-                 max_batch: int = 2000, clock: IReactorTime | None = None) -> None:
+                 max_batch: int = 2000) -> None:
         self._store = store
         self._apply = apply
         self._name = name
@@ -58,8 +50,6 @@ class BatchWriter(Generic[T, R]):
         self._submitted = 0
         self._done = 0
         self._waiters: list[tuple[int, Deferred[None]]] = []
-        self._clock = clock
-        self._call: IDelayedCall | None = None
 
     @property
     def pending(self) -> int:
@@ -67,8 +57,7 @@ class BatchWriter(Generic[T, R]):
         return len(self._buffer) + self._in_flight
 
     def add(self, item: T) -> None:
-        """Queue ``item``; it is written in the next transaction (submitted at once, or on
-        the next turn of the clock, if none is in flight)."""
+        """Queue ``item``; it is written in the next transaction (now, if none is in flight)."""
         self._buffer.append(item)
         self._ready()
 
@@ -79,24 +68,11 @@ class BatchWriter(Generic[T, R]):
             self._ready()
 
     def _ready(self) -> None:
-        if self._in_flight:
-            return  # the next batch goes when this one is written (_finished)
-        if self._clock is None or len(self._buffer) >= self._max_batch:
-            self._submit()
-        elif self._call is None:
-            self._call = self._clock.callLater(0, self._turn)
-
-    def _turn(self) -> None:
-        self._call = None
-        if self._buffer and not self._in_flight:
+        if not self._in_flight:  # else the next batch goes when this one is written
             self._submit()
 
     def flush(self) -> Deferred[None]:
         """Submit what is buffered now; fires once everything added so far is written."""
-        if self._call is not None:
-            if self._call.active():
-                self._call.cancel()
-            self._call = None
         while self._buffer:
             self._submit()
         target = self._submitted

@@ -15,10 +15,9 @@ from twisted.internet.defer import Deferred
 
 from meetplatform.registry import EndReason, MeetingSpec, Role
 from meetplatform.store import webhooks_db as wdb
-from meetplatform.store.batch import BatchWriter
 from meetplatform.webhooks import DeliveryPolicy
 from tests.restapi.harness import result
-from tests.webhooks.harness import START, FakeSender, Sent, World
+from tests.webhooks.harness import FakeSender, Sent, World
 
 
 def outbox(w: World) -> int:
@@ -264,35 +263,3 @@ def test_a_failing_outbox_write_does_not_fail_the_change(
     assert outbox(w) == 0
     assert len(fail_on_logged_failures) == 1
     fail_on_logged_failures.clear()  # expected
-
-
-# --- the batch writer with a clock -----------------------------------------------------
-
-
-def test_a_batch_writer_with_a_clock_submits_once_per_turn(tmp_path: Path) -> None:
-    """With a clock, adding never hands anything to the store's thread: the items of a
-    turn go together on the next turn; a full batch goes at once; flush at once."""
-    from twisted.internet.task import Clock
-
-    w = World(tmp_path, start=False)
-    w.close()
-    clock = Clock()
-    clock.advance(START)
-    jobs = count_store_jobs(w)
-    batches: list[list[int]] = []
-    writer: BatchWriter[int, None] = BatchWriter(
-        w.store, lambda db, items: batches.append(list(items)), name="test", clock=clock,
-        max_batch=5)
-    for n in range(3):
-        writer.add(n)
-    assert jobs[0] == 0 and writer.pending == 3
-    clock.advance(0)
-    assert batches == [[0, 1, 2]] and writer.pending == 0
-    writer.extend([3, 4, 5, 6])
-    writer.add(7)  # a full batch waits: it goes now
-    assert batches == [[0, 1, 2], [3, 4, 5, 6, 7]]
-    writer.add(8)
-    flushed = writer.flush()
-    assert flushed.called and batches[-1] == [8]
-    clock.advance(0)  # the cancelled turn writes nothing more
-    assert len(batches) == 3 and jobs[0] == 3
