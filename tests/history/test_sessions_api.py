@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from meetplatform.registry import EndReason
-from tests.webhooks.harness import World
+from tests.webhooks.harness import World, enter
 
 
 @pytest.fixture
 def w(tmp_path: Path) -> World:
     return World(tmp_path)
-
-
-def enter(w: World, token: str, room_id: str, name: str) -> Any:
-    r = w.rest.request("POST", f"/rooms/{room_id}/join", token=token,
-                       json={"data": {"type": "seats", "attributes": {"displayName": name}}})
-    assert r.status == 200, r.body
-    seat = w.registry.seat_for_token(r.json["data"]["attributes"]["sessionToken"])
-    assert seat is not None
-    return w.registry.connect(seat)
 
 
 def test_a_rooms_sessions_and_attendances(w: World) -> None:

@@ -238,6 +238,16 @@ class World:
         return self.agent._servers[client]
 
 
+def pair(world: World, **spec: Any) -> tuple[Client, Client]:
+    """A moderator and a viewer joined to a new meeting, their snapshots taken."""
+    meeting = world.meeting(**spec)
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    mod.take()
+    ann.take()
+    return mod, ann
+
+
 def ids(participants: list[dict[str, Any]]) -> list[str]:
     return [p["id"] for p in participants]
 

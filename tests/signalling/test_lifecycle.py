@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from meetplatform.registry import EndReason, GuestPolicy, Role
-from tests.signalling.harness import Client, Refused, World
-
-
-def pair(world: World, **spec: Any) -> tuple[Client, Client]:
-    meeting = world.meeting(**spec)
-    mod = world.join(meeting, "Mod", Role.MODERATOR)
-    ann = world.join(meeting, "Ann")
-    mod.take()
-    ann.take()
-    return mod, ann
+from tests.signalling.harness import Refused, World, pair
 
 
 def test_a_reload_within_the_grace_resumes_the_same_participant(world: World) -> None:

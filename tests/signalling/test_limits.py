@@ -5,18 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meetplatform.registry import Role
 from meetplatform.signalling.protocol import MAX_BACKLOG_BYTES
-from tests.signalling.harness import Client, World
-
-
-def pair(world: World) -> tuple[Client, Client]:
-    meeting = world.meeting()
-    mod = world.join(meeting, "Mod", Role.MODERATOR)
-    ann = world.join(meeting, "Ann")
-    mod.take()
-    ann.take()
-    return mod, ann
+from tests.signalling.harness import Client, World, pair
 
 
 def test_messages_over_64_kib_are_refused_but_the_socket_stays(world: World) -> None:

@@ -233,3 +233,13 @@ class World:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+
+def enter(w: World, token: str, room_id: str, name: str) -> Any:
+    """Join a room through the JSON:API (``POST /rooms/{id}/join``) and connect the seat."""
+    r = w.rest.request("POST", f"/rooms/{room_id}/join", token=token,
+                       json={"data": {"type": "seats", "attributes": {"displayName": name}}})
+    assert r.status == 200, r.body
+    seat = w.registry.seat_for_token(r.json["data"]["attributes"]["sessionToken"])
+    assert seat is not None
+    return w.registry.connect(seat)

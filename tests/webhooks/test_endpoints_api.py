@@ -10,7 +10,7 @@ import pytest
 
 from meetplatform.registry import EndReason
 from meetplatform.webhooks import DeliveryPolicy, signing
-from tests.webhooks.harness import FakeSender, Sent, World, refused
+from tests.webhooks.harness import FakeSender, Sent, World, enter, refused
 
 
 @pytest.fixture
@@ -39,15 +39,6 @@ def verified(sent: list[Sent], secret: str, now: float) -> list[dict[str, Any]]:
         assert request.headers["webhook-id"] == event["id"]
         out.append(event)
     return out
-
-
-def enter(w: World, token: str, room_id: str, name: str) -> Any:
-    r = w.rest.request("POST", f"/rooms/{room_id}/join", token=token,
-                       json={"data": {"type": "seats", "attributes": {"displayName": name}}})
-    assert r.status == 200, r.body
-    seat = w.registry.seat_for_token(r.json["data"]["attributes"]["sessionToken"])
-    assert seat is not None
-    return w.registry.connect(seat)
 
 
 def test_the_secret_is_shown_once_and_events_are_signed(w: World) -> None:
