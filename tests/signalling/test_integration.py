@@ -157,7 +157,7 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
                     received.append(message["data"]["n"])
                 super().onMessage(payload, isBinary)
 
-            def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> Any:
+            def onCloseFrame(self, code: int, reasonRaw: bytes) -> Any:
                 received.append(-1)  # where the close frame came on the wire
                 return super().onCloseFrame(code, reasonRaw)
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from meetplatform.registry import EndReason, MeetingSpec, Role
+from meetplatform.store import RoomRecord, SpaceRecord
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
 from tests.restapi.harness import result
@@ -211,7 +213,9 @@ ROOM_FIELDS = {"alias": "standup", "name": "Stand-up", "type": "conference",
 
 
 def space_with_endpoint(w: World) -> str:
-    _, space, _ = result(Deferred.fromCoroutine(w.store.create_client("app", 0)))
+    made: tuple[Any, SpaceRecord, str] = result(
+        Deferred.fromCoroutine(w.store.create_client("app", 0)))
+    space = made[1]
     result(Deferred.fromCoroutine(w.store.run(lambda db: wdb.create_endpoint(
         db, space_id=space.id, url="http://127.0.0.1:9/space", description="t",
         event_types=[], now=0))))
@@ -227,10 +231,11 @@ def test_a_store_change_and_its_event_commit_together(tmp_path: Path) -> None:
     w = World(tmp_path, sender=FakeSender(hold=True))
     space_id = space_with_endpoint(w)
     created = Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0))
-    room = result(created)
+    room: RoomRecord = result(created)
     assert outbox(w) == 1  # no w.turn(): written in the room's own transaction
     taken = Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0))
-    assert isinstance(taken.result.value, AliasTaken)  # type: ignore[union-attr]
+    refused = taken.result
+    assert isinstance(refused, Failure) and isinstance(refused.value, AliasTaken)
     taken.addErrback(lambda _: None)
     assert outbox(w) == 1  # the refused room has no event
     w.sender.hold = False
@@ -256,7 +261,8 @@ def test_a_failing_outbox_write_does_not_fail_the_change(
 
     wdb.enqueue = broken  # type: ignore[assignment]
     try:
-        room = result(Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0)))
+        room: RoomRecord = result(
+            Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0)))
     finally:
         wdb.enqueue = real_enqueue  # type: ignore[assignment]
     assert result(Deferred.fromCoroutine(w.store.get_room(room.id))) == room
