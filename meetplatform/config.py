@@ -73,8 +73,8 @@ class Settings:
 
     secret: str
     public_url: str = "http://127.0.0.1:8080"
-    listen: tuple[str, ...] = ("tcp:8080",)
-    data_dir: Path = Path("meetplatform-data")
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    data_dir: Path = DEFAULT_DATA_DIR
     secret_file: Path | None = None
     checksum_algorithms: tuple[str, ...] = ALL_CHECKSUM_ALGORITHMS
     ice_servers: tuple[IceServer, ...] = ()
@@ -541,16 +541,17 @@ class ServiceConfig:
     data_dir: Path = DEFAULT_DATA_DIR
     #: None: ``<data_dir>/secret``, generated on first start.
     secret_file: Path | None = None
-    checksum_algorithms: tuple[str, ...] = ALL_CHECKSUM_ALGORITHMS
-    ice_servers: tuple[IceServer, ...] = ()
-    server_name: str = "meetplatform"
-    resume_grace_seconds: float = 20.0
-    max_query_bytes: int = 64 * 1024
-    max_body_bytes: int = 2 * 1024 * 1024
-    extra_origins: tuple[str, ...] = ()
+    # The defaults are the Settings' own (one place for each).
+    checksum_algorithms: tuple[str, ...] = Settings.checksum_algorithms
+    ice_servers: tuple[IceServer, ...] = Settings.ice_servers
+    server_name: str = Settings.server_name
+    resume_grace_seconds: float = Settings.resume_grace_seconds
+    max_query_bytes: int = Settings.max_query_bytes
+    max_body_bytes: int = Settings.max_body_bytes
+    extra_origins: tuple[str, ...] = Settings.extra_origins
     access_log: Path | None = None
-    allow_webhook_networks: tuple[str, ...] = ()
-    history_retention_days: int = 365
+    allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
+    history_retention_days: int = Settings.history_retention_days
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
