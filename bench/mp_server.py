@@ -200,7 +200,8 @@ def main(argv: list[str]) -> None:
 
     from meetplatform import tap
     from meetplatform.config import Settings
-    from meetplatform.registry import Registry, Role
+    from meetplatform.model import Role
+    from meetplatform.registry import Registry
 
     log_file = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115 - for the process lifetime
     globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)],

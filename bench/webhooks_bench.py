@@ -113,7 +113,8 @@ def serve(mode: str, receiver_port: int, participants: int, meetings: int,
     from meetplatform import events as ev
     from meetplatform.config import Settings
     from meetplatform.history import History
-    from meetplatform.registry import EndReason, MeetingSpec, Registry, Role
+    from meetplatform.model import EndReason, MeetingSpec, Role
+    from meetplatform.registry import Registry
     from meetplatform.store import Store
     from meetplatform.store import webhooks_db as wdb
     from meetplatform.webhooks import WebhookService

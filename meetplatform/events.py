@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from meetplatform.registry import ChatMessage, Meeting, Participant, Seat
+    from meetplatform.model import ChatMessage, Meeting, Participant, Seat
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,12 @@ from twisted.logger import Logger
 
 from meetplatform import events as ev
 from meetplatform.config import Settings
-from meetplatform.registry import Meeting, Registry
+from meetplatform.model import Meeting
+from meetplatform.registry import Registry
 from meetplatform.store import Database, Store
 from meetplatform.store import history_db as hdb
 from meetplatform.store.batch import BatchWriter
+from meetplatform.tenancy import tenant_of
 
 _log = Logger()
 
@@ -46,23 +48,8 @@ DAY_MS = 24 * 3600 * 1000
 #: Meetings deleted per store job while pruning.
 PRUNE_CHUNK = 500
 
-#: ``<spaceId>/<local id>``: how the JSON:API names a space's meetings in the registry.
-_SPACE_MEETING = re.compile(r"(sp_[a-z0-9]{1,64})/(.+)", re.DOTALL)
 #: Create parameters never kept (nor shown): passwords and anything named like a secret.
 _HIDDEN_PARAMETER = re.compile(r"(?i)(^attendeepw$|^moderatorpw$|password|secret)")
-
-
-def tenant_of(meeting_id: str) -> tuple[str | None, str, str | None]:
-    """``(space_id, local_id, room_id)`` of a registry meeting id.
-
-    The JSON:API's meetings are ``<spaceId>/<id>`` and rooms' meetings
-    ``<spaceId>/<roomId>``; the BBB API's meetings belong to no space: ``(None, id, None)``.
-    """
-    match = _SPACE_MEETING.fullmatch(meeting_id)
-    if match is None:
-        return None, meeting_id, None
-    space_id, local = match.group(1), match.group(2)
-    return space_id, local, local if local.startswith("rm_") else None
 
 
 def public_query(meeting: Meeting) -> dict[str, str]:

@@ -29,15 +29,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from meetplatform.config import Settings
-from meetplatform.registry import (
-    GuestPolicy,
-    Meeting,
-    MeetingSpec,
-    Registry,
-    RegistryError,
-    Role,
-    Seat,
-)
+from meetplatform.model import GuestPolicy, Meeting, MeetingSpec, RegistryError, Role, Seat
+from meetplatform.registry import Registry
 from meetplatform.store import (
     AccessTokenRecord,
     RoomRecord,
@@ -47,6 +40,7 @@ from meetplatform.store import (
 )
 from meetplatform.store.database import USER_TOKEN_PREFIX
 from meetplatform.store.records import PERMISSIONS, ROLES
+from meetplatform.tenancy import room_meeting_id
 
 _log = Logger()
 
@@ -175,16 +169,6 @@ class Activation:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def room_meeting_id(room: RoomRecord) -> str:
-    """The registry's meetingID of a room's live meeting."""
-    return f"{room.space_id}/{room.id}"
-
-
-def space_meeting_id(space_id: str, local_id: str) -> str:
-    """The registry's meetingID of a meeting a client created through the JSON:API."""
-    return f"{space_id}/{local_id}"
 
 
 def effective_permissions(room: RoomRecord, role: str,

@@ -12,14 +12,10 @@ from twisted.internet.task import Clock
 
 from meetplatform import invitations as inv
 from meetplatform.config import Settings
-from meetplatform.registry import (
-    GuestPolicy,
-    GuestStatus,
-    MaxParticipantsReached,
-    Registry,
-    Role,
-)
+from meetplatform.model import GuestPolicy, GuestStatus, MaxParticipantsReached, Role
+from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.tenancy import room_meeting_id
 
 START = 1_700_000_000.0
 URL = "https://meet.example.com"
@@ -103,7 +99,7 @@ def test_activation_seats_the_user_in_the_rooms_meeting(world: World) -> None:
     activation = done(world.invitations.activate(created.secret, display_name="Grace"))
     entry = activation.entry
     assert entry is not None
-    meeting = world.registry.get_meeting(inv.room_meeting_id(room))
+    meeting = world.registry.get_meeting(room_meeting_id(room))
     assert meeting is entry.meeting and meeting is not None
     assert meeting.spec.name == "Physics" and meeting.spec.max_participants == 30
     assert meeting.spec.mute_on_start
@@ -271,7 +267,7 @@ async def test_fifty_simultaneous_activations_one_wins(tmp_path: Path) -> None:
         assert len(wins) == 1
         assert len(losses) == 49
         assert all(f.check(inv.InvitationUsed) for f in losses)  # type: ignore[attr-defined]
-        meeting = world.registry.get_meeting(inv.room_meeting_id(room))
+        meeting = world.registry.get_meeting(room_meeting_id(room))
         assert meeting is not None and len(meeting.seats) == 1
         assert (await store.get_user_token(created.token.id)).uses == 1  # type: ignore
     finally:

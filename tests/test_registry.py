@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from meetplatform import events as ev
-from meetplatform.registry import (
+from meetplatform.model import (
     EndReason,
     GuestDeniedAccess,
     GuestPolicy,
@@ -16,10 +16,10 @@ from meetplatform.registry import (
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
-    Registry,
     Role,
     SeatNotUsable,
 )
+from meetplatform.registry import Registry
 
 
 def make() -> tuple[Registry, Clock, list[ev.Event]]:

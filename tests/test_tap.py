@@ -24,7 +24,8 @@ from zope.interface import provider
 from meetplatform import __version__
 from meetplatform import events as ev
 from meetplatform.config import ConfigOptions, Settings, load_config
-from meetplatform.registry import MeetingSpec, Registry
+from meetplatform.model import MeetingSpec
+from meetplatform.registry import Registry
 from meetplatform.store import Store
 from meetplatform.tap import (
     MeetplatformService,

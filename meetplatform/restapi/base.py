@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from meetplatform import invitations as inv
-from meetplatform import registry as reg
+from meetplatform import model as reg
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry

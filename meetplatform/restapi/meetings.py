@@ -8,15 +8,8 @@ are listed too (their id is the room's id).
 
 from __future__ import annotations
 
-from meetplatform.invitations import InvitationError, space_meeting_id
-from meetplatform.registry import (
-    EndReason,
-    GuestPolicy,
-    Meeting,
-    MeetingSpec,
-    RegistryError,
-    Role,
-)
+from meetplatform.invitations import InvitationError
+from meetplatform.model import EndReason, GuestPolicy, Meeting, MeetingSpec, RegistryError, Role
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx, domain_error
 from meetplatform.restapi.jsonapi import ApiError
@@ -24,6 +17,7 @@ from meetplatform.restapi.model import MEETING, SEAT, meeting_resource, seat_res
 from meetplatform.restapi.routes import Body, Output, Reply, api_route
 from meetplatform.restapi.spaces import PAGE_QUERY
 from meetplatform.store.records import PERMISSIONS
+from meetplatform.tenancy import space_meeting_id
 
 ROOM_PREFIX = "rm_"
 

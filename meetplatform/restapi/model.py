@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meetplatform.registry import Meeting, Participant, Seat
+from meetplatform.model import Meeting, Participant, Seat
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.schema import (
     Array,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meetplatform.registry import NotAllowed, Participant
+from meetplatform.model import NotAllowed, Participant
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx
 from meetplatform.restapi.jsonapi import ApiError

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from meetplatform.invitations import InvitationError, RoomEntry
-from meetplatform.registry import EndReason, RegistryError
+from meetplatform.model import EndReason, RegistryError
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx, domain_error
 from meetplatform.restapi.jsonapi import ApiError

@@ -10,7 +10,7 @@ from meetplatform.invitations import (
     Activation,
     InvitationError,
 )
-from meetplatform.registry import RegistryError
+from meetplatform.model import RegistryError
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx, domain_error
 from meetplatform.restapi.jsonapi import ApiError

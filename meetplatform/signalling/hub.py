@@ -24,15 +24,15 @@ from twisted.logger import Logger
 
 from meetplatform import events as ev
 from meetplatform.config import Settings
-from meetplatform.registry import (
+from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
     Meeting,
     Participant,
-    Registry,
     Seat,
     SeatNotUsable,
 )
+from meetplatform.registry import Registry
 from meetplatform.signalling import messages as msg
 
 _log = Logger()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from meetplatform.web.sanitize import sanitize_html
 
 if TYPE_CHECKING:
-    from meetplatform.registry import ChatMessage, Meeting, Participant, Seat
+    from meetplatform.model import ChatMessage, Meeting, Participant, Seat
 
 #: Largest message the server reads, in bytes of UTF-8 (an SDP with many codecs fits).
 MAX_MESSAGE_BYTES = 64 * 1024

@@ -42,19 +42,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from meetplatform.registry import (
-    EndReason,
-    NotAllowed,
-    Participant,
-    RegistryError,
-    Role,
-)
+from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
 from meetplatform.signalling.hub import Hub, NotFound, frame
 
 if TYPE_CHECKING:
-    from meetplatform.registry import Meeting, Seat
+    from meetplatform.model import Meeting, Seat
 
 _log = Logger()
 

@@ -45,10 +45,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from meetplatform import invitations as inv
-from meetplatform import registry as reg
+from meetplatform import model as reg
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations, RoomEntry
-from meetplatform.registry import Registry, Seat
+from meetplatform.model import Seat
+from meetplatform.registry import Registry
 from meetplatform.signalling.messages import normalise_origin
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.web.invite import (

@@ -45,7 +45,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from meetplatform import invitations as inv
-from meetplatform import registry as reg
+from meetplatform import model as reg
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations, InvitationView
 from meetplatform.registry import Registry

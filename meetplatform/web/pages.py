@@ -36,7 +36,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from meetplatform.config import Settings
-from meetplatform.registry import EndReason, Registry
+from meetplatform.model import EndReason
+from meetplatform.registry import Registry
 
 _log = Logger()
 

@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from meetplatform import events as ev
-from meetplatform.history import tenant_of
-from meetplatform.registry import ChatMessage, Meeting, Participant, Role, Seat
+from meetplatform.model import ChatMessage, Meeting, Participant, Role, Seat
+from meetplatform.tenancy import tenant_of
 
 #: BBB's mapped event names this platform sends, with their raw (akka-apps style) names.
 BBB_EVENTS: dict[str, str] = {

@@ -31,14 +31,7 @@ import meetplatform
 from meetplatform import checksum as bbb_checksum
 from meetplatform import events as ev
 from meetplatform.config import Settings
-from meetplatform.recordings import (
-    InMemoryRecordings,
-    PlaybackFormat,
-    Recording,
-    RecordingCatalogue,
-    RecordingQuery,
-)
-from meetplatform.registry import (
+from meetplatform.model import (
     EndReason,
     GuestDeniedAccess,
     GuestStatus,
@@ -48,9 +41,16 @@ from meetplatform.registry import (
     MeetingForciblyEnded,
     NonUniqueVoiceBridge,
     Participant,
-    Registry,
     Role,
 )
+from meetplatform.recordings import (
+    InMemoryRecordings,
+    PlaybackFormat,
+    Recording,
+    RecordingCatalogue,
+    RecordingQuery,
+)
+from meetplatform.registry import Registry
 from meetplatform.xmlapi import errors
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.errors import ApiError

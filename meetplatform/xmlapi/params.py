@@ -18,7 +18,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from lxml import etree
 
-from meetplatform.registry import Document, GuestPolicy, MeetingSpec, Role
+from meetplatform.model import Document, GuestPolicy, MeetingSpec, Role
 from meetplatform.xmlapi import errors
 
 #: Java's ``\p{Cntrl}``: what bbb-web strips from parameter values.

@@ -9,11 +9,12 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from meetplatform import history as history_module
-from meetplatform.history import History, public_query, tenant_of
-from meetplatform.registry import EndReason, MeetingSpec, Role
+from meetplatform.history import History, public_query
+from meetplatform.model import EndReason, MeetingSpec, Role
 from meetplatform.store import Database, Store
 from meetplatform.store import history_db as hdb
 from meetplatform.store.batch import BatchWriter
+from meetplatform.tenancy import tenant_of
 from tests.restapi.harness import result
 from tests.webhooks.harness import START, World
 

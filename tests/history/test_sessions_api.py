@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meetplatform.registry import EndReason
+from meetplatform.model import EndReason
 from tests.webhooks.harness import World, enter
 
 

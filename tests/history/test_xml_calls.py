@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from meetplatform.registry import EndReason, Role
+from meetplatform.model import EndReason, Role
 from tests.webhooks.harness import World
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from meetplatform.invitations import room_meeting_id
-from meetplatform.registry import GuestStatus
+from meetplatform.model import GuestStatus
 from meetplatform.store import Store
+from meetplatform.tenancy import room_meeting_id
 from tests.restapi.harness import PUBLIC_URL, Harness
 
 

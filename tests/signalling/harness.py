@@ -18,7 +18,8 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump
 
 from meetplatform.config import IceServer, Settings
-from meetplatform.registry import GuestPolicy, Meeting, MeetingSpec, Registry, Role, Seat
+from meetplatform.model import GuestPolicy, Meeting, MeetingSpec, Role, Seat
+from meetplatform.registry import Registry
 from meetplatform.signalling import SignallingService
 
 PUBLIC_URL = "https://meet.example.test"

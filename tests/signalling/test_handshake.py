@@ -6,7 +6,7 @@ import pytest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from meetplatform.registry import Role
+from meetplatform.model import Role
 from tests.signalling.harness import Client, Refused, World, ids
 
 

@@ -16,7 +16,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from meetplatform.config import Settings
-from meetplatform.registry import MeetingSpec, Registry, Role
+from meetplatform.model import MeetingSpec, Role
+from meetplatform.registry import Registry
 from meetplatform.signalling import SignallingService
 from meetplatform.signalling.hub import frame
 from meetplatform.signalling.protocol import SignallingProtocol, _Backpressure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetplatform.registry import EndReason, GuestPolicy, Role
+from meetplatform.model import EndReason, GuestPolicy, Role
 from tests.signalling.harness import Refused, World, pair
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from meetplatform.registry import Role
+from meetplatform.model import Role
 from tests.signalling.harness import Client, World
 
 

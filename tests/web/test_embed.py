@@ -14,7 +14,7 @@ import txaio
 
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations
-from meetplatform.registry import MeetingSpec, Role
+from meetplatform.model import MeetingSpec, Role
 from meetplatform.signalling import SignallingService
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.web.embed import ALLOW, EmbedPages

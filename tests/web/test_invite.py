@@ -18,7 +18,8 @@ from twisted.web.http_headers import Headers
 
 from meetplatform.config import Settings
 from meetplatform.invitations import CreatedInvitation, Invitations
-from meetplatform.registry import GuestStatus, Registry, Role
+from meetplatform.model import GuestStatus, Role
+from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.tap import build_site
 from meetplatform.webhooks.http import ImmediateBody

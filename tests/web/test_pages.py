@@ -12,7 +12,8 @@ from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
 from meetplatform.config import Settings
-from meetplatform.registry import GuestPolicy, MeetingSpec, Registry, Role
+from meetplatform.model import GuestPolicy, MeetingSpec, Role
+from meetplatform.registry import Registry
 from meetplatform.web.pages import WebPages
 
 BASE = "https://meet.example"

@@ -35,8 +35,9 @@ from twisted.web.resource import Resource
 
 from meetplatform.config import Settings
 from meetplatform.history import History
+from meetplatform.model import Meeting, MeetingSpec, Participant, Role
 from meetplatform.recordings import InMemoryRecordings
-from meetplatform.registry import Meeting, MeetingSpec, Participant, Registry, Role
+from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.restapi.ratelimit import Limit
 from meetplatform.store import Store

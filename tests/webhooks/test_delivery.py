@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, TimeoutError
 
-from meetplatform.registry import EndReason
+from meetplatform.model import EndReason
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
 from tests.restapi.harness import result

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meetplatform.registry import EndReason
+from meetplatform.model import EndReason
 from meetplatform.webhooks import DeliveryPolicy, signing
 from tests.webhooks.harness import FakeSender, Sent, World, enter, refused
 

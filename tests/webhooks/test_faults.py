@@ -20,7 +20,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from meetplatform.registry import EndReason, Role
+from meetplatform.model import EndReason, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import AddressPolicy, default_clients
 from tests.webhooks.harness import World

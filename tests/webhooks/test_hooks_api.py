@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from meetplatform.registry import EndReason, Role
+from meetplatform.model import EndReason, Role
 from tests.webhooks.harness import FakeSender, Sent, World
 from tests.xmlapi.helpers import SECRET
 

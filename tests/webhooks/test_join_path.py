@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from meetplatform.registry import EndReason, MeetingSpec, Role
+from meetplatform.model import EndReason, MeetingSpec, Role
 from meetplatform.store import RoomRecord, SpaceRecord
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy

@@ -15,8 +15,9 @@ from twisted.web.resource import Resource
 
 from meetplatform.checksum import checksum
 from meetplatform.config import Settings
+from meetplatform.model import Meeting, Seat
 from meetplatform.recordings import InMemoryRecordings
-from meetplatform.registry import Meeting, Registry, Seat
+from meetplatform.registry import Registry
 from meetplatform.xmlapi import XmlApi
 
 SECRET = "639259d4-9dd8-4b25-bf01-95f9567eaf4b"

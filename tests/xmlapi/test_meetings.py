@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from meetplatform import events as ev
-from meetplatform.registry import EndReason, Role
+from meetplatform.model import EndReason, Role
 from tests.xmlapi.helpers import BASE, PUBLIC_URL, make_env
 
 NO_REDIRECT: dict[str, Any] = {"allow_redirects": False}

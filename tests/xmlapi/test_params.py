@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from meetplatform.registry import Document, GuestPolicy, MeetingSpec, Role
+from meetplatform.model import Document, GuestPolicy, MeetingSpec, Role
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.errors import ApiError
 
