@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from meetplatform.web.sanitize import sanitize_html
+from meetplatform.sanitize import sanitize_html
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -400,27 +399,6 @@ def ended_json(meeting: Meeting) -> Json:
 
 def valid_token(token: str) -> bool:
     return _TOKEN_RE.fullmatch(token) is not None
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def normalise_origin(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case without a default port, or ``None``."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
 
 
 # --- rate limiting ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from meetplatform.embedding import normalise_origin
 from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
@@ -252,7 +253,7 @@ class SignallingProtocol(WebSocketServerProtocol):
                                 lookup: ExtraOrigins) -> Deferred[str | None]:
         """Accept ``request.origin`` if it may embed the seat's room (Autobahn waits for
         the Deferred; a ConnectionDeny failure refuses the handshake)."""
-        wanted = msg.normalise_origin(request.origin or "")
+        wanted = normalise_origin(request.origin or "")
 
         def decide(origins: Collection[str]) -> str | None:
             if wanted is None or wanted not in origins:

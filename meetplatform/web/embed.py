@@ -20,7 +20,7 @@ A space with no embedding origins can be framed by the service's own pages only,
 room is never embeddable anywhere by accident; an unknown room is framable by nobody
 else either. ``Permissions-Policy`` grants camera, microphone, display capture,
 fullscreen and autoplay to the page itself, which the parent delegates with the iframe's
-``allow`` attribute (:data:`ALLOW`). Nothing depends on cookies: the session token lives
+``allow`` attribute (:data:`meetplatform.embedding.ALLOW`). Nothing depends on cookies: the session token lives
 in the page's memory and, where the browser allows it, in ``sessionStorage``.
 """
 
@@ -30,10 +30,8 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from string import Template
 from typing import Any
-from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
@@ -47,10 +45,10 @@ from werkzeug.routing import RequestRedirect
 from meetplatform import invitations as inv
 from meetplatform import model as reg
 from meetplatform.config import Settings
+from meetplatform.embedding import frame_ancestors, normalise_origin
 from meetplatform.invitations import Invitations, RoomEntry
 from meetplatform.model import Seat
 from meetplatform.registry import Registry
-from meetplatform.signalling.messages import normalise_origin
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.web.invite import (
     MAX_NAME_CHARS,
@@ -66,63 +64,15 @@ from meetplatform.web.pages import ENDED_REASONS, TEMPLATE_DIR, WebPages
 
 _log = Logger()
 
-__all__ = ["ALLOW", "EmbedPages", "EmbedSnippet", "embed_snippet", "frame_ancestors"]
+__all__ = ["EmbedPages"]
 
-#: What the parent page's iframe must allow (the page asks for nothing else).
-ALLOW = "camera; microphone; display-capture; autoplay; fullscreen; clipboard-write"
 #: Room aliases (see the JSON:API's rooms); anything else is not a room.
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 #: Session tokens of seats (``secrets.token_urlsafe``).
 SESSION_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{8,256}$")
 #: Query parameters that look like a credential: refused, credentials go in the fragment.
-#: What a normalised origin may look like in a CSP source list (nothing that ends it).
-_SOURCE_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 CREDENTIAL_PARAMS = (b"t", b"token", b"sessionToken", b"userToken", b"accessToken",
                      b"access_token")
-
-
-def frame_ancestors(space: SpaceRecord | None) -> str:
-    """``'self'`` plus the space's embedding origins (normalised, each once)."""
-    values = ["'self'"]
-    for origin in space.embed_origins if space is not None else ():
-        normal = normalise_origin(origin)
-        if normal is not None and _SOURCE_RE.match(normal) and normal not in values:
-            values.append(normal)
-    return " ".join(values)
-
-
-@dataclass(frozen=True)
-class EmbedSnippet:
-    """How a site embeds a room: the URL, the iframe's ``allow`` and ready-made markup."""
-
-    url: str
-    allow: str
-    html: str
-    script_url: str
-    script: str
-
-
-def embed_snippet(public_url: str, room: RoomRecord) -> EmbedSnippet:
-    """The iframe markup (and the ``embed.js`` equivalent) for ``room``."""
-    base = public_url.rstrip("/")
-    url = f"{base}/embed/{quote(room.alias, safe='')}"
-    title = html.escape(room.name, quote=True)
-    markup = (f'<iframe src="{html.escape(url)}" allow="{ALLOW}" allowfullscreen '
-              f'referrerpolicy="strict-origin-when-cross-origin" title="{title}" '
-              'style="border:0;width:100%;height:100%;min-height:480px"></iframe>')
-    script_url = f"{base}/static/embed.js"
-    script = (f'<div id="meeting" style="height:600px"></div>\n'
-              f'<script src="{html.escape(script_url)}"></script>\n'
-              "<script>\n"
-              "  const meeting = MeetplatformEmbed.create({\n"
-              "    parentNode: document.getElementById(\"meeting\"),\n"
-              f"    url: {json.dumps(url)},\n"
-              "    token: \"<invitation or session token>\",\n"
-              "  });\n"
-              "  meeting.on(\"readyToClose\", () => meeting.dispose());\n"
-              "</script>")
-    return EmbedSnippet(url=url, allow=ALLOW, html=markup, script_url=script_url,
-                        script=script)
 
 
 class EmbedPages:

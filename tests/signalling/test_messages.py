@@ -145,14 +145,6 @@ def test_error_frames_carry_id_only_when_known() -> None:
     assert json.loads(msg.ack("a", {"x": 1})) == {"type": "ack", "id": "a", "data": {"x": 1}}
 
 
-def test_origins_are_normalised() -> None:
-    """Origins compare by scheme, host and port, ignoring case and default ports."""
-    assert msg.normalise_origin("HTTPS://Meet.Example:443/x") == "https://meet.example"
-    assert msg.normalise_origin("http://h:8080") == "http://h:8080"
-    assert msg.normalise_origin("null") is None
-    assert msg.normalise_origin("http://h:99999") is None
-
-
 def test_session_tokens_are_url_safe_and_bounded() -> None:
     """Only URL-safe base64 tokens up to 256 characters are looked up."""
     assert msg.valid_token("abc-DEF_123")

@@ -13,11 +13,12 @@ import pytest
 import txaio
 
 from meetplatform.config import Settings
+from meetplatform.embedding import ALLOW
 from meetplatform.invitations import Invitations
 from meetplatform.model import MeetingSpec, Role
 from meetplatform.signalling import SignallingService
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.web.embed import ALLOW, EmbedPages
+from meetplatform.web.embed import EmbedPages
 from meetplatform.web.pages import WebPages
 from tests.restapi.harness import run
 from tests.signalling.harness import Refused

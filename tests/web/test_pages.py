@@ -288,8 +288,8 @@ async def test_page_markup_needs_no_inline_script_or_style(h: Harness) -> None:
 
 def test_browser_sanitiser_allows_what_the_server_allows() -> None:
     """The page's own welcome sanitiser keeps exactly the server's allow-list."""
+    from meetplatform.sanitize import ALLOWED_TAGS, DROP_CONTENT_TAGS
     from meetplatform.web.pages import STATIC_DIR
-    from meetplatform.web.sanitize import ALLOWED_TAGS, DROP_CONTENT_TAGS
 
     source = (STATIC_DIR / "conference.js").read_text("utf-8")
     block = re.search(r"const ALLOWED_TAGS = \{(.*?)\};", source, re.DOTALL)
