@@ -83,18 +83,11 @@ def header_text(request: IRequest, name: str) -> str | None:
 def query_args(request: IRequest) -> dict[str, list[str]]:
     """The URL's query parameters only (Twisted's ``request.args`` mixes in form bodies).
 
-    Bytes that are not UTF-8 come back as surrogates (see :func:`is_utf8`)."""
+    Bytes that are not UTF-8 would come back as surrogates, but the URL guard in front of
+    the routes (:class:`meetplatform.httpkit.UrlGuard`) refuses such queries."""
     _, _, query = request.uri.partition(b"?")
     return parse_qs(query.decode("utf-8", "surrogateescape"), keep_blank_values=True,
                     encoding="utf-8", errors="surrogateescape")
-
-
-def is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def wants_pretty(request: IRequest) -> bool:

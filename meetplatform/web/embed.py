@@ -35,17 +35,14 @@ from typing import Any
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
 from meetplatform.config import Settings
 from meetplatform.embedding import frame_ancestors, normalise_origin
+from meetplatform.httpkit import HttpProblem, Problem, install_error_pages
 from meetplatform.invitations import Invitations, RoomEntry
 from meetplatform.model import Seat
 from meetplatform.registry import Registry
@@ -54,15 +51,12 @@ from meetplatform.web.invite import (
     MAX_NAME_CHARS,
     TOKEN_RE,
     BadRequest,
-    Guard,
     PageKit,
     Refusal,
     describe_refusal,
     enter_with_invitation,
 )
 from meetplatform.web.pages import ENDED_REASONS, TEMPLATE_DIR, WebPages
-
-_log = Logger()
 
 __all__ = ["EmbedPages"]
 
@@ -97,7 +91,7 @@ class EmbedPages:
 
     def resource(self) -> IResource:
         """The resource to mount at ``/embed``."""
-        return Guard(self.kit, self.app.resource())
+        return self.kit.guard(self.app.resource(), self.answer_problem)
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -319,35 +313,20 @@ class EmbedPages:
         request.setHeader(b"referrer-policy", b"no-referrer")
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
-    # --- errors ---------------------------------------------------------------------------
+    # --- errors: the kit's handlers, in this page's words --------------------------------
 
-    @app.handle_errors(BadRequest)
-    def _bad_request(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        assert isinstance(error, BadRequest)
-        return self.kit.message(request, error.status, error.title, error.text)
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """An HTML page for what the URL guard or routing refused, or a failure; an
+        unknown address is an unknown room."""
+        if problem.problem is Problem.NOT_FOUND:
+            return self.kit.refusal(request, describe_refusal(inv.RoomNotFound("no such room")))
+        return self.kit.problem(request, problem, not_allowed="This page can only be opened.")
 
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        request.setHeader(b"allow", b"GET, HEAD")
-        return self.kit.message(request, 405, "Method not allowed",
-                                "This page can only be opened.")
+    def answer_bad_request(self, request: IRequest, error: BadRequest) -> bytes:
+        return self.kit.bad_request(request, error)
 
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self.kit.refusal(request, describe_refusal(inv.RoomNotFound("no such room")))
-
-    @app.handle_errors(HTTPException)
-    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
-        code = int(getattr(failure.value, "code", None) or 400)
-        return self.kit.message(request, code, "Request refused",
-                                "The request could not be handled.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("embed page failed", failure=failure)
-        return self.kit.message(request, 500, "Something went wrong",
-                                "The page could not be shown. Please try again.")
+    install_error_pages(app, answer_problem, surface="embed page",
+                        own=(BadRequest, answer_bad_request))
 
 
 class SessionNotValid(inv.InvitationError):

@@ -23,23 +23,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from meetplatform.config import Settings
+from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_pages
 from meetplatform.model import EndReason
 from meetplatform.registry import Registry
-
-_log = Logger()
+from meetplatform.web.problems import PAGE_WORDS, page_words
 
 __all__ = ["ENDED_REASONS", "StaticAssets", "WebPages"]
 
@@ -208,30 +203,6 @@ class StaticAssets(Resource):
         return asset.body
 
 
-class _Guard(Resource):
-    """Refuses what Klein would choke on (non-UTF-8 paths, oversized URLs) with HTML."""
-
-    isLeaf = True
-
-    def __init__(self, pages: WebPages, inner: IResource) -> None:
-        super().__init__()
-        self._pages = pages
-        self._inner = inner
-
-    def render(self, request: IRequest) -> Any:  # type: ignore[override]
-        settings = self._pages.settings
-        if len(request.uri) > settings.max_query_bytes:
-            return self._pages.error(request, 414, "Link too long",
-                                     "This address is too long to be a meeting link.")
-        try:
-            for segment in request.postpath:  # type: ignore[attr-defined]
-                segment.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._pages.error(request, 400, "Bad address",
-                                     "This address is not valid.")
-        return self._inner.render(request)
-
-
 class WebPages:
     """The conference page (``/client/join``), the ended page and the static assets."""
 
@@ -254,7 +225,11 @@ class WebPages:
 
     def resource(self) -> IResource:
         """The resource to mount at ``/client``."""
-        return _Guard(self, self.app.resource())
+        # These pages accept URLs up to the configured query size; the invitation and
+        # embed pages cap them at httpkit.MAX_URI_BYTES as well.
+        return UrlGuard(self.app.resource(), self.answer_problem,
+                        max_uri_bytes=self.settings.max_query_bytes,
+                        max_query_bytes=self.settings.max_query_bytes)
 
     def static_resource(self) -> IResource:
         """The resource to mount at ``/static``."""
@@ -376,34 +351,19 @@ class WebPages:
         if request.method not in (b"GET", b"HEAD") and request.path.rstrip(b"/").endswith(
                 (b"/client/join", b"/client/ended")):
             request.setHeader(b"allow", b"GET, HEAD")
-            return self.error(request, 405, "Method not allowed",
-                              "This page can only be opened, not posted to.")
+            return self.error(request, 405, *PAGE_WORDS[Problem.METHOD_NOT_ALLOWED])
         return self.not_found(request)
 
     def not_found(self, request: IRequest) -> bytes:
-        return self.error(request, 404, "Page not found",
-                          "There is no page at this address.")
+        return self.error(request, 404, *PAGE_WORDS[Problem.NOT_FOUND])
 
-    # --- errors -------------------------------------------------------------------------
+    # --- errors: the kit's handlers, in the pages' words --------------------------------
 
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        request.setHeader(b"allow", b"GET, HEAD")
-        return self.error(request, 405, "Method not allowed",
-                          "This page can only be opened, not posted to.")
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """An HTML error page for what the URL guard or Klein's routing refused, or a
+        failure (logged by the kit)."""
+        if problem.problem is Problem.METHOD_NOT_ALLOWED:
+            request.setHeader(b"allow", b"GET, HEAD")
+        return self.error(request, problem.status, *page_words(problem))
 
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self.not_found(request)
-
-    @app.handle_errors(HTTPException)
-    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
-        code = getattr(failure.value, "code", None) or 400
-        return self.error(request, int(code), "Request refused",
-                          "The request could not be handled.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("conference page failed", failure=failure)
-        return self.error(request, 500, "Something went wrong",
-                          "The page could not be shown. Please try again.")
+    install_error_pages(app, answer_problem, surface="conference page")
