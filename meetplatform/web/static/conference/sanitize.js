@@ -4,8 +4,6 @@
 
 const HTML_NS = "http://www.w3.org/1999/xhtml";
 
-// An allow-list sanitiser mirroring meetplatform/web/sanitize.py. The server already
-// sanitises meeting texts; this is defence in depth (and the CSP forbids inline script).
 const ALLOWED_TAGS = {
   a: ["href", "title"], abbr: ["title"], b: [], blockquote: [], br: [], code: [], del: [],
   div: [], em: [], h1: [], h2: [], h3: [], h4: [], hr: [], i: [], ins: [], li: [], mark: [],

@@ -38,6 +38,7 @@ export function forgetSessionToken() {
   }
 }
 
+// What the page knows about its connection, its seat and the meeting.
 export const state = {
   token: null,
   socket: null,
