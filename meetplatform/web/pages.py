@@ -120,18 +120,55 @@ class _Asset:
 
 
 def _load_assets(directory: Path) -> dict[str, _Asset]:
-    """Every file of ``directory`` (not recursive) with a known type, read once."""
+    """Every file under ``directory`` with a known type, read once, keyed by its relative path.
+
+    Sub-directories are walked (the conference page's ES modules live in
+    ``static/conference/``); names starting with a dot, files or directories, are never
+    served, and symbolic links to directories are not followed (no loop, nothing from
+    outside the package). Serving from this table, never from the file system, is what
+    makes traversal impossible: a request can only name a key that is here.
+    """
     assets: dict[str, _Asset] = {}
-    if not directory.is_dir():
-        return assets
+    if directory.is_dir():
+        _collect_assets(directory, "", assets)
+    return assets
+
+
+def _collect_assets(directory: Path, prefix: str, assets: dict[str, _Asset]) -> None:
     for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            if not path.is_symlink():
+                _collect_assets(path, f"{prefix}{path.name}/", assets)
+            continue
         content_type = _CONTENT_TYPES.get(path.suffix.lower())
-        if not path.is_file() or content_type is None or path.name.startswith("."):
+        if not path.is_file() or content_type is None:
             continue
         body = path.read_bytes()
         version = hashlib.sha256(body).hexdigest()[:16]
-        assets[path.name] = _Asset(body=body, content_type=content_type, version=version)
-    return assets
+        assets[prefix + path.name] = _Asset(body=body, content_type=content_type,
+                                            version=version)
+
+
+def _asset_name(postpath: list[bytes]) -> str | None:
+    """The asset key a request's path segments name, or ``None`` for anything suspicious.
+
+    Twisted has already percent-decoded each segment, so ``%2e%2e`` arrives as ``..`` and
+    ``%2f`` as a ``/`` inside a segment: empty, dot-led (``.``, ``..``, dotfiles), non-UTF-8
+    segments and segments holding a separator are refused before the table lookup.
+    """
+    segments: list[str] = []
+    for raw in postpath:
+        try:
+            segment = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if (not segment or segment.startswith(".")
+                or any(c in segment for c in "/\\\0")):
+            return None
+        segments.append(segment)
+    return "/".join(segments) if segments else None
 
 
 def _html_error_body(settings: Settings, status: int, title: str, text: str) -> bytes:
@@ -146,12 +183,15 @@ def _html_error_body(settings: Settings, status: int, title: str, text: str) -> 
 
 
 class StaticAssets(Resource):
-    """``/static/<name>``: the page's CSS, JavaScript and images, held in memory.
+    """``/static/<path>``: the page's CSS, JavaScript and images, held in memory.
 
-    Content types are explicit, every response has an ``ETag`` (304 on a match), and
-    a request carrying the file's current content hash as ``?v=`` may be cached for a
-    year; without it the browser revalidates each time. Sub-directories and unknown
-    names get an HTML 404.
+    Content types are explicit (``text/javascript`` for ``.js``, which browsers require
+    of module scripts), every response has an ``ETag`` (304 on a match), and a request
+    carrying the file's current content hash as ``?v=`` may be cached for a year; without
+    it the browser revalidates each time. That is how the conference page's modules
+    (``conference/*.js``, imported by ``conference.js`` without a hash) stay fresh.
+    Files in sub-directories are served by their relative path; directories, dotfiles,
+    traversal attempts and unknown names get an HTML 404.
     """
 
     isLeaf = True
@@ -174,9 +214,8 @@ class StaticAssets(Resource):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             return _html_error_body(self._settings, 405, "Method not allowed",
                                     "Static files can only be read.")
-        postpath = list(getattr(request, "postpath", []))
-        name = postpath[0].decode("utf-8", "replace") if len(postpath) == 1 else ""
-        asset = self.assets.get(name)
+        name = _asset_name(list(getattr(request, "postpath", [])))
+        asset = self.assets.get(name) if name is not None else None
         if asset is None:
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/html; charset=utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,6 +267,66 @@ async def test_static_unknown_and_traversal_are_404(h: Harness) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_conference_modules_are_served(h: Harness) -> None:
+    """Every module the page's entry script imports, and what they import, is served as JS."""
+    seen: set[str] = set()
+    todo = ["/static/conference.js"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        response, body = await h.get(path)
+        assert response.code == 200, path
+        assert header(response, "content-type") == "text/javascript; charset=utf-8", path
+        assert header(response, "x-content-type-options") == "nosniff", path
+        assert header(response, "cache-control") == "no-cache", path
+        assert header(response, "etag") == f'"{h.pages.static.version(path[8:])}"', path
+        base = path.rsplit("/", 1)[0]
+        imports = re.findall(r'^import [^;]*? from "(\./[^"]+)";', body, re.MULTILINE)
+        for spec in imports:
+            todo.append(f"{base}/{spec[2:]}")
+    expected = {f"/static/{name}" for name in h.pages.static.assets
+                if name.startswith("conference/")} | {"/static/conference.js"}
+    assert seen == expected  # every module file is imported, and only these
+    assert len(seen) > 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_static_sub_directory_traversal_is_refused(h: Harness) -> None:
+    """Dot segments, encoded or not, dotfiles and directories never reach a file."""
+    for path in ("/static/../x", "/static/conference/../../x", "/static/conference/../pages.py",
+                 "/static/conference/../conference.js",
+                 "/static/%2e%2e/x", "/static/conference/%2e%2e/%2e%2e/x",
+                 "/static/conference/%2E%2E/conference.js", "/static/conference%2fchat.js",
+                 "/static/conference%2f..%2f..%2fpages.py", "/static/./conference.js",
+                 "/static/conference/./chat.js", "/static/conference//chat.js",
+                 "/static/conference", "/static/conference/", "/static/.hidden",
+                 "/static/conference/%00chat.js", "/static/..%5cpages.py"):
+        response, _body = await h.get(path)
+        assert response.code == 404, path
+        assert "text/html" in header(response, "content-type"), path
+    assert all(".." not in name and not name.startswith(".") for name in h.pages.static.assets)
+
+
+def test_static_tree_skips_dotfiles_and_keys_by_relative_path(tmp_path: Path) -> None:
+    """Sub-directories are served by relative path; dotfiles and dot-directories never."""
+    from meetplatform.web.pages import StaticAssets
+
+    (tmp_path / "app.js").write_text("a")
+    (tmp_path / ".env.js").write_text("secret")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "hook.js").write_text("secret")
+    (tmp_path / "mod" / "deep").mkdir(parents=True)
+    (tmp_path / "mod" / "one.js").write_text("1")
+    (tmp_path / "mod" / "deep" / "two.js").write_text("2")
+    (tmp_path / "mod" / "notes.unknown").write_text("?")
+    assets = StaticAssets(Harness().settings, directory=tmp_path).assets
+    assert set(assets) == {"app.js", "mod/one.js", "mod/deep/two.js"}
+    assert assets["mod/deep/two.js"].content_type == "text/javascript; charset=utf-8"
+
+
+@pytest_twisted.ensureDeferred
 async def test_page_references_existing_assets(h: Harness) -> None:
     """Every asset the page links to is served."""
     seat = h.seat()
@@ -291,7 +352,7 @@ def test_browser_sanitiser_allows_what_the_server_allows() -> None:
     from meetplatform.sanitize import ALLOWED_TAGS, DROP_CONTENT_TAGS
     from meetplatform.web.pages import STATIC_DIR
 
-    source = (STATIC_DIR / "conference.js").read_text("utf-8")
+    source = (STATIC_DIR / "conference" / "sanitize.js").read_text("utf-8")
     block = re.search(r"const ALLOWED_TAGS = \{(.*?)\};", source, re.DOTALL)
     assert block is not None
     js_tags = dict(re.findall(r"(\w+): \[([^\]]*)\]", block.group(1)))
