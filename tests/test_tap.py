@@ -23,18 +23,13 @@ from zope.interface import provider
 
 from meetplatform import __version__
 from meetplatform import events as ev
+from meetplatform.build import build_site
 from meetplatform.config import ConfigOptions, Settings, load_config
 from meetplatform.model import MeetingSpec
 from meetplatform.registry import Registry
+from meetplatform.site import MeetplatformSite
 from meetplatform.store import Store
-from meetplatform.tap import (
-    MeetplatformService,
-    MeetplatformSite,
-    Options,
-    build_site,
-    makeService,
-    secret_command,
-)
+from meetplatform.tap import MeetplatformService, Options, makeService, secret_command
 
 SECRET = "0123456789abcdef0123456789abcdef"
 

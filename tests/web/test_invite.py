@@ -16,12 +16,12 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import Clock
 from twisted.web.http_headers import Headers
 
+from meetplatform.build import build_site
 from meetplatform.config import Settings
 from meetplatform.invitations import CreatedInvitation, Invitations
 from meetplatform.model import GuestStatus, Role
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.tap import build_site
 from meetplatform.webhooks.http import ImmediateBody
 from tests.restapi.harness import result, run
 
