@@ -19,9 +19,9 @@ from meetplatform.signalling import SignallingService
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.web.embed import ALLOW, EmbedPages
 from meetplatform.web.pages import WebPages
-from tests.restapi.harness import run
 from tests.signalling.harness import Refused
 from tests.signalling.harness import World as SignallingWorld
+from tests.support import run
 from tests.web.test_invite import BASE, Page, Site
 
 LMS = "https://lms.example.org"

@@ -23,7 +23,7 @@ from meetplatform.model import GuestStatus, Role
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.webhooks.http import ImmediateBody
-from tests.restapi.harness import result, run
+from tests.support import result, run
 
 BASE = "https://meet.example.com"
 START = 1_700_000_000.0

@@ -22,9 +22,9 @@ from twisted.internet.task import Clock
 from meetplatform.model import EndReason, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import AddressPolicy, DeliveryPolicy, default_clients
+from tests.support import SECRET
 from tests.webhooks.harness import World
 from tests.webhooks.receiver import Received, Receiver, listen, stop
-from tests.xmlapi.helpers import SECRET
 
 pytestmark = pytest.mark.integration
 
