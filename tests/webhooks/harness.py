@@ -1,10 +1,13 @@
 """A world for history and webhook tests: fake clock, real registry, store, XML API, REST.
 
-Everything the composition root wires for history and webhooks is built here the same
-way (:func:`meetplatform.tap.build_site` does it for the service): the XML API with the
-``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API with sessions and
-webhook endpoints, one :class:`History` and one :class:`WebhookService`. The store runs
-inline (every query in the calling thread); tests move time with ``clock.advance``.
+The parts are the service's own: :func:`meetplatform.build.build_parts` builds them (the
+XML API with the ``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API
+with sessions and webhook endpoints, one :class:`History` and one
+:class:`WebhookService`, and the pages and the signalling, which nothing here calls) and
+:func:`meetplatform.build.mount` mounts them as the service does. The world injects its
+sender, delivery policy, random source, rate limits, recordings and revision through the
+builder instead of replacing parts afterwards. The store runs inline (every query in the
+calling thread); tests move time with ``clock.advance``.
 
 The webhook service turns events into outbox rows on the *next turn* of the reactor
 (``callLater(0)``), not while the join or call that caused them runs. A real reactor
@@ -123,16 +126,17 @@ class World:
             # Spreading a burst of requests over turns of the reactor uses the clock, which
             # only the tests that are about it advance (``spread=True``).
             policy = dataclasses.replace(policy, sends_per_turn=1_000_000)
+        recordings = InMemoryRecordings()
         self.parts = build_parts(
             self.clock, self.settings, self.registry, self.store, webhook_sender=self.sender,
             delivery_policy=policy, rng=random.Random(7), rate_limits=UNLIMITED,
-            revision="abc")
+            recordings=recordings, revision="abc")
         self.history = self.parts.history
         self.webhooks = self.parts.webhooks
         self.xml_api = self.parts.xml_api
         self.root = mount(self.parts)
-        self.xml = Env(self.clock, self.settings, self.registry, InMemoryRecordings(),
-                       self.xml_api, root=self.root)
+        self.xml = Env(self.clock, self.settings, self.registry, recordings, self.xml_api,
+                       root=self.root)
         #: The JSON:API over the same tree; every request ends with a turn.
         self.rest = Harness(parts=self.parts, root=self.root, after_request=self.turn)
         if start:
