@@ -83,6 +83,8 @@ class Harness:
         reactor)."""
         self._after_request = after_request
         if parts is not None:
+            assert data_dir is store is clock is rate_limits is None and not settings, (
+                "the parts bring their own data directory, store, clock and settings")
             self.clock: Any = parts.clock
             self.settings = parts.settings
             self.registry = parts.registry
