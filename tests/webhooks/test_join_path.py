@@ -18,7 +18,7 @@ from meetplatform.model import EndReason, MeetingSpec, Role
 from meetplatform.store import RoomRecord, SpaceRecord
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
-from tests.restapi.harness import result
+from tests.support import result
 from tests.webhooks.harness import FakeSender, Sent, World
 
 

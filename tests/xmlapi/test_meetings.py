@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from meetplatform import events as ev
 from meetplatform.model import EndReason, Role
-from tests.xmlapi.helpers import BASE, PUBLIC_URL, make_env
+from tests.support import PUBLIC_URL
+from tests.xmlapi.helpers import BASE, make_env
 
 NO_REDIRECT: dict[str, Any] = {"allow_redirects": False}
 

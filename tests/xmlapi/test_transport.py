@@ -10,7 +10,8 @@ import pytest
 
 from meetplatform.checksum import checksum, rebuilt_form_query
 from meetplatform.xmlapi.errors import ApiError
-from tests.xmlapi.helpers import BASE, SECRET, make_env
+from tests.support import SECRET
+from tests.xmlapi.helpers import BASE, make_env
 
 FORM = {"Content-Type": ["application/x-www-form-urlencoded"]}
 
@@ -276,7 +277,7 @@ def test_klein_routes_answer_like_the_fast_path() -> None:
     from treq.testing import StubTreq
     from twisted.web.resource import Resource
 
-    from tests.xmlapi.helpers import result
+    from tests.support import result
 
     env = make_env()
     env.create("m1", attendeePW="ap", moderatorPW="mp")
