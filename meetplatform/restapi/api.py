@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from meetplatform import __version__
 from meetplatform.config import Settings
+from meetplatform.history import HistoryReader
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
@@ -72,6 +73,7 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self._openapi: dict[str, Any] | None = None
         #: The meeting history (sessions read it after its buffered writes).
         self.history = history
+        self.history_reader = history.reader if history is not None else HistoryReader(store)
         #: The webhook service (told when an endpoint changes, through its receivers).
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
