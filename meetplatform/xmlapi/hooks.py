@@ -25,8 +25,8 @@ from twisted.internet.interfaces import IReactorTime
 from meetplatform import checksum as bbb_checksum
 from meetplatform.config import Settings
 from meetplatform.store import Store
-from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks.guard import UrlRefused, check_url
+from meetplatform.webhooks.receivers import Receivers, TooMany
 from meetplatform.webhooks.service import WebhookService
 from meetplatform.xmlapi.app import Answer, CallContext, Nodes, XmlApi
 from meetplatform.xmlapi.errors import ApiError
@@ -78,8 +78,9 @@ class HookCalls:
                  webhooks: WebhookService | None = None) -> None:
         self._clock = clock
         self._settings = settings
-        self._store = store
-        self._webhooks = webhooks
+        # The service's receivers tell its dispatcher of a hook destroyed; without the
+        # service (tests of the calls alone) nobody needs telling.
+        self._receivers = webhooks.receivers if webhooks is not None else Receivers(store)
 
     def register(self, api: XmlApi) -> None:
         api.add_call("hooks/create", self.create)
@@ -123,10 +124,10 @@ class HookCalls:
         algorithm = call_algorithm(ctx, self._settings.checksum_algorithms)
         now = self._now()
         try:
-            hook, duplicated = await self._store.run(lambda db: wdb.create_hook(
-                db, callback_url=url, meeting_id=meeting_id, event_ids=event_ids,
-                get_raw=get_raw, checksum_algorithm=algorithm, now=now))
-        except wdb.TooMany as e:
+            hook, duplicated = await self._receivers.create_hook(
+                callback_url=url, meeting_id=meeting_id, event_ids=event_ids,
+                get_raw=get_raw, checksum_algorithm=algorithm, now=now)
+        except TooMany as e:
             raise create_hook_error(f"Cannot create the hook: {e}.") from None
         if duplicated:
             return [("hookID", hook.id), ("messageKey", "duplicateWarning"),
@@ -135,7 +136,7 @@ class HookCalls:
 
     async def list_hooks(self, ctx: CallContext) -> Answer:
         meeting_id = ctx.params.text("meetingID").strip() or None
-        hooks = await self._store.run(lambda db: wdb.list_hooks(db, meeting_id))
+        hooks = await self._receivers.list_hooks(meeting_id)
         items = []
         for hook in hooks:
             nodes: Nodes = [("hookID", hook.id), ("callbackURL", hook.callback_url)]
@@ -153,9 +154,7 @@ class HookCalls:
             raise missing_hook_id()
         if len(hook_id) > 100:
             raise destroy_missing_hook()
-        removed = await self._store.run(lambda db: wdb.destroy_hook(db, hook_id))
+        removed = await self._receivers.destroy_hook(hook_id)
         if not removed:
             raise destroy_missing_hook()
-        if self._webhooks is not None:
-            self._webhooks.target_removed("hook", hook_id)
         return [("removed", True)]

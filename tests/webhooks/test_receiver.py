@@ -181,9 +181,9 @@ async def test_the_guard_refuses_private_addresses_after_resolution(tmp_path: Pa
     w, sender = make_world(tmp_path, reactor, allow=())
     try:
         client = w.rest.new_client()
-        endpoint, _ = await w.store.run(lambda db: wdb.create_endpoint(
-            db, space_id=client.space.id, url=f"http://localhost:{number}/x",
-            description="", event_types=[], now=w.rest.now_ms()))
+        endpoint, _ = await w.webhooks.receivers.create_endpoint(
+            space_id=client.space.id, url=f"http://localhost:{number}/x",
+            description="", event_types=[], now=w.rest.now_ms())
         w.rest.create_room(client)
         await sender.finished(1, reactor)
         assert receiver.received == []
