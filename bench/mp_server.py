@@ -63,15 +63,15 @@ def _meeting_xml_cache(registry: Any) -> None:
     """Cache each meeting's ``<meeting>`` XML until an event concerning it arrives.
 
     The optimisation proposed for getMeetings in docs/performance.md, applied from outside
-    (``XmlApi._meeting_xml`` wrapped) to measure what it would gain. Every registry change
+    (``MeetingRenderer.xml`` wrapped) to measure what it would gain. Every registry change
     that getMeetings shows is announced by an event naming the meeting, a participant or a
     seat of it; any such event drops that meeting's cached XML.
     """
     import weakref
 
-    from meetplatform.xmlapi.app import XmlApi
+    from meetplatform.xmlapi.meeting_xml import MeetingRenderer
 
-    original = XmlApi._meeting_xml
+    original = MeetingRenderer.xml
     cache: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     def cached(self: Any, meeting: Any) -> str:
@@ -88,7 +88,7 @@ def _meeting_xml_cache(registry: Any) -> None:
                 cache.pop(meeting, None)
 
     registry.subscribe(invalidate)
-    XmlApi._meeting_xml = cached  # type: ignore[method-assign]
+    MeetingRenderer.xml = cached  # type: ignore[method-assign]
 
 
 def _lazy_autobahn_debug_args(registry: Any) -> None:
