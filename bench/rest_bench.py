@@ -319,8 +319,8 @@ class Runner:
 def summarize(records: list[dict[str, Any]]) -> str:
     rounds = sorted({r["round"] for r in records})
     by = {(r["case"], r["round"]): r for r in records}
-    out = ["| case | per second (median, range) | ratio to bare (median, range) | "
-           "server CPU µs/req | server cores | other cores (max) | p50 / p99 ms | failed |",
+    out = [("| case | per second (median, range) | ratio to bare (median, range) | "
+           "server CPU µs/req | server cores | other cores (max) | p50 / p99 ms | failed |"),
            "|---|---|---|---|---|---|---|---|"]
     for case in CASES:
         rs = [by[(case, n)] for n in rounds if (case, n) in by]
