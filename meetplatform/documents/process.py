@@ -130,15 +130,21 @@ class ProcessRunner:
     def __init__(self, reactor: Any, *, prlimit: str | None = None) -> None:
         self._reactor = reactor
         self._prlimit = prlimit
-        #: The processes running, with the working directory each was started in and
-        #: the Deferred that fires when it has ended.
+        #: The processes running, with the home directory each was given (the document's
+        #: directory) and the Deferred that fires when it has ended.
         self._running: dict[_Collect, tuple[str, Deferred[Result]]] = {}
 
-    def run(self, argv: Sequence[str], limits: ProcessLimits, *, cwd: str) -> Deferred[Result]:
-        """Run ``argv`` in ``cwd`` (also its HOME and TMPDIR) under ``limits``.
+    def run(self, argv: Sequence[str], limits: ProcessLimits, *, home: str
+            ) -> Deferred[Result]:
+        """Run ``argv`` under ``limits``, with ``home`` as its HOME and TMPDIR.
 
         The Deferred fires with the :class:`Result` (a failing converter is a result,
         not an error); cancelling it kills the process.
+
+        The process keeps the server's working directory (every path given to it is
+        absolute): with a working directory of its own, Twisted would ``fork()`` the
+        whole server instead of using ``posix_spawnp()``, and copying a large process's
+        page tables holds the reactor for milliseconds.
         """
         command = tuple(argv)
         full = limited_argv(command, limits, prlimit=self._prlimit)
@@ -150,8 +156,8 @@ class ProcessRunner:
         done: Deferred[Result] = Deferred(cancel)
         ended: Deferred[Result] = Deferred()
         protocol = _Collect(command, ended)
-        self._reactor.spawnProcess(protocol, full[0], full, env=_environment(cwd), path=cwd)
-        self._running[protocol] = (cwd, ended)
+        self._reactor.spawnProcess(protocol, full[0], full, env=_environment(home))
+        self._running[protocol] = (home, ended)
         deadline = self._reactor.callLater(limits.timeout, protocol.kill)
 
         def finish(result: Result) -> None:
@@ -165,12 +171,12 @@ class ProcessRunner:
         return done
 
     def settled(self, under: str) -> Deferred[None]:
-        """Fires once every process started in ``under`` (or below it) has ended: a
+        """Fires once every process whose home is ``under`` (or below it) has ended: a
         killed converter may still be writing for an instant, so its files are removed
         only after this."""
         prefix = os.path.join(under, "")
-        waiting = [ended for cwd, ended in self._running.values()
-                   if os.path.join(cwd, "").startswith(prefix)]
+        waiting = [ended for home, ended in self._running.values()
+                   if os.path.join(home, "").startswith(prefix)]
         done: Deferred[None] = Deferred()
         if not waiting:
             done.callback(None)

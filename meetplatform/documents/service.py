@@ -398,7 +398,7 @@ class DocumentService(Service):
             [self.soffice, "--headless", "--norestore", "--nolockcheck",
              f"-env:UserInstallation={(work / 'profile').as_uri()}",
              "--convert-to", "pdf", "--outdir", str(work), str(original)],
-            self.limits.office, cwd=str(work))
+            self.limits.office, home=str(work))
         pdf = work / "original.pdf"
         if not result.ok or not pdf.is_file():
             self._raise_for(result, UNREADABLE)
@@ -408,7 +408,7 @@ class DocumentService(Service):
 
     async def _pdf_pages(self, doc: ConvertedDocument, pdf: Path) -> None:
         info = await self._runner.run([self.pdfinfo, str(pdf)], self.limits.process,
-                                      cwd=str(doc.directory))
+                                      home=str(doc.directory))
         if not info.ok:
             if b"Incorrect password" in info.stderr:
                 raise DocumentRefused("The document is protected by a password")
@@ -440,7 +440,7 @@ class DocumentService(Service):
                     [self.pdftoppm, *output, "-scale-to", str(pixels), "-f", str(page),
                      "-l", str(page), "-singlefile", str(pdf),
                      str(doc.directory / f"{prefix}-{page}")],
-                    self.limits.process, cwd=str(doc.directory))
+                    self.limits.process, home=str(doc.directory))
                 if not result.ok:
                     self._raise_for(result, f"{UNREADABLE} (page {page})")
             doc.page_files.append(f"page-{page}.{extension}")
