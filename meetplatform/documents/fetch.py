@@ -151,7 +151,7 @@ class Fetcher:
                     "GET", url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
                     allow_redirects=False, unbuffered=True)
             except AddressRefused as error:
-                raise DocumentRefused(f"The document URL was refused: {error}") from None
+                raise DocumentRefused(_refused(error)) from None
             except CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - told to the user, and logged
@@ -195,6 +195,15 @@ class Fetcher:
         body.abort(DocumentRefused("discarded"))
 
 
+def _refused(error: Any) -> str:
+    """The guard's own words: :class:`AddressRefused` is a ConnectError, which keeps its
+    first argument as ``osError`` and wraps it in a generic sentence in ``str()``."""
+    detail = getattr(error, "osError", None)
+    if not isinstance(detail, str) or not detail:
+        detail = str(error)
+    return f"The document URL was refused: {detail}"
+
+
 def _connect_failure(error: Exception) -> str:
     from twisted.internet import error as net
 
@@ -205,5 +214,5 @@ def _connect_failure(error: Exception) -> str:
     reasons = getattr(error, "reasons", None) or []
     for reason in reasons:
         if isinstance(reason, Failure) and reason.check(AddressRefused):
-            return f"The document URL was refused: {reason.value}"
+            return _refused(reason.value)
     return "The document could not be downloaded"

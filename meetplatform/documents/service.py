@@ -71,6 +71,7 @@ log = Logger()
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 PRESENTATIONS = "presentations"
+TOO_LONG = "The document took too long or too much memory to convert"
 
 
 class State(enum.Enum):
@@ -96,6 +97,9 @@ class DocumentLimits:
     max_image_pixels: int = 40_000_000
     max_zip_entries: int = 10_000
     max_zip_uncompressed: int = 300 * 1024 * 1024
+    #: Seconds a whole conversion may take (each process also has its own timeout):
+    #: a document whose every page takes nearly the per-process limit stops here.
+    conversion_timeout: float = 600.0
     #: Documents converting at once (each keeps one core busy); the others wait.
     max_concurrent: int = 1
     #: pdfinfo and pdftoppm, per process (one page).
@@ -432,7 +436,10 @@ class DocumentService(Service):
             page_format, extension = ["-jpeg", "-jpegopt", "quality=90"], "jpg"
         else:
             page_format, extension = ["-png"], "png"
+        started = self._reactor.seconds()
         for page in range(1, pages + 1):
+            if self._reactor.seconds() - started > self.limits.conversion_timeout:
+                raise DocumentRefused(TOO_LONG)
             for prefix, pixels, output in (
                     ("page", self.limits.page_pixels, page_format),
                     ("thumb", self.limits.thumbnail_pixels, ["-png"])):
@@ -453,7 +460,7 @@ class DocumentService(Service):
         if result.timed_out or result.signal is not None:
             log.info("{argv} stopped (timed out: {timed_out}, signal {signal})",
                      argv=result.argv[0], timed_out=result.timed_out, signal=result.signal)
-            raise DocumentRefused("The document took too long or too much memory to convert")
+            raise DocumentRefused(TOO_LONG)
         log.info("{argv} exited with {code}: {stderr}", argv=result.argv[0],
                  code=result.code, stderr=result.stderr[-500:].decode("utf-8", "replace"))
         raise DocumentRefused(message)

@@ -127,3 +127,25 @@ cp '{source}' "$outdir/${{name%.*}}.pdf"
 """)
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
     return program, marker
+
+
+class NamedReactor:
+    """The real reactor, except that its name resolver maps every name to 127.0.0.1 (a
+    public-looking name that resolves to loopback: the guard must refuse it after the
+    lookup, as it would for DNS rebinding)."""
+
+    def __init__(self) -> None:
+        self._real = reactor()
+        self.nameResolver = self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0,
+                        *args: Any, **kwargs: Any) -> Any:
+        from twisted.internet.address import IPv4Address
+
+        receiver.resolutionBegan(None)
+        receiver.addressResolved(IPv4Address("TCP", "127.0.0.1", portNumber))
+        receiver.resolutionComplete()
+        return receiver

@@ -11,7 +11,8 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import LoopingCall
 
-from meetplatform.documents import DocumentLimits, DocumentService, State
+from meetplatform.documents import DocumentLimits, DocumentService, State, guarded_client
+from meetplatform.documents.service import TOO_LONG
 from meetplatform.documents.sniff import (
     HAS_JAVASCRIPT,
     NOT_ON_THIS_SERVER,
@@ -24,6 +25,7 @@ from meetplatform.webhooks.guard import AddressPolicy
 from tests.documents.harness import (
     Changes,
     FileServer,
+    NamedReactor,
     endless,
     fake_soffice,
     finished,
@@ -228,6 +230,24 @@ async def test_a_url_to_a_loopback_address_is_refused_by_default(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_public_name_that_resolves_to_loopback_is_refused_after_the_lookup(
+        tmp_path: Path, server: FileServer) -> None:
+    server.files.paths["/slides.pdf"] = make_pdf(1)
+    url = server.url("/slides.pdf").replace("127.0.0.1", "docs.example.com")
+    named = NamedReactor()
+    svc = service(tmp_path, http_client=guarded_client(named, AddressPolicy()))
+    doc = await convert(svc, Document(filename="s.pdf", url=url))
+    assert doc.error == ("The document URL was refused: docs.example.com resolves to "
+                         "127.0.0.1: not allowed (public addresses only)")
+    assert server.files.requests == []
+    allowed = service(tmp_path, policy=LOOPBACK,
+                      http_client=guarded_client(named, LOOPBACK))
+    doc = await convert(allowed, Document(filename="s.pdf", url=url))
+    assert (doc.state, doc.pages_total) == (State.READY, 1)
+    assert server.files.requests == ["/slides.pdf"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_an_allowed_receiver_serves_a_pdf_that_converts(
         tmp_path: Path, server: FileServer) -> None:
     server.files.paths["/slides.pdf"] = make_pdf(3)
@@ -342,3 +362,21 @@ def test_identifiers_that_would_escape_the_directory_are_refused(tmp_path: Path)
     for bad in ("../etc", "a/b", "", ".."):
         with pytest.raises(ValueError):
             svc.add(bad, [])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_conversion_over_its_time_budget_stops(tmp_path: Path) -> None:
+    svc = service(tmp_path, limits=DocumentLimits(conversion_timeout=0.0))
+    doc = await convert(svc, pdf(make_pdf(3)))
+    assert (doc.state, doc.error) == (State.FAILED, TOO_LONG)
+    assert not doc.directory.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_converter_killed_by_its_limits_is_reported(tmp_path: Path) -> None:
+    from meetplatform.documents.process import ProcessLimits
+
+    tiny = DocumentLimits(process=ProcessLimits(memory_bytes=8 * 1024 * 1024))
+    doc = await convert(service(tmp_path, limits=tiny), pdf(make_pdf(1)))
+    assert doc.state is State.FAILED
+    assert doc.error in (TOO_LONG, UNREADABLE)
