@@ -193,6 +193,13 @@ class ProcessRunner:
             ended.addCallback(one)
         return done
 
+    def kill_under(self, under: str) -> None:
+        """Kill every process whose home is ``under`` (or below it)."""
+        prefix = os.path.join(under, "")
+        for protocol, (home, _) in list(self._running.items()):
+            if os.path.join(home, "").startswith(prefix):
+                protocol.kill()
+
     def kill_all(self) -> None:
         """Kill every process still running (the service stops)."""
         for protocol in list(self._running):

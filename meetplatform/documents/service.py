@@ -72,6 +72,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 PRESENTATIONS = "presentations"
 TOO_LONG = "The document took too long or too much memory to convert"
+STOPPED = "The conversion was stopped"
 
 
 class State(enum.Enum):
@@ -207,6 +208,8 @@ class DocumentService(Service):
         self._slots = DeferredSemaphore(max(1, limits.max_concurrent))
         self._meetings: dict[str, dict[str, ConvertedDocument]] = {}
         self._tasks: dict[str, Deferred[None]] = {}
+        #: Documents removed or purged whose conversion has not ended yet.
+        self._stopped: set[str] = set()
         self._waiters: dict[str, list[Deferred[ConvertedDocument]]] = {}
         self._subscribers: list[Subscriber] = []
 
@@ -296,8 +299,9 @@ class DocumentService(Service):
 
     def stopService(self) -> Deferred[None]:  # type: ignore[override]
         super().stopService()
-        for task in list(self._tasks.values()):
-            task.cancel()
+        for meeting in self._meetings.values():
+            for doc in meeting.values():
+                self._stop(doc)
         self._runner.kill_all()
         return self._runner.settled(str(self.root))
 
@@ -306,17 +310,43 @@ class DocumentService(Service):
     def _stop_and_delete(self, docs: list[ConvertedDocument], directory: Path
                          ) -> Deferred[None]:
         for doc in docs:
-            task = self._tasks.get(doc.id)
-            if task is not None:
-                task.cancel()
+            self._stop(doc)
 
         def delete(_: object) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
         return self._runner.settled(str(directory)).addCallback(delete)
 
+    def _stop(self, doc: ConvertedDocument) -> None:
+        """Stop converting ``doc`` now: its state is final at once, its process killed.
+
+        Cancelling the task is not always enough: a subscriber may purge from inside a
+        notification, while the conversion's coroutine is running (not waiting), and
+        the cancellation then has nothing to interrupt. So the coroutine also checks
+        :attr:`_stopped` before and after each step (:meth:`_go_on`)."""
+        if doc.done:
+            return
+        self._stopped.add(doc.id)
+        self._finish(doc, State.FAILED, STOPPED)
+        self._runner.kill_under(str(doc.directory))
+        task = self._tasks.get(doc.id)
+        if task is not None:
+            task.cancel()
+
+    def _go_on(self, doc: ConvertedDocument) -> None:
+        if doc.id in self._stopped:
+            raise CancelledError()
+
+    async def _process(self, doc: ConvertedDocument, argv: list[str],
+                       limits: ProcessLimits, home: Path) -> Result:
+        self._go_on(doc)
+        result = await self._runner.run(argv, limits, home=str(home))
+        self._go_on(doc)
+        return result
+
     def _forget_task(self, result: object, doc_id: str) -> None:
         self._tasks.pop(doc_id, None)
+        self._stopped.discard(doc_id)
         if isinstance(result, Failure) and not result.check(CancelledError):
             log.failure("document conversion crashed", result)
 
@@ -325,9 +355,10 @@ class DocumentService(Service):
         try:
             await slot
         except CancelledError:
-            self._finish(doc, State.FAILED, "The conversion was stopped")
+            self._finish(doc, State.FAILED, STOPPED)
             raise
         try:
+            self._go_on(doc)
             doc.state = State.CONVERTING
             self._notify(doc)
             await self._run(doc, document)
@@ -337,7 +368,7 @@ class DocumentService(Service):
                      why=refusal.message)
             self._finish(doc, State.FAILED, refusal.message)
         except CancelledError:
-            self._finish(doc, State.FAILED, "The conversion was stopped")
+            self._finish(doc, State.FAILED, STOPPED)
             raise
         except Exception:  # noqa: BLE001 - logged; one document must not stop the others
             log.failure("converting document {filename} of {meeting} failed",
@@ -355,6 +386,7 @@ class DocumentService(Service):
                 raise too_large(self.limits.max_bytes)
         elif document.url:
             data = await self._fetcher.fetch(document.url)
+            self._go_on(doc)
         else:
             raise DocumentRefused("The document has neither a URL nor content")
         sniffed = sniff(data, max_image_pixels=self.limits.max_image_pixels,
@@ -398,11 +430,11 @@ class DocumentService(Service):
         original.write_bytes(data)
         work = doc.directory / "work"
         work.mkdir(exist_ok=True)
-        result = await self._runner.run(
-            [self.soffice, "--headless", "--norestore", "--nolockcheck",
+        result = await self._process(
+            doc, [self.soffice, "--headless", "--norestore", "--nolockcheck",
              f"-env:UserInstallation={(work / 'profile').as_uri()}",
              "--convert-to", "pdf", "--outdir", str(work), str(original)],
-            self.limits.office, home=str(work))
+            self.limits.office, work)
         pdf = work / "original.pdf"
         if not result.ok or not pdf.is_file():
             self._raise_for(result, UNREADABLE)
@@ -411,8 +443,8 @@ class DocumentService(Service):
         return pdf
 
     async def _pdf_pages(self, doc: ConvertedDocument, pdf: Path) -> None:
-        info = await self._runner.run([self.pdfinfo, str(pdf)], self.limits.process,
-                                      home=str(doc.directory))
+        info = await self._process(doc, [self.pdfinfo, str(pdf)], self.limits.process,
+                                   doc.directory)
         if not info.ok:
             if b"Incorrect password" in info.stderr:
                 raise DocumentRefused("The document is protected by a password")
@@ -443,11 +475,11 @@ class DocumentService(Service):
             for prefix, pixels, output in (
                     ("page", self.limits.page_pixels, page_format),
                     ("thumb", self.limits.thumbnail_pixels, ["-png"])):
-                result = await self._runner.run(
-                    [self.pdftoppm, *output, "-scale-to", str(pixels), "-f", str(page),
+                result = await self._process(
+                    doc, [self.pdftoppm, *output, "-scale-to", str(pixels), "-f", str(page),
                      "-l", str(page), "-singlefile", str(pdf),
                      str(doc.directory / f"{prefix}-{page}")],
-                    self.limits.process, home=str(doc.directory))
+                    self.limits.process, doc.directory)
                 if not result.ok:
                     self._raise_for(result, f"{UNREADABLE} (page {page})")
             doc.page_files.append(f"page-{page}.{extension}")
@@ -475,6 +507,9 @@ class DocumentService(Service):
             entry.unlink(missing_ok=True)
 
     def _finish(self, doc: ConvertedDocument, state: State, error: str | None) -> None:
+        """Make ``doc``'s state final (once: a stopped document stays stopped)."""
+        if doc.done:
+            return
         doc.state = state
         doc.error = error
         if state is State.FAILED:

@@ -29,6 +29,20 @@ def finished(service: DocumentService, doc: ConvertedDocument) -> Deferred[Conve
     return service.wait(doc).addTimeout(DEADLINE, reactor())
 
 
+def first_page(service: DocumentService, doc: ConvertedDocument) -> Deferred[None]:
+    """Fires once ``doc`` has a page (or is done, whatever the outcome)."""
+    d: Deferred[None] = Deferred()
+
+    def check(changed: ConvertedDocument) -> None:
+        if changed is doc and (doc.pages_done >= 1 or doc.done) and not d.called:
+            unsubscribe()
+            d.callback(None)
+
+    unsubscribe = service.subscribe(check)
+    check(doc)
+    return d.addTimeout(DEADLINE, reactor())
+
+
 @dataclass
 class Changes:
     """Records every notification: (document id, state, pages done, pages total)."""
@@ -94,14 +108,15 @@ def endless(chunk: int = 256 * 1024) -> Callable[[Request], Any]:
 
 
 class FileServer:
-    def __init__(self) -> None:
+    def __init__(self, interface: str = "127.0.0.1") -> None:
         self.files = Files()
         site = Site(self.files)
         site.noisy = False
-        self.port = reactor().listenTCP(0, site, interface="127.0.0.1")
+        self.interface = interface
+        self.port = reactor().listenTCP(0, site, interface=interface)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port.getHost().port}{path}"
+        return f"http://{self.interface}:{self.port.getHost().port}{path}"
 
     def stop(self) -> Deferred[None]:
         result: Deferred[None] = self.port.stopListening()

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 
 from meetplatform.documents import DocumentLimits, DocumentService, State, guarded_client
+from meetplatform.documents.process import ProcessRunner
 from meetplatform.documents.service import TOO_LONG
 from meetplatform.documents.sniff import (
     HAS_JAVASCRIPT,
@@ -29,6 +30,7 @@ from tests.documents.harness import (
     endless,
     fake_soffice,
     finished,
+    first_page,
     reactor,
     redirect,
 )
@@ -259,6 +261,34 @@ async def test_an_allowed_receiver_serves_a_pdf_that_converts(
 
 
 @pytest_twisted.ensureDeferred
+async def test_every_redirect_is_checked_again(tmp_path: Path, server: FileServer) -> None:
+    """Only 127.0.0.2 is allowed: a redirect from there to 127.0.0.1 is refused."""
+    server.files.paths["/slides.pdf"] = make_pdf(1)
+    allowed = FileServer(interface="127.0.0.2")
+    try:
+        allowed.files.paths["/moved"] = redirect(server.url("/slides.pdf"))
+        allowed.files.paths["/here"] = make_pdf(1)
+        policy = AddressPolicy(["127.0.0.2/32"])
+        svc = service(tmp_path, policy=policy)
+        here = await convert(svc, Document(filename="s.pdf", url=allowed.url("/here")))
+        assert here.state is State.READY
+        moved = await convert(svc, Document(filename="s.pdf", url=allowed.url("/moved")))
+        assert moved.error == ("The document URL was refused: 127.0.0.1 is not a public "
+                               "address (public addresses and 127.0.0.2/32)")
+        assert server.files.requests == []
+    finally:
+        await allowed.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_python_limits_wrapper_converts_too(tmp_path: Path) -> None:
+    """Without prlimit, the limits are set by a few lines of Python before exec."""
+    svc = service(tmp_path, runner=ProcessRunner(reactor(), prlimit=""))
+    doc = await convert(svc, pdf(make_pdf(2)))
+    assert (doc.state, doc.pages_done) == (State.READY, 2)
+
+
+@pytest_twisted.ensureDeferred
 async def test_download_failures_have_their_messages(
         tmp_path: Path, server: FileServer) -> None:
     server.files.paths["/loop"] = redirect("/loop")
@@ -286,10 +316,8 @@ async def test_purge_removes_the_files_and_stops_conversions(tmp_path: Path) -> 
     svc = service(tmp_path)
     ready = await convert(svc, pdf(make_pdf(2), downloadable=True))
     [busy] = svc.add(MEETING, [pdf(make_pdf(100))])
-    changes = Changes()
-    svc.subscribe(changes)
-    while busy.pages_done < 1:
-        await finished_page(busy)
+    await first_page(svc, busy)
+    assert busy.state is State.CONVERTING
     await svc.purge(MEETING)
     meeting_dir = tmp_path / "data" / "presentations" / MEETING
     assert not meeting_dir.exists()
@@ -297,12 +325,6 @@ async def test_purge_removes_the_files_and_stops_conversions(tmp_path: Path) -> 
     assert (busy.state, busy.error) == (State.FAILED, "The conversion was stopped")
     assert svc.documents(MEETING) == []
     assert not svc._runner._running  # no converter left behind
-
-
-async def finished_page(doc: Any) -> None:
-    from twisted.internet.task import deferLater
-
-    await deferLater(reactor(), 0.01, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
@@ -350,8 +372,11 @@ async def test_stopping_the_service_kills_its_converters(tmp_path: Path) -> None
     svc = service(tmp_path)
     svc.startService()
     [doc] = svc.add(MEETING, [pdf(make_pdf(100))])
-    while doc.pages_done < 1:
-        await finished_page(doc)
+    await first_page(svc, doc)
+    # (first_page fires inside a notification: purge's test stops from there; this one
+    # from a later turn of the reactor, while a converter runs)
+    await deferLater(reactor(), 0, lambda: None)
+    assert doc.state is State.CONVERTING and svc._runner._running
     await svc.stopService()
     assert doc.state is State.FAILED
     assert not svc._runner._running
