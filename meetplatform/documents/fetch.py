@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -131,8 +131,7 @@ class Fetcher:
         def settle(result: Any) -> Any:
             if deadline.active():
                 deadline.cancel()
-            if isinstance(result, Failure) and timed_out and result.check(
-                    CancelledError, TimeoutError):
+            if isinstance(result, Failure) and timed_out:
                 return Failure(DocumentRefused(
                     f"The document could not be downloaded within "
                     f"{self.limits.timeout:g} seconds"))
@@ -155,6 +154,8 @@ class Fetcher:
             except CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - told to the user, and logged
+                if _cancelled(error):  # (treq wraps it in ResponseNeverReceived)
+                    raise CancelledError() from None
                 log.info("document download from {url} failed: {error!r}", url=url,
                          error=error)
                 raise DocumentRefused(_connect_failure(error)) from None
@@ -193,6 +194,11 @@ class Fetcher:
         done.addErrback(lambda _: None)
         response.deliverBody(body)
         body.abort(DocumentRefused("discarded"))
+
+
+def _cancelled(error: Exception) -> bool:
+    reasons = getattr(error, "reasons", None) or []
+    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
 
 
 def _refused(error: Any) -> str:

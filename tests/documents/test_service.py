@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.web.server import NOT_DONE_YET
 
-from meetplatform.documents import DocumentLimits, DocumentService, State, guarded_client
+from meetplatform.documents import (
+    DocumentLimits,
+    DocumentService,
+    FetchLimits,
+    State,
+    guarded_client,
+)
 from meetplatform.documents.process import ProcessRunner
 from meetplatform.documents.service import TOO_LONG
 from meetplatform.documents.sniff import (
@@ -24,6 +32,7 @@ from meetplatform.documents.sniff import (
 from meetplatform.model import Document
 from meetplatform.webhooks.guard import AddressPolicy
 from tests.documents.harness import (
+    DEADLINE,
     Changes,
     FileServer,
     NamedReactor,
@@ -258,6 +267,41 @@ async def test_an_allowed_receiver_serves_a_pdf_that_converts(
     doc = await convert(svc, Document(filename="s.pdf", url=server.url("/moved")))
     assert (doc.state, doc.error, doc.pages_total) == (State.READY, None, 3)
     assert server.files.requests == ["/moved", "/slides.pdf"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_never_ends_times_out(tmp_path: Path, server: FileServer) -> None:
+    held: list[Any] = []
+
+    def hold(request: Any) -> Any:
+        held.append(request)
+        return NOT_DONE_YET
+
+    server.files.paths["/slow"] = hold
+    svc = service(tmp_path, policy=LOOPBACK, fetch_limits=FetchLimits(timeout=0.2))
+    doc = await convert(svc, Document(filename="s.pdf", url=server.url("/slow")))
+    assert doc.error == "The document could not be downloaded within 0.2 seconds"
+    assert len(held) == 1
+    for request in held:
+        if not request.finished and not request._disconnected:
+            request.finish()
+
+
+@pytest_twisted.ensureDeferred
+async def test_purge_stops_a_download(tmp_path: Path, server: FileServer) -> None:
+    arrived: Deferred[Any] = Deferred()
+
+    def hold(request: Any) -> Any:
+        arrived.callback(request)
+        return NOT_DONE_YET
+
+    server.files.paths["/slow"] = hold
+    svc = service(tmp_path, policy=LOOPBACK)
+    [doc] = svc.add(MEETING, [Document(filename="s.pdf", url=server.url("/slow"))])
+    request = await arrived.addTimeout(DEADLINE, reactor())
+    await svc.purge(MEETING)
+    assert (doc.state, doc.error) == (State.FAILED, "The conversion was stopped")
+    await request.notifyFinish().addErrback(lambda _: None)  # the client went away
 
 
 @pytest_twisted.ensureDeferred
