@@ -449,3 +449,16 @@ async def test_a_converter_killed_by_its_limits_is_reported(tmp_path: Path) -> N
     doc = await convert(service(tmp_path, limits=tiny), pdf(make_pdf(1)))
     assert doc.state is State.FAILED
     assert doc.error in (TOO_LONG, UNREADABLE)
+
+
+def test_the_service_from_settings_uses_the_data_dir_and_allowed_networks(
+        tmp_path: Path) -> None:
+    from meetplatform.config import Settings
+
+    settings = Settings(secret="s" * 32, data_dir=tmp_path,
+                        allow_webhook_networks=("127.0.0.0/8",))
+    svc = DocumentService.from_settings(reactor(), settings)
+    assert svc.root == tmp_path / "presentations"
+    assert svc.policy.allows("127.0.0.1") and not svc.policy.allows("10.0.0.1")
+    assert not DocumentService.from_settings(
+        reactor(), Settings(secret="s" * 32, data_dir=tmp_path)).policy.allows("127.0.0.1")
