@@ -38,6 +38,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.history": 2,
     "meetplatform.invitations": 2,
     "meetplatform.webhooks": 2,
+    "meetplatform.documents": 2,
     # 3: the surfaces, each translating one protocol, and the HTTP site under them.
     "meetplatform.xmlapi": 3,
     "meetplatform.restapi": 3,
