@@ -47,6 +47,7 @@ from meetplatform.invitations import Invitations, RoomEntry
 from meetplatform.model import Seat
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, loads_json
 from meetplatform.web.invite import (
     MAX_NAME_CHARS,
     TOKEN_RE,
@@ -257,8 +258,13 @@ class EmbedPages:
 
     def _json_body(self, request: IRequest) -> dict[str, str]:
         try:
-            value = json.loads(self.kit.body(request) or b"{}")
-        except (UnicodeDecodeError, ValueError):
+            value = loads_json(self.kit.body(request) or b"{}")
+        except BadText as e:  # broken text is refused at the edge (meetplatform.text)
+            where = (e.where or "").lstrip("/")
+            raise BadRequest(400, "Bad request",
+                             f"{where or 'The body'} is not valid Unicode (bad UTF-8 or a "
+                             "lone UTF-16 surrogate such as \\ud800).") from None
+        except (ValueError, RecursionError):
             raise BadRequest(400, "Bad request", "The body is not valid JSON.") from None
         if not isinstance(value, dict):
             raise BadRequest(400, "Bad request", "The body must be a JSON object.")
