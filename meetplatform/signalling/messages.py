@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meetplatform.sanitize import sanitize_html
+from meetplatform.text import BadText, is_valid, loads_json
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -87,8 +88,21 @@ def _read_id(value: Any) -> str | int | None:
     raise invalid(f"id must be a string of 1..{MAX_ID_CHARS} characters or an integer")
 
 
-def _no_constants(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+def _readable_envelope(payload: bytes) -> tuple[str | int | None, str | None]:
+    """The id and type of a frame refused for broken text, when they are themselves valid
+    (so that the error reply names the request). Only on that error path: it parses the
+    frame a second time."""
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+        request_id = _read_id(obj.get("id"))
+    except (ValueError, RecursionError, AttributeError, MessageError):
+        return None, None
+    kind = obj.get("type")
+    if isinstance(request_id, str) and not is_valid(request_id):
+        request_id = None
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
+        kind = None
+    return request_id, kind
 
 
 def decode_request(payload: bytes, is_binary: bool = False,
@@ -99,8 +113,10 @@ def decode_request(payload: bytes, is_binary: bool = False,
     if len(payload) > max_bytes:
         raise EnvelopeError("tooLarge", f"message larger than {max_bytes} bytes")
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        obj = loads_json(payload)
+    except BadText as e:  # refused, not repaired (meetplatform.text); the socket stays
+        raise EnvelopeError("invalid", e.message, *_readable_envelope(payload)) from None
+    except (ValueError, RecursionError):
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("invalid", "frame must be a JSON object")
