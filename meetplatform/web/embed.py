@@ -190,7 +190,7 @@ class EmbedPages:
         found = await self.room_and_space(alias)
         ancestors = frame_ancestors(found[1] if found else None)
         values = (request.args or {}).get(b"reason") or [b""]
-        reason = values[0].decode("utf-8", "replace")
+        reason = values[0].decode("utf-8")  # the URL guard refused a query that is not UTF-8
         title, text = ENDED_REASONS.get(
             reason, ("You are no longer in the meeting", "You can close this window."))
         return self.kit.message(request, 200, title, text,

@@ -305,10 +305,10 @@ class PageKit:
     def guard(self, inner: IResource,
               answer: Callable[[IRequest, HttpProblem], bytes]) -> IResource:
         """The URL guard in front of a page's routes (URLs up to the configured query
-        size and at most :data:`~meetplatform.httpkit.MAX_URI_BYTES`)."""
+        size and at most :data:`~meetplatform.httpkit.MAX_URI_BYTES`; queries in UTF-8)."""
         return UrlGuard(inner, answer,
                         max_uri_bytes=min(self.settings.max_query_bytes, MAX_URI_BYTES),
-                        max_query_bytes=self.settings.max_query_bytes)
+                        max_query_bytes=self.settings.max_query_bytes, check_query=True)
 
     def problem(self, request: IRequest, problem: HttpProblem, *, not_allowed: str) -> bytes:
         """The page for a refused URL, a routing error or a failure; ``not_allowed`` is

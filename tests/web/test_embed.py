@@ -406,6 +406,15 @@ def test_a_failing_origin_lookup_refuses_with_500(world: EmbedWorld,
 # --- broken text (meetplatform.text) -------------------------------------------------------------
 
 
+def test_queries_that_are_not_utf8_are_refused(site: Site, room: RoomRecord) -> None:
+    """The embed and invitation pages refuse a query that is not UTF-8 (HTML 400)."""
+    for path in ("/embed/algebra/ended?reason=%ED%A0%80", "/embed/algebra?x=%FF",
+                 "/j/mput_abcdefghij?x=%FF"):
+        page = site.get(path)
+        assert page.status == 400, path
+        assert page.header("content-type") == "text/html; charset=utf-8"
+
+
 def test_a_name_with_a_lone_surrogate_is_refused_and_breaks_nobody(world: EmbedWorld) -> None:
     """``displayName: "Eve\\ud800"`` (valid JSON, not valid Unicode) is a 400 naming the
     field; nobody gets a seat with it, so later joiners connect and see each other (no
