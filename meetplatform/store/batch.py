@@ -19,15 +19,17 @@ transactions, where retrying every item alone would cost n fsyncs). An item that
 its own is *quarantined*: logged at error level with its reason and left out. It is not
 kept in a quarantine table: the usual cause is text that cannot be encoded (a lone
 surrogate, which the edges refuse since :mod:`meetplatform.text`), which a table in the
-same database could not hold either; the log line, with the item's ``repr`` (escaped),
-is its record. Retries happen inside the batch's own store job, so order is kept and a
-query submitted after :meth:`flush` still sees every item that could be written.
+same database could not hold either, so the log line is its record. The line names the
+item's type and the fields holding broken text, not their values: items carry display
+names, meeting data and callback URLs, which logs must not collect. Retries happen inside
+the batch's own store job, so order is kept and a query submitted after :meth:`flush`
+still sees every item that could be written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
@@ -43,8 +45,8 @@ R = TypeVar("R")
 
 #: Quarantined items logged one by one per batch; more are counted in one line.
 MAX_LOGGED_PER_BATCH = 10
-#: How much of an item's ``repr`` a quarantine log line holds.
-MAX_REPR_CHARS = 500
+#: How deep :func:`describe` looks for broken text inside an item.
+MAX_DESCRIBE_DEPTH = 6
 
 
 @dataclass
@@ -54,6 +56,47 @@ class _Outcome(Generic[T, R]):
 
     written: list[tuple[list[T], R]] = field(default_factory=list)
     refused: list[tuple[T, Failure]] = field(default_factory=list)
+
+
+def describe(item: object) -> str:
+    """An item's type and where it holds text that cannot be encoded (a lone surrogate),
+    e.g. ``JoinOp (text that is not valid Unicode in full_name)``; never the values."""
+    broken = sorted(set(_broken_text(item, "", 0)))
+    name = type(item).__name__
+    return f"{name} (text that is not valid Unicode in {', '.join(broken)})" if broken else name
+
+
+def _broken_text(value: object, path: str, depth: int) -> Iterable[str]:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            yield path or "the item"
+        return
+    if depth >= MAX_DESCRIBE_DEPTH:
+        return
+    children: Iterable[tuple[object, object]]
+    if is_dataclass(value) and not isinstance(value, type):
+        children = ((f.name, getattr(value, f.name)) for f in fields(value))
+    elif isinstance(value, Mapping):
+        children = value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        children = enumerate(value)
+    else:
+        return
+    for key, child in children:
+        label = _label(key)
+        yield from _broken_text(child, f"{path}.{label}" if path else label, depth + 1)
+        if isinstance(key, str):
+            yield from _broken_text(key, f"{path}.<a key>" if path else "<a key>", depth + 1)
+
+
+def _label(key: object) -> str:
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, str) and key.isascii() and key.isprintable() and len(key) <= 64:
+        return key
+    return "?"
 
 
 def _write(db: Database, apply: Callable[[Database, Sequence[T]], R],
@@ -162,8 +205,7 @@ class BatchWriter(Generic[T, R]):
             _log.failure("{name}: an item could not be written and was set aside "
                          "(the other items of its batch were written): {reason}; item: "
                          "{item}", failure, level=LogLevel.error, name=self._name,
-                         reason=failure.getErrorMessage(),
-                         item=repr(item)[:MAX_REPR_CHARS])
+                         reason=failure.getErrorMessage(), item=describe(item))
         if len(refused) > MAX_LOGGED_PER_BATCH:
             _log.error("{name}: {count} more item(s) of a batch of {batch} could not be "
                        "written and were set aside", name=self._name,

@@ -255,12 +255,16 @@ def test_batches_group_the_events_of_one_busy_moment(tmp_path: Path) -> None:
     assert batches[-1] == [99] and writer.pending == 0
 
 
-def _set_aside(failures: list[Any]) -> list[str]:
-    """The writers that logged a quarantined item (and forget those expected failures)."""
-    names = [e["name"] for e in failures if "set aside" in e.get("log_format", "")]
-    assert len(names) == len(failures), [e.get("log_format") for e in failures]
+def _set_aside(failures: list[Any]) -> list[tuple[str, str]]:
+    """The writers that logged a quarantined item, and how they described it (and forget
+    those expected failures)."""
+    from twisted.logger import LogLevel
+
+    found = [(e["name"], e["item"]) for e in failures if "set aside" in e.get("log_format", "")
+             and e["log_level"] is LogLevel.error and e["reason"]]
+    assert len(found) == len(failures), [e.get("log_format") for e in failures]
     failures.clear()
-    return names
+    return found
 
 
 def test_a_bad_item_is_set_aside_and_the_rest_of_its_batch_is_written(
@@ -289,7 +293,7 @@ def test_a_bad_item_is_set_aside_and_the_rest_of_its_batch_is_written(
     assert announced == [(part, len(part)) for part in written]
     assert len(attempts) <= 1 + 2 * 2 * 3 + 1  # bisection, not one transaction per item
     assert writer.pending == 0 and result(writer.flush()) is None
-    assert _set_aside(fail_on_logged_failures) == ["test", "test"]
+    assert _set_aside(fail_on_logged_failures) == [("test", "int"), ("test", "int")]
 
 
 def test_an_unencodable_history_event_loses_no_other_event(
@@ -310,4 +314,5 @@ def test_an_unencodable_history_event_loses_no_other_event(
     (record,) = read(w, lambda db: hdb.meeting_events(db))
     assert [a.full_name for a in record.attendance] == ["Ann", "Bob"]
     assert record.joins == 2 and record.start_time is not None
-    assert _set_aside(fail_on_logged_failures) == ["history"]
+    assert _set_aside(fail_on_logged_failures) == [
+        ("history", "JoinOp (text that is not valid Unicode in full_name)")]
