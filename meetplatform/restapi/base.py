@@ -13,7 +13,6 @@ from twisted.web.iweb import IRequest
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
-from meetplatform import text
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
@@ -24,6 +23,7 @@ from meetplatform.restapi.ratelimit import Limit, RateLimiter
 from meetplatform.restapi.routes import Body, Handler, Reply, Route
 from meetplatform.restapi.schema import ClientIdRefused, Invalid, TypeConflict, format_time
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, parse_form
 
 _log = Logger()
 
@@ -96,8 +96,8 @@ def broken_parameter(request: IRequest) -> str | None:
     percent-decoded (what the URL guard refused the query for), if a name can be given."""
     _, _, query = request.uri.partition(b"?")
     try:
-        text.parse_form(query)
-    except text.BadText as e:
+        parse_form(query)
+    except BadText as e:
         return e.where
     except ValueError:
         return None
@@ -270,8 +270,8 @@ class ApiBase:
         media = content_type.split(";")[0].strip().lower()
         if media == FORM_TYPE:
             try:
-                pairs = text.parse_form(ctx.raw_body, strict_parsing=True, max_num_fields=50)
-            except text.BadText as e:
+                pairs = parse_form(ctx.raw_body, strict_parsing=True, max_num_fields=50)
+            except BadText as e:
                 raise ApiError(400, "request.invalidEncoding", e.message, parameter=e.where,
                                oauth_error="invalid_request") from None
             except ValueError:
