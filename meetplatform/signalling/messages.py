@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meetplatform.sanitize import sanitize_html
-from meetplatform.text import BadText, is_valid, loads_json
+from meetplatform.text import BadText, check_value, is_valid
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -88,21 +88,8 @@ def _read_id(value: Any) -> str | int | None:
     raise invalid(f"id must be a string of 1..{MAX_ID_CHARS} characters or an integer")
 
 
-def _readable_envelope(payload: bytes) -> tuple[str | int | None, str | None]:
-    """The id and type of a frame refused for broken text, when they are themselves valid
-    (so that the error reply names the request). Only on that error path: it parses the
-    frame a second time."""
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-        request_id = _read_id(obj.get("id"))
-    except (ValueError, RecursionError, AttributeError, MessageError):
-        return None, None
-    kind = obj.get("type")
-    if isinstance(request_id, str) and not is_valid(request_id):
-        request_id = None
-    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
-        kind = None
-    return request_id, kind
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
 
 
 def decode_request(payload: bytes, is_binary: bool = False,
@@ -113,13 +100,20 @@ def decode_request(payload: bytes, is_binary: bool = False,
     if len(payload) > max_bytes:
         raise EnvelopeError("tooLarge", f"message larger than {max_bytes} bytes")
     try:
-        obj = loads_json(payload)
-    except BadText as e:  # refused, not repaired (meetplatform.text); the socket stays
-        raise EnvelopeError("invalid", e.message, *_readable_envelope(payload)) from None
-    except (ValueError, RecursionError):
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("invalid", "frame must be a JSON object")
+    # Lone surrogates are refused, not repaired (meetplatform.text). As text.loads_json
+    # does, nothing is walked unless the frame holds a \u escape (the only way one gets
+    # in once the payload decoded as UTF-8); walked here, after parsing, so that the
+    # error can carry the request's id and type. The socket stays open.
+    if b"\\u" in payload:
+        try:
+            check_value(obj)
+        except BadText as e:
+            raise EnvelopeError("invalid", e.message, *_valid_envelope(obj)) from None
     try:
         request_id = _read_id(obj.get("id"))
     except MessageError as e:
@@ -133,6 +127,21 @@ def decode_request(payload: bytes, is_binary: bool = False,
     if not isinstance(data, dict):
         raise EnvelopeError("invalid", "'data' must be an object", request_id, kind)
     return Request(kind, request_id, data)
+
+
+def _valid_envelope(obj: Mapping[str, Any]) -> tuple[str | int | None, str | None]:
+    """The id and type of a frame refused for broken text, when they are valid themselves
+    (an error frame holding a broken one could not be encoded)."""
+    try:
+        request_id = _read_id(obj.get("id"))
+    except MessageError:
+        request_id = None
+    if isinstance(request_id, str) and not is_valid(request_id):
+        request_id = None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
+        kind = None
+    return request_id, kind
 
 
 # --- per-type validation ------------------------------------------------------------------
