@@ -16,7 +16,7 @@ from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_p
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
-from meetplatform.restapi.base import Ctx, RateLimits, query_args
+from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
@@ -154,8 +154,10 @@ def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
         return ApiError(400, "request.invalidEncoding",
                         "the URL path is not valid UTF-8 once percent-decoded")
     if kind is Problem.QUERY_NOT_UTF8:
+        name = broken_parameter(request)
+        where = f"the query parameter {name}" if name is not None else "the query"
         return ApiError(400, "request.invalidEncoding",
-                        "the query is not valid UTF-8 once percent-decoded")
+                        f"{where} is not valid UTF-8 once percent-decoded", parameter=name)
     return ApiError(500, "server.error",
                     "the server failed to handle this request; it was logged")
 
