@@ -412,6 +412,7 @@ class MetricsPage(Resource):
         body, content_type = self._metrics.exposition(
             accept.decode("latin-1") if accept is not None else None)
         request.setHeader(b"content-type", content_type.encode("ascii"))
+        request.setHeader(b"content-length", b"%d" % len(body))
         request.write(body)
         request.finish()
 
