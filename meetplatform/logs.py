@@ -1,14 +1,20 @@
 """The process's log: a level filter (per namespace too) and a JSON format, under twistd.
 
 twistd sets up the log observer itself (``--logfile``, ``--syslog``, standard output with
-``-n``) after the plugin's ``makeService`` has returned, and a plugin cannot hand it one
-(an ``ILogObserver`` component is only read from a ``.tac`` application, and replacing
-twistd's observer would lose its file choice and rotation). So :class:`ProcessLogging`
-works on what twistd made: when the service starts it replaces each observer of the
-global log publisher by a :class:`~twisted.logger.FilteringLogObserver` around it (the
-same :class:`~twisted.logger.LogLevelFilterPredicate` that ``twist --log-level`` uses),
-and for ``json`` first swaps a file observer's formatting for :func:`json_line`, writing
-to the same file. :meth:`ProcessLogging.uninstall` puts the originals back.
+``-n``) after the plugin's ``makeService`` has returned: it uses the application's
+``ILogObserver`` component if there is one, else makes its own. A plugin does not make
+the application, but its service is added to it right after ``makeService``
+(``setServiceParent``), before twistd reads the component. So :class:`ProcessLogging`:
+
+1. :meth:`~ProcessLogging.application_observer` asks twistd's own logger class for the
+   observer twistd would make from its command line (same file, same rotation on
+   SIGUSR1), wraps it in a :class:`~twisted.logger.FilteringLogObserver` (the
+   :class:`~twisted.logger.LogLevelFilterPredicate` that ``twist --log-level`` uses) and,
+   for ``json``, writes :func:`json_line` to that same file instead; the service sets it
+   as the application's component, so the very first line is filtered and formatted;
+2. when the service starts, :meth:`~ProcessLogging.install` wraps whatever other
+   observers the global publisher has (``twist``, ``twistd --logger``, ``--syslog``)
+   the same way. :meth:`ProcessLogging.uninstall` puts those back.
 
 Without this twistd writes every level: a churn of 200,000 joins logged 35 MB, mostly
 debug lines. Events are dropped by the filter before any formatting.
@@ -74,11 +80,32 @@ class ProcessLogging:
     """
 
     def __init__(self, publisher: LogPublisher, levels: Sequence[tuple[str, str]],
-                 log_format: str = "text") -> None:
+                 log_format: str = "text", *, twistd_options: Any = None) -> None:
         self._publisher = publisher
         self.predicate = level_predicate(levels)
         self._format = log_format
+        self._twistd_options = twistd_options
         self._replaced: list[tuple[ILogObserver, ILogObserver]] = []
+        self._component: ILogObserver | None = None
+
+    def application_observer(self) -> ILogObserver | None:
+        """twistd's own log observer, filtered and formatted; None if there is none to
+        make here (not under twistd, or ``--syslog``: :meth:`install` covers those)."""
+        options = self._twistd_options
+        if options is None or not hasattr(options, "get") or options.get("syslog"):
+            return None
+        try:
+            from twisted.scripts import twistd
+
+            # The observer twistd makes when the application has none (--logfile, -n).
+            made = twistd._SomeApplicationRunner.loggerFactory(options)._getLogObserver()
+        except Exception:  # noqa: BLE001 - fall back to wrapping it at start
+            _log.failure("cannot make twistd's log observer; filtering it at start instead")
+            return None
+        if not ILogObserver.providedBy(made):
+            return None
+        self._component = self._wrap(made)
+        return self._component
 
     def install(self) -> None:
         """Wrap every observer of the publisher (once; later calls do nothing)."""
@@ -89,14 +116,11 @@ class ProcessLogging:
         observers: list[ILogObserver] = list(getattr(self._publisher, "_observers", []))
         unformatted = 0
         for observer in observers:
-            inner = observer
-            if self._format == "json":
-                json_observer = self._as_json(observer)
-                if json_observer is None:
-                    unformatted += 1
-                else:
-                    inner = json_observer
-            wrapped = cast(ILogObserver, FilteringLogObserver(inner, [self.predicate]))
+            if observer is self._component:
+                continue  # twistd uses the one made by application_observer
+            if self._format == "json" and self._as_json(observer) is None:
+                unformatted += 1
+            wrapped = self._wrap(observer)
             self._publisher.removeObserver(observer)
             self._publisher.addObserver(wrapped)
             self._replaced.append((observer, wrapped))
@@ -110,6 +134,10 @@ class ProcessLogging:
             self._publisher.removeObserver(wrapped)
             self._publisher.addObserver(original)
         self._replaced = []
+
+    def _wrap(self, observer: ILogObserver) -> ILogObserver:
+        inner = (self._as_json(observer) or observer) if self._format == "json" else observer
+        return cast(ILogObserver, FilteringLogObserver(inner, [self.predicate]))
 
     @staticmethod
     def _as_json(observer: ILogObserver) -> ILogObserver | None:

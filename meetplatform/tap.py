@@ -25,7 +25,8 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IListeningPort
-from twisted.logger import Logger, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
@@ -154,6 +155,16 @@ class MeetplatformService(MultiService):
         self.ready: Deferred[None] | None = None
         self._starting = False
         self._startup_error: str | None = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        """twistd adds the service to its application, then reads the application's log
+        observer: give it the filtered (and formatted) one (see :mod:`meetplatform.logs`)."""
+        if (self._logging is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver) is None):
+            observer = self._logging.application_observer()
+            if observer is not None:
+                parent.setComponent(ILogObserver, observer)
+        super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -304,7 +315,8 @@ def makeService(options: Options, reactor: Any = None) -> MeetplatformService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-        logging = ProcessLogging(globalLogPublisher, config.log_level, config.log_format)
+        logging = ProcessLogging(globalLogPublisher, config.log_level, config.log_format,
+                                 twistd_options=getattr(options, "parent", None))
     try:
         secret = load_or_create_secret(config)
         token = (read_metrics_token(config.metrics_token_file)
