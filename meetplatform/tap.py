@@ -20,6 +20,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from twisted.application import app
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
@@ -28,7 +29,6 @@ from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from meetplatform.build import Parts, attach, build_parts, mount
 from meetplatform.config import (
@@ -135,9 +135,12 @@ class MeetplatformService(MultiService):
         self._logging = logging
         self._metrics_token = metrics_token
         #: Serves only ``/metrics`` on ``--metrics-listen`` (503 until started).
-        self.metrics_site = Site(StartingPage(), reactor=reactor)
-        self.metrics_site.noisy = False
-        self.metrics_site.displayTracebacks = False
+        self.metrics_site = MeetplatformSite(
+            StartingPage(),
+            clock=reactor,
+            max_query_bytes=config.max_query_bytes,
+            max_body_bytes=config.max_body_bytes,
+        )
         self.metrics_port: IListeningPort | None = None
         self.metrics: Metrics | None = None
         self.site = MeetplatformSite(
@@ -193,7 +196,8 @@ class MeetplatformService(MultiService):
             # Already logged; twistd exits with status 1 instead of printing a traceback.
             raise SystemExit(1)
 
-    def _listen(self, description: str, site: Site | None = None) -> Deferred[IListeningPort]:
+    def _listen(self, description: str,
+                site: MeetplatformSite | None = None) -> Deferred[IListeningPort]:
         def explain(failure: Failure) -> Failure:
             raise StartupError(f"cannot listen on {description}: {failure.getErrorMessage()}")
 
@@ -315,8 +319,11 @@ def makeService(options: Options, reactor: Any = None) -> MeetplatformService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-        logging = ProcessLogging(globalLogPublisher, config.log_level, config.log_format,
-                                 twistd_options=getattr(options, "parent", None))
+        # Under twistd the plugin's options hang below twistd's own (--logfile, -n ...).
+        parent = getattr(options, "parent", None)
+        logging = ProcessLogging(
+            globalLogPublisher, config.log_level, config.log_format,
+            twistd_options=parent if isinstance(parent, app.ServerOptions) else None)
     try:
         secret = load_or_create_secret(config)
         token = (read_metrics_token(config.metrics_token_file)

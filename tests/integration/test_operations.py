@@ -125,6 +125,7 @@ def test_metrics_on_a_separate_listener(run_service: Start, tmp_path: Path) -> N
     health = json.loads(request(service.url + "/healthz")[2])
     assert health["meetings"] == 1
     assert service.stop() == -signal.SIGTERM
+    assert not any("GET /metrics" in line for line in service.output)  # no access log
 
 
 def test_metrics_behind_a_bearer_token(run_service: Start, tmp_path: Path) -> None:
