@@ -28,10 +28,11 @@ Serving is the operator's choice (docs/operations.md): a separate listener
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -47,6 +48,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -54,6 +56,9 @@ from meetplatform import __version__
 from meetplatform.model import Role
 from meetplatform.stats import Histogram
 from meetplatform.store import webhooks_db as wdb
+
+if TYPE_CHECKING:
+    from meetplatform.build import Parts
 
 _log = Logger()
 
@@ -100,8 +105,10 @@ class RestRoutes:
         if method == b"HEAD":
             method = b"GET"
         for pattern, label in self._index.get((method, len(segments)), ()):
-            if all(part is None or part == segment
-                   for part, segment in zip(pattern, segments)):
+            for part, segment in zip(pattern, segments):
+                if part is not None and part != segment:
+                    break
+            else:
                 return label
         return "unmatched"
 
@@ -218,7 +225,7 @@ def _histogram(family: HistogramMetricFamily, labels: list[str], histogram: Hist
 class PartsCollector(Collector):
     """Reads the parts' state and counters into metric families at scrape time."""
 
-    def __init__(self, parts: Any, requests: RequestStats, lag: ReactorLag) -> None:
+    def __init__(self, parts: Parts, requests: RequestStats, lag: ReactorLag) -> None:
         self._parts = parts
         self._requests = requests
         self._lag = lag
@@ -346,7 +353,7 @@ class Metrics:
     :attr:`requests` on the site (``site.request_stats``).
     """
 
-    def __init__(self, clock: IReactorTime, parts: Any, surfaces: Iterable[bytes],
+    def __init__(self, clock: IReactorTime, parts: Parts, surfaces: Iterable[bytes],
                  rest_routes: Sequence[RouteTemplate] | None = None) -> None:
         if rest_routes is None:
             from meetplatform.restapi import routes
@@ -382,7 +389,7 @@ class MetricsPage(Resource):
     def __init__(self, metrics: Metrics, token: str | None = None) -> None:
         super().__init__()
         self._metrics = metrics
-        self._token = token.encode("utf-8") if token is not None else None
+        self._token = _digest(token.encode("utf-8")) if token is not None else None
 
     def render(self, request: Request) -> Any:  # type: ignore[override]
         request.setHeader(b"cache-control", b"no-store")
@@ -420,19 +427,25 @@ class MetricsPage(Resource):
         assert self._token is not None
         header = request.getHeader(b"authorization") or b""
         scheme, _, credentials = header.partition(b" ")
-        # Constant time over the token: a wrong guess tells nothing about how wrong.
+        # Constant time: digests of equal length, compared with compare_digest, so that
+        # neither a wrong guess's content nor its length shows in the answer's timing.
         return scheme.lower() == b"bearer" and hmac.compare_digest(
-            credentials.strip(), self._token)
+            _digest(credentials.strip()), self._token)
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
+
+
+class _MetricsRoot(Resource):
+    """The separate metrics listener's root: ``/metrics``, and 404 for anything else."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
+        return notFound()  # type: ignore[return-value]
 
 
 def metrics_root(page: MetricsPage) -> Resource:
     """The resource tree of the separate metrics listener: ``/metrics`` and nothing else."""
-    from twisted.web.pages import notFound
-
-    class Root(Resource):
-        def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
-            return notFound()  # type: ignore[return-value]
-
-    root = Root()
+    root = _MetricsRoot()
     root.putChild(METRICS_PATH, page)
     return root
