@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -24,6 +25,7 @@ from meetplatform.restapi.model import ALL_TYPES
 from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
+from meetplatform.restapi.ratelimit import RateLimiter
 from meetplatform.restapi.rooms import RoomRoutes
 from meetplatform.restapi.routes import Output, Reply, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
@@ -77,6 +79,11 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
                                   else Receivers(store))
+
+    @property
+    def rate_limiters(self) -> Mapping[str, RateLimiter]:
+        """The limiters by kind (``client``, ``user``, ``anonymous``), for the metrics."""
+        return self._limiters
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""

@@ -170,6 +170,8 @@ class AddressLimiter:
         self._burst = float(burst)
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Requests refused since start (the metrics read it).
+        self.refused = 0
 
     def take(self, key: str) -> float | None:
         """``None`` if ``key`` may go on, else the seconds until it may."""
@@ -180,7 +182,10 @@ class AddressLimiter:
         self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        return None if allowed else (1.0 - tokens) / self._rate
+        if allowed:
+            return None
+        self.refused += 1
+        return (1.0 - tokens) / self._rate
 
 
 class BadRequest(Exception):

@@ -151,6 +151,10 @@ class ApiPipeline(Resource):
         """The resource to mount as the ``bigbluebutton`` child of the site's root."""
         return self
 
+    def call_names(self) -> frozenset[str]:
+        """The names served under ``/api/`` (request metrics label only these)."""
+        return frozenset(self._calls)
+
     def add_call(self, name: str, handler: Handler, *,
                  checksum_error: Callable[[], ApiError] | None = None,
                  redirects_errors: bool = False) -> None:
