@@ -36,6 +36,7 @@ from meetplatform.config import Settings
 from meetplatform.xmlapi import errors
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.errors import ApiError
+from meetplatform.xmlapi.negotiation import answer_format
 from meetplatform.xmlapi.render import (
     JSON_CONTENT_TYPE,
     JSONP_CONTENT_TYPE,
@@ -127,9 +128,9 @@ def detect_revision() -> str:
     return "unknown"
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.getHeader(b"accept")
-    return accept is not None and b"application/json" in accept.lower()
+def _answer_format(request: Request) -> str:
+    """``"xml"`` or ``"json"`` by the rule of :mod:`~meetplatform.xmlapi.negotiation`."""
+    return answer_format(request.getHeader(b"accept"))
 
 
 class ApiPipeline(Resource):
@@ -186,7 +187,7 @@ class ApiPipeline(Resource):
         """Anything under ``/bigbluebutton`` that is not the API: a 404 in the API's format."""
         error = ApiError("notFound", "There is nothing at this address; the API is at "
                                      f"{self._settings.api_url}", status=404)
-        return self._fail(request, None, None, error, "json" if _wants_json(request) else "xml")
+        return self._fail(request, None, None, error, _answer_format(request))
 
     @staticmethod
     def _write_later(request: Request, result: Any) -> Any:
@@ -211,7 +212,7 @@ class ApiPipeline(Resource):
     def _dispatch(self, request: Request, name: str | None) -> Any:
         ctx: CallContext | None = None
         spec: _Call | None = None
-        fmt = "json" if _wants_json(request) else "xml"
+        fmt = _answer_format(request)
         try:
             method = request.method
             if method not in (b"GET", b"POST", b"HEAD"):
