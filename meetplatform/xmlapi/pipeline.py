@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -297,9 +297,7 @@ class ApiPipeline(Resource):
         elif content_type == _FORM:
             pairs = signed_form = P.parse_pairs(body)
         elif content_type == _MULTIPART:
-            pairs = signed_form = [
-                (key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-                for key, values in (request.args or {}).items() for value in values]
+            pairs = signed_form = P.decode_form_pairs(request.args or {})
         else:
             pairs = []
         params = P.Params(pairs)
@@ -372,7 +370,7 @@ class ApiPipeline(Resource):
               error: ApiError, fmt: str) -> bytes:
         request.setHeader(b"cache-control", b"no-cache")
         if (spec is not None and spec.redirects_errors and error.redirectable
-                and self._redirecting(ctx)):
+                and self._redirecting(request, ctx)):
             target = self._public_url + "/"
             if ctx is not None and error.trusted:
                 target = P.join_error_target(ctx.params, target)
@@ -396,12 +394,23 @@ class ApiPipeline(Resource):
         return self._write(request, fmt, callback, nodes)
 
     @staticmethod
-    def _redirecting(ctx: CallContext | None) -> bool:
-        """A join redirects unless it said ``redirect=false`` (or anything but ``true``)."""
-        if ctx is None:
-            return True
-        value = ctx.params.raw("redirect")
-        return not value or value.strip().lower() == "true"
+    def _redirecting(request: Request, ctx: CallContext | None) -> bool:
+        """A join redirects unless it said ``redirect=false`` (or anything but ``true``).
+
+        Without a context (its parameters could not be decoded, e.g. a ``fullName`` that
+        is not UTF-8) the ``redirect`` flag is read from the raw query: it is ASCII, and a
+        client that asked for XML must get XML even when another parameter is broken.
+        """
+        if ctx is not None:
+            value = ctx.params.raw("redirect")
+            return not value or value.strip().lower() == "true"
+        query = request.uri.partition(b"?")[2]
+        for part in query.split(b"&"):
+            name, _, raw = part.partition(b"=")
+            if name == b"redirect":
+                flag = unquote_to_bytes(raw.replace(b"+", b" ")).strip().lower()
+                return not flag or flag == b"true"
+        return True
 
     def _async_failure(self, request: Request, ctx: CallContext, spec: _Call | None,
                        failure: Failure, fmt: str) -> bytes:
