@@ -56,7 +56,7 @@ _MULTIPART = b"multipart/form-data"
 _XML_TYPES = (b"application/xml", b"text/xml")
 
 Nodes = list[Node]
-Answer = Union[Nodes, "Redirect", "RawXml"]
+Answer = Union[Nodes, "Redirect", "RawXml", "Prerendered"]
 Handler = Callable[["CallContext"], Answer | Awaitable[Answer]]
 #: What a request's checksum covers: the split raw query (``(checksum, rest)``, or ``None``
 #: when the query has no single checksum) and, for a form-signed POST, the form's pairs.
@@ -94,6 +94,19 @@ class CallContext:
     #: The checksum algorithm the call was signed with (``"sha1"``...), set once the
     #: checksum verified; ``None`` before (and for the unsigned API root).
     algorithm: str | None = None
+
+
+@dataclass(slots=True)
+class Prerendered:
+    """A whole SUCCESS answer the handler already has as bytes, in the request's format.
+
+    For hot paths that keep their answers rendered (getMeetings, getMeetingInfo): ``body``
+    is the complete ``<response>`` document for ``fmt == "xml"``, else the JSON text
+    ``{"response":{...}}`` (the pipeline wraps it for JSONP). It must be byte for byte what
+    the same nodes would render to; the pipeline writes it as it is.
+    """
+
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -240,7 +253,7 @@ class ApiPipeline(Resource):
             _log.failure("XML API call {call} failed", call=name)
             return self._fail(request, ctx, spec, ApiError(
                 "internalError", "An internal error occurred; it has been logged."), fmt)
-        if isinstance(answer, (list, Redirect, RawXml)):
+        if isinstance(answer, (list, Redirect, RawXml, Prerendered)):
             return self._finish(request, ctx, answer)
         deferred: Deferred[Answer] = Deferred.fromCoroutine(answer)  # type: ignore[arg-type]
         deferred.addCallbacks(
@@ -345,6 +358,8 @@ class ApiPipeline(Resource):
             request.setHeader(b"location", answer.url.encode("utf-8"))
             request.setHeader(b"content-type", b"text/plain;charset=utf-8")
             return b""
+        if isinstance(answer, Prerendered):
+            return self._write_rendered(request, ctx.fmt, ctx.callback, answer.body)
         if isinstance(answer, RawXml):
             if ctx.fmt == "xml":
                 request.setHeader(b"content-type", XML_CONTENT_TYPE)
@@ -365,6 +380,20 @@ class ApiPipeline(Resource):
             return json_body(nodes, callback)
         request.setHeader(b"content-type", JSON_CONTENT_TYPE)
         return json_body(nodes)
+
+    @staticmethod
+    def _write_rendered(request: Request, fmt: str, callback: str | None,
+                        body: bytes) -> bytes:
+        """:meth:`_write` for a :class:`Prerendered` body (same headers, same bytes)."""
+        if fmt == "xml":
+            request.setHeader(b"content-type", XML_CONTENT_TYPE)
+            return body
+        if fmt == "jsonp":
+            request.setHeader(b"content-type", JSONP_CONTENT_TYPE)
+            request.setHeader(b"x-content-type-options", b"nosniff")
+            return b"".join((b"/**/", (callback or "").encode("ascii"), b"(", body, b");"))
+        request.setHeader(b"content-type", JSON_CONTENT_TYPE)
+        return body
 
     def _fail(self, request: Request, ctx: CallContext | None, spec: _Call | None,
               error: ApiError, fmt: str) -> bytes:
