@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from typing import Any
 
 from meetplatform import events as ev
 from meetplatform.model import Meeting, Participant, Role
@@ -52,6 +53,9 @@ class MeetingRenderer:
         #: Fixed parts of each live meeting's getMeetings/getMeetingInfo answer.
         self._fixed: weakref.WeakKeyDictionary[Meeting, tuple[Fragment, Fragment]] = (
             weakref.WeakKeyDictionary())
+        #: The fixed parts as JSON objects (for :meth:`json_object`).
+        self._fixed_json: weakref.WeakKeyDictionary[
+            Meeting, tuple[dict[str, Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
         #: Each live meeting's XML body (what is inside ``<meeting>``), UTF-8. Plain dicts:
         #: entries go on ``MeetingEnded``, and a weak dictionary's lookups cost as much as
         #: the rest of getMeetings.
@@ -74,6 +78,7 @@ class MeetingRenderer:
         self._drop(meeting)
         if isinstance(event, ev.MeetingEnded):
             self._fixed.pop(meeting, None)
+            self._fixed_json.pop(meeting, None)
         elif isinstance(event, ev.MeetingCreated) and meeting.spec.is_breakout:
             parent_id = meeting.spec.parent_meeting_id or ""
             parent = (self._registry.get_meeting(parent_id)
@@ -100,8 +105,7 @@ class MeetingRenderer:
         """The JSON object of :meth:`nodes` (as :func:`~.render.json_body` writes it)."""
         body = self._json.get(meeting)
         if body is None:
-            body = json.dumps(to_json(self.nodes(meeting)), separators=(",", ":")).encode(
-                "ascii")
+            body = json.dumps(self.json_object(meeting), separators=(",", ":")).encode("ascii")
             if not meeting.ended:
                 self._json[meeting] = body
         return body
@@ -137,6 +141,55 @@ class MeetingRenderer:
         return body
 
     # --- rendering --------------------------------------------------------------------
+
+    def json_object(self, meeting: Meeting) -> dict[str, Any]:
+        """``to_json(self.nodes(meeting))``, built directly (five times cheaper, and equal:
+        the tests compare the bytes after every kind of change)."""
+        fixed = self._fixed_json.get(meeting)
+        if fixed is None:
+            head, tail = self._fixed_parts(meeting)
+            fixed = (to_json(head.pairs), to_json(tail.pairs))
+            if not meeting.ended:
+                self._fixed_json[meeting] = fixed
+        spec = meeting.spec
+        people = list(meeting.participants.values())
+        out = dict(fixed[0])
+        out["running"] = meeting.running
+        out["duration"] = spec.duration
+        out["hasUserJoined"] = meeting.has_user_joined
+        out["recording"] = spec.record
+        out["hasBeenForciblyEnded"] = meeting.forcibly_ended
+        out["startTime"] = meeting.start_time
+        out["endTime"] = meeting.end_time
+        out["participantCount"] = len(people)
+        out["listenerCount"] = sum(1 for p in people if p.listen_only)
+        out["voiceParticipantCount"] = sum(1 for p in people if p.joined_voice)
+        out["videoCount"] = sum(p.video_streams for p in people)
+        out["maxUsers"] = spec.max_participants
+        out["moderatorCount"] = sum(1 for p in people if p.seat.role is Role.MODERATOR)
+        out["attendees"] = [self._attendee_json(p) for p in people]
+        out.update(fixed[1])
+        if meeting.breakout_ids:
+            out["breakoutRooms"] = list(meeting.breakout_ids)
+        return out
+
+    @staticmethod
+    def _attendee_json(participant: Participant) -> dict[str, Any]:
+        """``to_json(_attendee(participant))``, built directly."""
+        seat = participant.seat
+        streams = participant.video_streams
+        return {
+            "userID": seat.external_user_id,
+            "fullName": seat.full_name,
+            "role": ROLE_NAMES[seat.role],
+            "isPresenter": participant.presenter,
+            "isListeningOnly": participant.listen_only,
+            "hasJoinedVoice": participant.joined_voice,
+            "hasVideo": streams > 0,
+            "videoStreams": [f"{seat.user_id}-{n}" for n in range(1, streams + 1)],
+            "clientType": seat.client_type,
+            "customdata": dict(seat.userdata),
+        }
 
     def _fixed_parts(self, meeting: Meeting) -> tuple[Fragment, Fragment]:
         parts = self._fixed.get(meeting)
