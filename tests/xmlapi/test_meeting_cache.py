@@ -57,6 +57,8 @@ def test_every_change_shows_at_once_in_every_format() -> None:
 
     people = _people(env, aa, 3)  # joins (MeetingStarted, presenter to the first moderator)
     _assert_current(env)
+    env.registry.connect(env.registry.issue_seat(aa, full_name="Late", role=Role.VIEWER))
+    _assert_current(env)  # a join into a running meeting (no MeetingStarted)
     env.registry.update_media(people[1], joined_voice=True, video_streams=2)
     _assert_current(env)
     env.registry.update_media(people[2], listen_only=True)
@@ -109,6 +111,11 @@ def test_a_join_and_a_leave_show_in_get_meetings_at_once() -> None:
     assert count("participantCount") == ["0", "1"]
     assert count("running") == ["false", "true"]
     assert count("moderatorCount") == ["0", "1"]
+    bob = env.registry.connect(env.registry.issue_seat(env.meeting("m2"), full_name="Bob",
+                                                       role=Role.VIEWER))
+    assert count("participantCount") == ["0", "2"]
+    env.registry.disconnect(bob)
+    assert count("participantCount") == ["0", "1"]
     env.registry.set_role(env.meeting("m2"), ann.user_id, Role.VIEWER)
     assert count("moderatorCount") == ["0", "0"]
     env.registry.disconnect(ann)
