@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
 from twisted.logger import (
+    ILogObserver,
     Logger,
     LogLevel,
     LogPublisher,
@@ -81,7 +83,7 @@ def test_json_line_survives_values_json_cannot_hold() -> None:
 def test_observers_that_are_not_files_keep_their_format() -> None:
     publisher = LogPublisher()
     seen: list[dict[str, object]] = []
-    publisher.addObserver(seen.append)
+    publisher.addObserver(cast(ILogObserver, seen.append))
     out = io.StringIO()
     publisher.addObserver(textFileLogObserver(out))
     ProcessLogging(publisher, [], "json").install()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from twisted.logger import LogLevel, eventFromJSON
 
 from tests.integration.conftest import ServiceProcess
@@ -81,7 +82,7 @@ def test_json_format_writes_one_event_per_line(run_service: Start) -> None:
                for e in events)
 
 
-def scrape(url: str, token: str | None = None) -> dict[str, list[object]]:
+def scrape(url: str, token: str | None = None) -> dict[str, list[Sample]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     status, _, body = request(url, headers=headers)
     assert status == 200, body
@@ -89,10 +90,10 @@ def scrape(url: str, token: str | None = None) -> dict[str, list[object]]:
             for family in text_string_to_metric_families(body.decode())}
 
 
-def sample(families: dict[str, list[object]], name: str, **labels: str) -> float:
+def sample(families: dict[str, list[Sample]], name: str, **labels: str) -> float:
     family = name.removesuffix("_total")
-    values = [s.value for s in families[family]  # type: ignore[attr-defined]
-              if s.name == name and all(s.labels.get(k) == v  # type: ignore[attr-defined]
+    values = [s.value for s in families[family]
+              if s.name == name and all(s.labels.get(k) == v
                                         for k, v in labels.items())]
     assert len(values) == 1, (name, labels, families[family])
     return float(values[0])
