@@ -12,12 +12,13 @@ from __future__ import annotations
 import io
 import json
 from typing import Any, cast
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.pages import notFound
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from meetplatform import __version__
@@ -28,6 +29,10 @@ from meetplatform.registry import Registry
 REQUEST_LINE_ALLOWANCE = 8 * 1024
 #: Bytes allowed for all header lines besides the request line.
 HEADERS_ALLOWANCE = 32 * 1024
+#: Body allowed on paths whose surface declared no limit (``/``, ``/healthz``, the pages,
+#: the static files, ``/ws``, unknown paths): they take GET and HEAD, whose body is
+#: ignored, so a body is only ever a mistake or an attack.
+SMALL_BODY_BYTES = 1024
 
 
 # --- small resources ------------------------------------------------------------------------
@@ -101,7 +106,31 @@ class StartingPage(Resource):
 
 
 class RootResource(Resource):
-    """The site's root: surfaces are its children; anything else is a plain 404 page."""
+    """The site's root: surfaces are its children; anything else is a plain 404 page.
+
+    Each surface is mounted with the largest body it reads (:meth:`mount`); the site asks
+    :meth:`body_limit` as soon as a request's headers are in, so a body larger than its
+    route takes is refused before a byte of it is buffered or parsed.
+    """
+
+    def __init__(self, default_body_bytes: int = SMALL_BODY_BYTES) -> None:
+        super().__init__()
+        self.default_body_bytes = default_body_bytes
+        self._body_limits: dict[bytes, int] = {}
+
+    def mount(self, name: bytes, resource: IResource, *,
+              max_body_bytes: int | None = None) -> None:
+        """``putChild`` and, for a surface that reads bodies, the largest one it reads."""
+        self.putChild(name, resource)
+        if max_body_bytes is not None:
+            self._body_limits[name] = max_body_bytes
+
+    def body_limit(self, uri: bytes) -> int:
+        """The body limit of the surface serving ``uri`` (its first path segment, decoded
+        as :meth:`Site.getResourceFor` decodes it)."""
+        path = uri.split(b"?", 1)[0]
+        segment = unquote_to_bytes(path.lstrip(b"/").split(b"/", 1)[0])
+        return self._body_limits.get(segment, self.default_body_bytes)
 
     def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
         return notFound()  # type: ignore[return-value]
@@ -111,19 +140,33 @@ class RootResource(Resource):
 
 
 class BoundedRequest(Request):
-    """A request whose body may not exceed the site's ``max_body_bytes``.
+    """A request whose body may not exceed its route's limit, and is never parsed here.
 
-    A larger body is refused with ``413`` and the connection closed, before it is
-    buffered (Twisted would otherwise spool any size into a temporary file). This is
-    also what BigBlueButton's nginx answers for an oversized upload.
+    The limit is the smaller of the site's ``max_body_bytes`` and what the surface the
+    path leads to was mounted with (:meth:`RootResource.body_limit`; a small one for
+    routes that read no body). A larger body is refused with ``413`` and the connection
+    closed, before it is buffered (Twisted would otherwise spool any size into a
+    temporary file). This is also what BigBlueButton's nginx answers for an oversized
+    upload.
+
+    Twisted parses urlencoded and multipart POST bodies into ``request.args`` as soon as
+    they are received, for every path and before any resource is asked: a 2 MB body of
+    ``&`` held the reactor for about a second. Here that parse is switched off
+    (the site passes Twisted's ``parsePOSTFormSubmission=False``); ``request.args`` holds the
+    query only, and the surfaces that take forms (the XML API, the invitation pages, the
+    OAuth endpoints) decode ``request.content`` themselves, within their own limits.
     """
 
     _refused = False
     _received = 0
+    _route_limit: int | None = None
 
     def _limit(self) -> int:
-        site: MeetplatformSite = cast(Any, self.channel).site
-        return site.max_body_bytes
+        if self._route_limit is None:
+            site: MeetplatformSite = cast(Any, self.channel).site
+            uri: bytes = getattr(self.channel, "_path", b"/")
+            self._route_limit = site.body_limit(uri)
+        return self._route_limit
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self._limit():
@@ -206,10 +249,19 @@ class MeetplatformSite(Site):
         max_body_bytes: int,
         access_log: str | None = None,
     ) -> None:
-        super().__init__(resource, logPath=access_log, reactor=clock)
+        super().__init__(resource, logPath=access_log, reactor=clock,
+                         parsePOSTFormSubmission=False)
         self.max_body_bytes = max_body_bytes
         self.max_line_bytes = max_query_bytes + REQUEST_LINE_ALLOWANCE
         self.max_header_bytes = self.max_line_bytes + HEADERS_ALLOWANCE
+
+    def body_limit(self, uri: bytes) -> int:
+        """The largest body a request for ``uri`` may send."""
+        limit = self.max_body_bytes
+        route_limit = getattr(self.resource, "body_limit", None)
+        if route_limit is not None:
+            limit = min(limit, route_limit(uri))
+        return limit
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         channel = super().buildProtocol(addr)

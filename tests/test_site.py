@@ -1,0 +1,152 @@
+"""The site's edge: per-route body limits, no eager form parsing, the request-head deadline,
+the client address behind trusted proxies, the access log and the headers of every answer.
+
+Raw HTTP on a memory transport and the fake clock: nothing here sleeps or measures time
+(the latency under a form-body flood is measured by ``bench/http_edge_bench.py``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from meetplatform.build import build_site
+from meetplatform.checksum import checksum
+from meetplatform.registry import Registry
+from meetplatform.site import SMALL_BODY_BYTES, MeetplatformSite, RootResource
+from meetplatform.store import Store
+from tests.support import make_settings
+
+SECRET = "site-test-secret"
+
+
+def tree(clock: Clock, **settings: Any) -> Resource:
+    config = make_settings(public_url="http://meet.test", secret=SECRET, **settings)
+    registry = Registry(clock, config.public_url)
+    store = Store.open_inline(Path(tempfile.mkdtemp(prefix="mp-site-")))
+    return build_site(clock, config, registry, store)
+
+
+def make_site(root: Resource | None = None, *, clock: Clock | None = None,
+              max_body_bytes: int = 2 * 1024 * 1024, **kwargs: Any) -> MeetplatformSite:
+    clock = clock or Clock()
+    return MeetplatformSite(root if root is not None else tree(clock), clock=clock,
+                            max_query_bytes=4096, max_body_bytes=max_body_bytes, **kwargs)
+
+
+def connect(site: MeetplatformSite, peer: str = "127.0.0.1") -> tuple[Any, StringTransport]:
+    address = IPv4Address("TCP", peer, 50000)
+    channel = site.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def exchange(site: MeetplatformSite, *chunks: bytes, peer: str = "127.0.0.1") -> StringTransport:
+    channel, transport = connect(site, peer)
+    for chunk in chunks:
+        channel.dataReceived(chunk)
+    return transport
+
+
+class Spy(Resource):
+    """Records what the site hands a resource."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Request] = []
+        self.bodies: list[bytes] = []
+
+    def render(self, request: Request) -> bytes:  # type: ignore[override]
+        self.seen.append(request)
+        self.bodies.append(request.content.read() if request.content else b"")
+        return b"ok"
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def test_routes_that_read_no_body_refuse_a_large_one_before_reading_it() -> None:
+    """A 2 MB form to /healthz (or /, /static, an unknown path) is refused with 413 as
+    soon as its headers are in: the site limit (2 MB) is not what applies there."""
+    site = make_site()
+    for path in (b"/healthz", b"/", b"/static/x.css", b"/nothing", b"/ws", b"/%68ealthz"):
+        transport = exchange(
+            site, b"POST " + path + b" HTTP/1.1\r\nHost: meet.test\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 2097152\r\n\r\n", b"&" * 65536)
+        assert transport.value().startswith(b"HTTP/1.1 413 "), path
+        assert b"larger than %d bytes" % SMALL_BODY_BYTES in transport.value()
+        assert transport.disconnecting
+
+
+def test_each_surface_has_its_own_body_limit() -> None:
+    """The XML API takes the site's limit, the JSON:API and the pages their own smaller ones."""
+    root = tree(Clock())
+    assert isinstance(root, RootResource)
+    site = make_site(root)
+    assert site.body_limit(b"/bigbluebutton/api/create") == 2 * 1024 * 1024
+    assert site.body_limit(b"/api/v2/oauth/token?x=1") == 64 * 1024
+    assert site.body_limit(b"/j/mput_abc") == 8 * 1024
+    assert site.body_limit(b"/embed/room/session") == 8 * 1024
+    assert site.body_limit(b"/healthz") == SMALL_BODY_BYTES
+    assert make_site(root, max_body_bytes=4096).body_limit(b"/bigbluebutton/api") == 4096
+
+
+def test_the_site_never_parses_form_bodies_into_args() -> None:
+    """A urlencoded or multipart POST leaves ``request.args`` to the query: Twisted's eager
+    parse (which held the reactor for a second on 2 MB of ``&``) is off."""
+    spy = Spy()
+    root = RootResource()
+    root.mount(b"spy", spy, max_body_bytes=1024 * 1024)
+    site = make_site(root)
+    body = b"a=1&" + b"&" * 100_000
+    exchange(site, b"POST /spy?q=1 HTTP/1.1\r\nHost: t\r\n"
+             b"Content-Type: application/x-www-form-urlencoded\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    multipart = (b'--B\r\nContent-Disposition: form-data; name="m"\r\n\r\nv\r\n--B--\r\n')
+    exchange(site, b"POST /spy HTTP/1.1\r\nHost: t\r\n"
+             b"Content-Type: multipart/form-data; boundary=B\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(multipart) + multipart)
+    assert [request.args for request in spy.seen] == [{b"q": [b"1"]}, {}]
+    assert spy.bodies[0] == body
+
+
+def test_parse_calls_are_never_made_for_a_flood(monkeypatch: Any) -> None:
+    """Twisted's form parser is not called at all for a body sent to /healthz."""
+    calls: list[bytes] = []
+    original = http.parse_qs
+
+    def counting(qs: bytes, *args: Any, **kwargs: Any) -> Any:
+        calls.append(qs)
+        return original(qs, *args, **kwargs)
+
+    monkeypatch.setattr(http, "parse_qs", counting)
+    exchange(make_site(), b"POST /healthz HTTP/1.1\r\nHost: t\r\n"
+             b"Content-Type: application/x-www-form-urlencoded\r\n"
+             b"Content-Length: 1000\r\n\r\n" + b"&" * 1000)
+    assert calls == []
+
+
+def test_xml_api_reads_a_multipart_form_itself() -> None:
+    """A signed multipart create through the real site (no eager parse) succeeds."""
+    site = make_site()
+    pairs = [("meetingID", "mp-1"), ("name", "Multipart")]
+    value = checksum("create", "meetingID=mp-1&name=Multipart", SECRET, "sha1")
+    parts = "".join(f'--XyZ\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                    for k, v in pairs + [("checksum", value)])
+    body = (parts + "--XyZ--\r\n").encode()
+    transport = exchange(site, b"POST /bigbluebutton/api/create HTTP/1.1\r\nHost: t\r\n"
+                         b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert b"<returncode>SUCCESS</returncode>" in transport.value(), transport.value()
