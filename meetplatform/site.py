@@ -14,7 +14,7 @@ import json
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.pages import notFound
@@ -206,7 +206,67 @@ class BoundedRequest(Request):
 
 
 class BoundedChannel(HTTPChannel):
-    """HTTP/1.1 with line limits set by the site and a clear answer when one is exceeded."""
+    """HTTP/1.1 with line limits set by the site and a clear answer when one is exceeded,
+    and a deadline for each request head.
+
+    Twisted's own timeout is an idle timeout (reset by every byte), so a client sending
+    one header line every 20 s held a connection forever ("slowloris"). Here a client has
+    the site's ``request_head_timeout`` (30 s by default) from the moment the connection
+    is ready for a request (accepted, or the previous response done) until the blank line
+    that ends the headers; past it the connection is closed (with ``408`` if part of a head
+    had arrived). The deadline runs on the site's clock (``callLater``), and is cancelled
+    once the head is in: the body, a long request and a WebSocket are not bounded by it.
+    """
+
+    _head_deadline: IDelayedCall | None = None
+    _head_started = False
+
+    def _arm_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_started = False
+        timeout: float = cast(Any, self).site.request_head_timeout
+        self._head_deadline = self.callLater(timeout, self._head_timed_out)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            if self._head_deadline.active():
+                self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        transport = self.transport
+        if transport is None or transport.disconnecting:  # type: ignore[attr-defined]
+            return
+        if self._head_started:
+            body = b"request head not received in time\n"
+            transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.loseConnection()
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._arm_head_deadline()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._head_deadline is not None and data:
+            self._head_started = True
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel_head_deadline()
+        super().allHeadersReceived()
+
+    def requestDone(self, request: http.Request) -> None:
+        if self.persistent:
+            # Armed first: buffered (pipelined) data is parsed inside requestDone.
+            self._arm_head_deadline()
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._cancel_head_deadline()
+        super().connectionLost(reason)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         # Until the request line is parsed there is no _command: the line was the URI.
@@ -248,10 +308,12 @@ class MeetplatformSite(Site):
         max_query_bytes: int,
         max_body_bytes: int,
         access_log: str | None = None,
+        request_head_timeout: float = Settings.request_head_timeout,
     ) -> None:
         super().__init__(resource, logPath=access_log, reactor=clock,
                          parsePOSTFormSubmission=False)
         self.max_body_bytes = max_body_bytes
+        self.request_head_timeout = request_head_timeout
         self.max_line_bytes = max_query_bytes + REQUEST_LINE_ALLOWANCE
         self.max_header_bytes = self.max_line_bytes + HEADERS_ALLOWANCE
 

@@ -23,7 +23,9 @@ from meetplatform.checksum import checksum
 from meetplatform.registry import Registry
 from meetplatform.site import SMALL_BODY_BYTES, MeetplatformSite, RootResource
 from meetplatform.store import Store
+from meetplatform.tap import makeService
 from tests.support import make_settings
+from tests.test_tap import BindingReactor, options
 
 SECRET = "site-test-secret"
 
@@ -150,3 +152,60 @@ def test_xml_api_reads_a_multipart_form_itself() -> None:
                          b"Content-Type: multipart/form-data; boundary=XyZ\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
     assert b"<returncode>SUCCESS</returncode>" in transport.value(), transport.value()
+
+
+# --- the request-head deadline ----------------------------------------------------------------
+
+
+def test_a_trickled_request_head_is_cut_off_at_the_deadline() -> None:
+    """One header line every 20 s (slowloris) is closed with 408 at 30 s, not after 80."""
+    clock = Clock()
+    site = make_site(Spy(), clock=clock)
+    channel, transport = connect(site)
+    channel.dataReceived(b"GET / HTTP/1.1\r\n")
+    clock.advance(20)
+    channel.dataReceived(b"Host: meet.test\r\n")
+    assert not transport.disconnecting
+    clock.advance(9.9)
+    channel.dataReceived(b"X-A: 1\r\n")
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert transport.disconnecting
+
+
+def test_the_deadline_is_configurable_and_covers_a_silent_connection() -> None:
+    """--request-head-timeout sets it; a connection that sends nothing is closed silently."""
+    clock = Clock()
+    site = make_site(Spy(), clock=clock, request_head_timeout=5)
+    _, transport = connect(site)
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting and transport.value() == b""
+
+
+def test_a_complete_head_stops_the_deadline_and_keep_alive_rearms_it() -> None:
+    """Once the headers are in, a slow body or a long answer is not cut by the deadline;
+    after the answer, the next request has a deadline of its own."""
+    clock = Clock()
+    spy = Spy()
+    root = RootResource()
+    root.mount(b"spy", spy, max_body_bytes=1024)
+    site = make_site(root, clock=clock)
+    channel, transport = connect(site)
+    channel.dataReceived(b"POST /spy HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab")
+    clock.advance(50)  # past the head deadline; within Twisted's 60 s idle timeout
+    assert not transport.disconnecting
+    channel.dataReceived(b"cd")
+    assert spy.bodies == [b"abcd"] and b" 200 OK" in transport.value()
+    channel.dataReceived(b"GET /spy HTTP/1.1\r\n")
+    clock.advance(30)
+    assert transport.disconnecting
+    assert transport.value().count(b"HTTP/1.1 408 ") == 1
+
+
+def test_the_service_passes_the_option_to_its_site(tmp_path: Path) -> None:
+    """--request-head-timeout reaches the site twistd runs."""
+    service = makeService(options(tmp_path, "--request-head-timeout", "7"), BindingReactor())
+    assert service.site.request_head_timeout == 7.0
