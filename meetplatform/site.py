@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.web import http
 from twisted.web.http import HTTPChannel
@@ -22,6 +25,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from meetplatform import __version__
+from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.registry import Registry
 
@@ -134,6 +138,72 @@ class RootResource(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
         return notFound()  # type: ignore[return-value]
+
+
+# --- the access log -------------------------------------------------------------------------
+
+#: Query parameters whose values are credentials (compared case-insensitively).
+SECRET_PARAMETERS = frozenset({
+    "password", "attendeepw", "moderatorpw", "sessiontoken", "session_token", "token",
+    "access_token", "client_secret", "secret",
+})
+#: Prefixes of the service's own secrets (client secrets, access tokens, invitations).
+SECRET_PREFIXES = (b"mpcs_", b"mpat_", b"mpua_", b"mput_")
+#: Path prefixes whose next segment is a credential (``/j/<invitation secret>``).
+SECRET_PATHS = (b"j",)
+REDACTED = b"REDACTED"
+
+
+def _is_secret(value: bytes) -> bool:
+    return unquote_to_bytes(value).startswith(SECRET_PREFIXES)
+
+
+def redact_uri(uri: bytes) -> bytes:
+    """``uri`` with every credential replaced by ``REDACTED``, for the access log.
+
+    Credentials are the values of :data:`SECRET_PARAMETERS` (BBB passwords, seat and
+    access tokens), any path segment or value that starts like one of the service's
+    secrets, and the segment after ``/j/`` (an invitation link). Checksums stay: they
+    are no secret and tell an operator which call was signed.
+    """
+    path, question, query = uri.partition(b"?")
+    segments = path.split(b"/")
+    for index, segment in enumerate(segments):
+        secret_path = index == 2 and segments[1] in SECRET_PATHS and segment != b""
+        if secret_path or _is_secret(segment):
+            segments[index] = REDACTED
+    parts = query.split(b"&") if question else []
+    for index, part in enumerate(parts):
+        name, equals, value = part.partition(b"=")
+        key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace").lower()
+        if equals and (key in SECRET_PARAMETERS or _is_secret(value)):
+            parts[index] = name + b"=" + REDACTED
+    return b"/".join(segments) + question + b"&".join(parts)
+
+
+class _LoggedRequest:
+    """What the combined log format reads of a request, with credentials redacted and
+    the client address of :func:`meetplatform.clientaddr.client_address`."""
+
+    def __init__(self, request: http.Request, trusted_proxies: tuple[str, ...]) -> None:
+        self._request = request
+        self.method = request.method
+        self.uri = redact_uri(request.uri)
+        self.clientproto = request.clientproto
+        self.code = request.code
+        self.sentLength = request.sentLength
+        self._client = client_address(cast(Any, request), trusted_proxies)
+
+    def getClientAddress(self) -> IPv4Address | IPv6Address:
+        # combinedLogFormatter prints ``.host`` of an IP address; the text is what counts.
+        kind = IPv6Address if ":" in self._client else IPv4Address
+        return kind("TCP", self._client, 0)
+
+    def getHeader(self, name: bytes) -> bytes | None:
+        value = self._request.getHeader(name)
+        if value is not None and name.lower() == b"referer":
+            return redact_uri(value)
+        return value
 
 
 # --- the site -------------------------------------------------------------------------------
@@ -309,11 +379,13 @@ class MeetplatformSite(Site):
         max_body_bytes: int,
         access_log: str | None = None,
         request_head_timeout: float = Settings.request_head_timeout,
+        trusted_proxies: tuple[str, ...] = (),
     ) -> None:
         super().__init__(resource, logPath=access_log, reactor=clock,
                          parsePOSTFormSubmission=False)
         self.max_body_bytes = max_body_bytes
         self.request_head_timeout = request_head_timeout
+        self.trusted_proxies = trusted_proxies
         self.max_line_bytes = max_query_bytes + REQUEST_LINE_ALLOWANCE
         self.max_header_bytes = self.max_line_bytes + HEADERS_ALLOWANCE
 
@@ -335,7 +407,22 @@ class MeetplatformSite(Site):
         if self.logPath is not None:
             super().startFactory()
 
+    def _openLogFile(self, path: str | bytes) -> Any:
+        """The access log: appended to, never rotated here, readable by its owner only.
+
+        Twisted's ``Site`` rotates its log itself (numbered files every MB, without
+        end); this one leaves rotation to the operator (``logrotate`` with
+        ``copytruncate``: the file is opened in append mode, so writes land at the end
+        of the truncated file). A new file is created ``0600``; an existing one loses
+        its permissions for others (it holds client addresses and URLs).
+        """
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o007:
+            os.fchmod(fd, mode & ~0o007)
+        return open(fd, "a", 1, encoding="utf-8", newline="\n")
+
     def log(self, request: http.Request) -> None:
         if self.logPath is not None:
-            super().log(request)
+            super().log(cast(Any, _LoggedRequest(request, self.trusted_proxies)))
 

@@ -7,6 +7,7 @@ Raw HTTP on a memory transport and the fake clock: nothing here sleeps or measur
 
 from __future__ import annotations
 
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from twisted.web.server import Request
 from meetplatform.build import build_site
 from meetplatform.checksum import checksum
 from meetplatform.registry import Registry
-from meetplatform.site import SMALL_BODY_BYTES, MeetplatformSite, RootResource
+from meetplatform.site import SMALL_BODY_BYTES, MeetplatformSite, RootResource, redact_uri
 from meetplatform.store import Store
 from meetplatform.tap import makeService
 from tests.support import make_settings
@@ -209,3 +210,60 @@ def test_the_service_passes_the_option_to_its_site(tmp_path: Path) -> None:
     """--request-head-timeout reaches the site twistd runs."""
     service = makeService(options(tmp_path, "--request-head-timeout", "7"), BindingReactor())
     assert service.site.request_head_timeout == 7.0
+
+
+# --- the access log ---------------------------------------------------------------------------
+
+
+def test_logged_urls_carry_no_credentials() -> None:
+    """Passwords, seat and access tokens and invitation links are redacted; the rest stays."""
+    cases = {
+        b"/bigbluebutton/api/join?fullName=A&meetingID=m&password=mp&checksum=abc":
+            b"/bigbluebutton/api/join?fullName=A&meetingID=m&password=REDACTED&checksum=abc",
+        b"/bigbluebutton/api/create?attendeePW=ap&moderatorPW=mp&name=x":
+            b"/bigbluebutton/api/create?attendeePW=REDACTED&moderatorPW=REDACTED&name=x",
+        b"/client/join?sessionToken=abc123": b"/client/join?sessionToken=REDACTED",
+        b"/ws?session%54oken=abc": b"/ws?session%54oken=REDACTED",
+        b"/j/mput_secret": b"/j/REDACTED",
+        b"/j/anything-else/x": b"/j/REDACTED/x",
+        b"/j/": b"/j/",
+        b"/api/v2/x?access_token=mpat_1&other=mpua_2": b"/api/v2/x?access_token=REDACTED&other=REDACTED",
+        b"/api/v2/x/mpcs_abc": b"/api/v2/x/REDACTED",
+        b"/healthz": b"/healthz",
+    }
+    for uri, expected in cases.items():
+        assert redact_uri(uri) == expected, uri
+
+
+def test_access_log_is_private_redacted_and_never_rotated_here(tmp_path: Path) -> None:
+    """The file is created 0600 (an existing world-readable one loses that), grows past
+    Twisted's 1 MB rotation size without numbered files appearing, and its lines have
+    no credential but the client address behind a trusted proxy."""
+    path = tmp_path / "access.log"
+    path.write_text("")
+    path.chmod(0o644)
+    site = make_site(access_log=str(path), trusted_proxies=("127.0.0.1/32",))
+    site.doStart()
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        exchange(site, b"GET /j/mput_secretsecret HTTP/1.1\r\nHost: t\r\n"
+                 b"Referer: http://t/client/join?sessionToken=seat\r\n"
+                 b"X-Forwarded-For: 198.51.100.4\r\n\r\n")
+        long_uri = b"/healthz?pad=" + b"x" * 3000
+        for _ in range(400):
+            exchange(site, b"GET " + long_uri + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    finally:
+        site.doStop()
+    text = path.read_text()
+    first = text.splitlines()[0]
+    assert first.startswith('"198.51.100.4" ')
+    assert '"GET /j/REDACTED HTTP/1.1"' in first
+    assert "sessionToken=REDACTED" in first and "seat" not in first
+    assert "mput_" not in text
+    assert path.stat().st_size > 1_000_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["access.log"]
+    fresh = tmp_path / "new.log"
+    site = make_site(access_log=str(fresh))
+    site.doStart()
+    site.doStop()
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
