@@ -40,7 +40,7 @@ from meetplatform.recordings import RecordingCatalogue
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.signalling import SignallingService
-from meetplatform.site import HealthResource, LandingPage, RootResource
+from meetplatform.site import HealthResource, LandingPage, RootResource, UpgradeOnly
 from meetplatform.store import Store
 from meetplatform.web.embed import EmbedPages
 from meetplatform.web.invite import MAX_BODY_BYTES as PAGE_BODY_BYTES
@@ -127,7 +127,7 @@ def mount(parts: Parts) -> Resource:
     root.putChild(b"static", parts.pages.static_resource())
     root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
     root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
-    root.putChild(b"ws", parts.signalling.resource())
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
     root.mount(b"api", api, max_body_bytes=parts.rest_api.max_body_bytes)

@@ -25,7 +25,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from meetplatform import __version__
-from meetplatform.clientaddr import client_address
+from meetplatform.clientaddr import client_address, forwarded_https
 from meetplatform.config import Settings
 from meetplatform.registry import Registry
 
@@ -37,6 +37,15 @@ HEADERS_ALLOWANCE = 32 * 1024
 #: the static files, ``/ws``, unknown paths): they take GET and HEAD, whose body is
 #: ignored, so a body is only ever a mistake or an attack.
 SMALL_BODY_BYTES = 1024
+
+
+#: The ``Server`` header of every answer: the product, never its version (Twisted's says
+#: ``TwistedWeb/<version>``).
+SERVER_HEADER = b"meetplatform"
+#: The policy of answers that set none (error pages, JSON): they load nothing.
+ERROR_PAGE_CSP = b"default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#: Sent on answers over TLS (an ``ssl:`` listener, or a trusted proxy's https).
+HSTS = b"max-age=31536000"
 
 
 # --- small resources ------------------------------------------------------------------------
@@ -140,6 +149,32 @@ class RootResource(Resource):
         return notFound()  # type: ignore[return-value]
 
 
+class UpgradeOnly(Resource):
+    """``/ws``: hands WebSocket upgrades to ``inner`` (Autobahn's resource) and answers
+    anything else itself with a plain ``426 Upgrade Required``.
+
+    Autobahn's resource takes over the connection for any request and, when it is not an
+    upgrade, serves a status page naming Autobahn and its version.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def render(self, request: Request) -> Any:  # type: ignore[override]
+        upgrade = (request.getHeader(b"upgrade") or b"").lower()
+        if b"websocket" in upgrade.split(b","):
+            return self._inner.render(request)
+        request.setResponseCode(426, b"Upgrade Required")
+        request.setHeader(b"upgrade", b"websocket")
+        request.setHeader(b"connection", b"Upgrade")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return b"this is the signalling WebSocket: open it with a WebSocket client\n"
+
+
 # --- the access log -------------------------------------------------------------------------
 
 #: Query parameters whose values are credentials (compared case-insensitively).
@@ -209,6 +244,16 @@ class _LoggedRequest:
 # --- the site -------------------------------------------------------------------------------
 
 
+def raw_answer(status: bytes, body: bytes) -> bytes:
+    """A whole plain-text answer that closes the connection, for what the site refuses
+    before a request object can answer (too large, too long, too slow)."""
+    return (
+        b"HTTP/1.1 %s\r\nServer: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"X-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n"
+        b"\r\n%s" % (status, SERVER_HEADER, len(body), body)
+    )
+
+
 class BoundedRequest(Request):
     """A request whose body may not exceed its route's limit, and is never parsed here.
 
@@ -258,6 +303,29 @@ class BoundedRequest(Request):
             return
         super().requestReceived(command, path, version)
 
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting:
+            self._edge_headers()
+        super().write(data)
+
+    def _edge_headers(self) -> None:
+        """What every answer of the site carries, set just before the headers are sent
+        (so whatever a resource, Twisted's error pages or Klein did, it holds):
+        ``Server: meetplatform`` without version, ``X-Content-Type-Options: nosniff``,
+        a restrictive CSP on error answers that have none of their own, and HSTS on
+        answers over TLS (an ``ssl:`` listener, or a trusted proxy's
+        ``X-Forwarded-Proto: https``)."""
+        headers = self.responseHeaders
+        headers.setRawHeaders(b"server", [SERVER_HEADER])
+        if not headers.hasHeader(b"x-content-type-options"):
+            headers.setRawHeaders(b"x-content-type-options", [b"nosniff"])
+        if self.code >= 400 and not headers.hasHeader(b"content-security-policy"):
+            headers.setRawHeaders(b"content-security-policy", [ERROR_PAGE_CSP])
+        if not headers.hasHeader(b"strict-transport-security"):
+            site: MeetplatformSite = cast(Any, self.channel).site
+            if self.isSecure() or forwarded_https(cast(Any, self), site.trusted_proxies):
+                headers.setRawHeaders(b"strict-transport-security", [HSTS])
+
     def _refuse(self) -> None:
         self._refused = True
         self.content = io.BytesIO()
@@ -266,12 +334,7 @@ class BoundedRequest(Request):
         body = b"request body larger than %d bytes\n" % self._limit()
         transport = self.channel.transport
         assert transport is not None
-        transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
-        )
+        transport.write(raw_answer(b"413 Content Too Large", body))
         self.channel.loseConnection()
 
 
@@ -310,9 +373,7 @@ class BoundedChannel(HTTPChannel):
             return
         if self._head_started:
             body = b"request head not received in time\n"
-            transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            transport.write(raw_answer(b"408 Request Timeout", body))
         self.loseConnection()
 
     def connectionMade(self) -> None:
@@ -346,11 +407,7 @@ class BoundedChannel(HTTPChannel):
             status = b"414 URI Too Long"
         body = b"%s\n" % status
         assert self.transport is not None
-        self.transport.write(
-            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (status, len(body), body)
-        )
+        self.transport.write(raw_answer(status, body))
         self.loseConnection()
 
 

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+from zope.interface import directlyProvides
 
 from meetplatform.build import build_site
 from meetplatform.checksum import checksum
@@ -267,3 +269,60 @@ def test_access_log_is_private_redacted_and_never_rotated_here(tmp_path: Path) -
     site.doStart()
     site.doStop()
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+# --- headers of every answer --------------------------------------------------------------------
+
+
+def head_of(transport: StringTransport) -> dict[bytes, bytes]:
+    head = transport.value().split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    return {name.lower(): value for name, _, value in (line.partition(b": ") for line in head)}
+
+
+def test_no_version_in_any_answer_and_nosniff_everywhere() -> None:
+    """Server says meetplatform, without version, on pages, API answers and refusals;
+    every answer has nosniff."""
+    site = make_site()
+    for request in (b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+                    b"GET /bigbluebutton/api HTTP/1.1\r\nHost: t\r\n\r\n",
+                    b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n",
+                    b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 999999\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nX: " + b"x" * 50_000 + b"\r\n\r\n"):
+        transport = exchange(site, request)
+        headers = head_of(transport)
+        assert headers[b"server"] == b"meetplatform", request[:30]
+        assert headers[b"x-content-type-options"] == b"nosniff"
+        assert b"Twisted" not in transport.value() and b"Autobahn" not in transport.value()
+
+
+def test_error_pages_get_a_restrictive_policy_unless_they_have_one() -> None:
+    """Twisted's 404 page had no CSP; the pages' own error pages keep theirs."""
+    site = make_site()
+    not_found = head_of(exchange(site, b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n"))
+    assert not_found[b"content-security-policy"].startswith(b"default-src 'none'")
+    page = head_of(exchange(site, b"GET /j/mput_unknown HTTP/1.1\r\nHost: t\r\n\r\n"))
+    assert b"frame-ancestors 'self'" in page[b"content-security-policy"]
+    ok = head_of(exchange(site, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"))
+    assert b"content-security-policy" not in ok
+
+
+def test_ws_without_upgrade_is_a_plain_426() -> None:
+    """GET /ws is no Autobahn status page with its version: 426 with Upgrade."""
+    transport = exchange(make_site(), b"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+    assert head_of(transport)[b"upgrade"] == b"websocket"
+
+
+def test_hsts_over_tls_or_from_a_trusted_proxy_only() -> None:
+    """HSTS on answers over an ssl: listener, or when a trusted proxy says https."""
+    site = make_site(trusted_proxies=("127.0.0.1/32",))
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    channel, transport = connect(site)
+    directlyProvides(transport, ISSLTransport)
+    channel.dataReceived(request)
+    assert head_of(transport)[b"strict-transport-security"] == b"max-age=31536000"
+    assert b"strict-transport-security" not in head_of(exchange(site, request))
+    proxied = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https\r\n\r\n"
+    assert b"strict-transport-security" in head_of(exchange(site, proxied))
+    assert b"strict-transport-security" not in head_of(
+        exchange(site, proxied, peer="203.0.113.5"))
