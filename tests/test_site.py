@@ -10,9 +10,12 @@ from __future__ import annotations
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import pytest_twisted
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -326,3 +329,40 @@ def test_hsts_over_tls_or_from_a_trusted_proxy_only() -> None:
     assert b"strict-transport-security" in head_of(exchange(site, proxied))
     assert b"strict-transport-security" not in head_of(
         exchange(site, proxied, peer="203.0.113.5"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_websocket_upgrades_still_reach_the_signalling_over_tcp() -> None:
+    """Over real TCP on 127.0.0.1 an upgrade request to /ws is Autobahn's (its handshake
+    answer, here a refusal for an unknown seat), not the 426 of a plain GET."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    class Raw(Protocol):
+        def __init__(self) -> None:
+            self.received = b""
+            self.done: Deferred[bytes] = Deferred()
+
+        def dataReceived(self, data: bytes) -> None:
+            self.received += data
+            if b"\r\n\r\n" in self.received and not self.done.called:
+                self.done.callback(self.received)
+
+    site = MeetplatformSite(tree(cast(Any, reactor)), clock=cast(Any, reactor),
+                            max_query_bytes=4096, max_body_bytes=4096)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    try:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        raw = await connectProtocol(endpoint, Raw())
+        assert raw.transport is not None
+        raw.transport.write(
+            b"GET /ws?sessionToken=unknown HTTP/1.1\r\nHost: meet.test\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nOrigin: http://meet.test\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        answer = await raw.done
+        raw.transport.loseConnection()
+    finally:
+        await port.stopListening()
+    status = answer.split(b"\r\n", 1)[0]
+    assert status == b"HTTP/1.1 403 unknown session token", answer
