@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest_twisted
-
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ISSLTransport
