@@ -98,15 +98,17 @@ def _peer(request: IRequest) -> tuple[str, bool]:
 def from_trusted_proxy(request: IRequest, trusted_proxies: Sequence[str]) -> bool:
     """Whether the connecting peer is a proxy whose forwarding headers are believed."""
     host, local = _peer(request)
-    return local or _trusted(_address(host), _networks(tuple(trusted_proxies)))
+    if local or not trusted_proxies:  # the common case without proxies: no parsing
+        return local
+    return _trusted(_address(host), _networks(tuple(trusted_proxies)))
 
 
 def client_address(request: IRequest, trusted_proxies: Sequence[str]) -> str:
     """The address of the client this request is from, as text (see the module's rule)."""
-    host, local = _peer(request)
-    networks = _networks(tuple(trusted_proxies))
-    if not (local or _trusted(_address(host), networks)):
+    host, _ = _peer(request)
+    if not from_trusted_proxy(request, trusted_proxies):
         return host
+    networks = _networks(tuple(trusted_proxies))
     hops = _forwarded_hops(request)[-MAX_HOPS:]
     for hop in reversed(hops):
         address = _address(hop)

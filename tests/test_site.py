@@ -211,9 +211,11 @@ def test_a_complete_head_stops_the_deadline_and_keep_alive_rearms_it() -> None:
 
 
 def test_the_service_passes_the_option_to_its_site(tmp_path: Path) -> None:
-    """--request-head-timeout reaches the site twistd runs."""
-    service = makeService(options(tmp_path, "--request-head-timeout", "7"), BindingReactor())
+    """--request-head-timeout and --trusted-proxy reach the site twistd runs."""
+    service = makeService(options(tmp_path, "--request-head-timeout", "7",
+                                  "--trusted-proxy", "10.0.0.0/8"), BindingReactor())
     assert service.site.request_head_timeout == 7.0
+    assert service.site.trusted_proxies == ("10.0.0.0/8",)
 
 
 # --- the access log ---------------------------------------------------------------------------
