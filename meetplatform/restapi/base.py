@@ -65,7 +65,6 @@ class Ctx:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-
 def header_text(request: IRequest, name: str) -> str | None:
     raw = request.requestHeaders.getRawHeaders(name)
     if not raw:
