@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from meetplatform.clientaddr import client_address, forwarded_https, from_trusted_proxy
@@ -10,7 +13,7 @@ from meetplatform.clientaddr import client_address, forwarded_https, from_truste
 PROXIES = ("10.0.0.0/8", "fd00::/8")
 
 
-def request(peer: str = "10.0.0.5", **headers: str) -> DummyRequest:
+def request(peer: str = "10.0.0.5", **headers: str) -> IRequest:
     made = DummyRequest([b""])
     if peer == "unix":
         made.client = UNIXAddress(b"/run/mp.sock")
@@ -20,7 +23,7 @@ def request(peer: str = "10.0.0.5", **headers: str) -> DummyRequest:
         made.client = IPv4Address("TCP", peer, 40000)
     for name, value in headers.items():
         made.requestHeaders.addRawHeader(name.replace("_", "-"), value.encode())
-    return made
+    return cast(IRequest, made)
 
 
 def test_untrusted_peer_is_the_client_whatever_it_claims() -> None:

@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.events": 0,
     "meetplatform.secret": 0,
     "meetplatform.httpkit": 0,
+    "meetplatform.clientaddr": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
     "meetplatform.store": 1,

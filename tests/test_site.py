@@ -10,7 +10,7 @@ from __future__ import annotations
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest_twisted
 from twisted.internet.address import IPv4Address
@@ -336,7 +336,7 @@ def test_hsts_over_tls_or_from_a_trusted_proxy_only() -> None:
 async def test_websocket_upgrades_still_reach_the_signalling_over_tcp() -> None:
     """Over real TCP on 127.0.0.1 an upgrade request to /ws is Autobahn's (its handshake
     answer, here a refusal for an unknown seat), not the 426 of a plain GET."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
     from twisted.internet.protocol import Protocol
 
@@ -350,9 +350,10 @@ async def test_websocket_upgrades_still_reach_the_signalling_over_tcp() -> None:
             if b"\r\n\r\n" in self.received and not self.done.called:
                 self.done.callback(self.received)
 
-    site = MeetplatformSite(tree(cast(Any, reactor)), clock=cast(Any, reactor),
-                            max_query_bytes=4096, max_body_bytes=4096)
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    reactor: Any = global_reactor
+    site = MeetplatformSite(tree(reactor), clock=reactor, max_query_bytes=4096,
+                            max_body_bytes=4096)
+    port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
     try:
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
         raw = await connectProtocol(endpoint, Raw())
