@@ -40,9 +40,10 @@ from meetplatform.recordings import RecordingCatalogue
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.signalling import SignallingService
-from meetplatform.site import HealthResource, LandingPage, RootResource
+from meetplatform.site import HealthResource, LandingPage, RootResource, UpgradeOnly
 from meetplatform.store import Store
 from meetplatform.web.embed import EmbedPages
+from meetplatform.web.invite import MAX_BODY_BYTES as PAGE_BODY_BYTES
 from meetplatform.web.invite import InvitePages
 from meetplatform.web.pages import WebPages
 from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
@@ -119,15 +120,17 @@ def mount(parts: Parts) -> Resource:
     root = RootResource()
     root.putChild(b"", LandingPage(parts.settings))
     root.putChild(b"healthz", HealthResource(parts.clock, parts.registry))
-    root.putChild(b"bigbluebutton", parts.xml_api.resource())
+    # Surfaces that read a body say how large; the others get the root's small default.
+    root.mount(b"bigbluebutton", parts.xml_api.resource(),
+               max_body_bytes=parts.settings.max_body_bytes)
     root.putChild(b"client", parts.pages.resource())
     root.putChild(b"static", parts.pages.static_resource())
-    root.putChild(b"embed", parts.embed.resource())
-    root.putChild(b"j", parts.invite.resource())
-    root.putChild(b"ws", parts.signalling.resource())
+    root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
+    root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
-    root.putChild(b"api", api)
+    root.mount(b"api", api, max_body_bytes=parts.rest_api.max_body_bytes)
     return root
 
 

@@ -93,6 +93,12 @@ class Settings:
     allow_webhook_networks: tuple[str, ...] = ()
     #: Days the meeting history keeps ended meetings; 0 keeps them forever.
     history_retention_days: int = 365
+    # --- the HTTP edge (issue 13) ---
+    #: Networks (CIDR) of reverse proxies whose X-Forwarded-For / Forwarded headers say
+    #: who the client is (meetplatform.clientaddr); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Seconds a client has to send a whole request head (request line and headers).
+    request_head_timeout: float = 30.0
 
     @property
     def api_url(self) -> str:
@@ -408,6 +414,10 @@ def _networks(raw: object, origin: _Origin) -> tuple[str, ...]:
     return tuple(dict.fromkeys(networks))
 
 
+def _head_timeout(raw: object, origin: _Origin) -> float:
+    return float(_number(raw, integer=False, minimum=1, maximum=3600))
+
+
 def _retention_days(raw: object, origin: _Origin) -> int:
     return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
 
@@ -584,6 +594,12 @@ KEYS: tuple[Key, ...] = (
         "none", repeatable=True, flag_name="allow-webhook-network"),
     Key("history_retention_days", _retention_days,
         "days the meeting history keeps ended meetings (0: forever)", "365"),
+    # The HTTP edge (issue 13).
+    Key("trusted_proxies", _networks,
+        "a reverse proxy's network (CIDR) whose X-Forwarded-For/Forwarded headers name "
+        "the client; repeatable", "none", repeatable=True, flag_name="trusted-proxy"),
+    Key("request_head_timeout", _head_timeout,
+        "seconds a client has to send a request's line and headers", "30"),
 )
 #: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
 OPERATIONS_KEYS: tuple[Key, ...] = (
@@ -633,6 +649,8 @@ class ServiceConfig:
     log_format: str = "text"
     metrics_listen: str | None = None
     metrics_token_file: Path | None = None
+    trusted_proxies: tuple[str, ...] = Settings.trusted_proxies
+    request_head_timeout: float = Settings.request_head_timeout
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
@@ -685,6 +703,8 @@ class ServiceConfig:
             extra_origins=self.extra_origins,
             allow_webhook_networks=self.allow_webhook_networks,
             history_retention_days=self.history_retention_days,
+            trusted_proxies=self.trusted_proxies,
+            request_head_timeout=self.request_head_timeout,
         )
 
 
@@ -860,12 +880,15 @@ class ConfigOptions(usage.Options):
 
     def opt_log_level(self, level: str) -> None:
         self["log_level"].append(level)
+    def opt_trusted_proxy(self, network: str) -> None:
+        self["trusted_proxies"].append(network)
 
     opt_listen.__doc__ = _help(KEYS_BY_NAME["listen"])
     opt_extra_origin.__doc__ = _help(KEYS_BY_NAME["extra_origins"])
     opt_ice_server.__doc__ = _help(KEYS_BY_NAME["ice_servers"])
     opt_allow_webhook_network.__doc__ = _help(KEYS_BY_NAME["allow_webhook_networks"])
     opt_log_level.__doc__ = _help(KEYS_BY_NAME["log_level"])
+    opt_trusted_proxy.__doc__ = _help(KEYS_BY_NAME["trusted_proxies"])
 
     def cli_values(self) -> dict[str, object]:
         """What the command line set, by key name."""

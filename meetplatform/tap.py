@@ -149,6 +149,8 @@ class MeetplatformService(MultiService):
             max_query_bytes=config.max_query_bytes,
             max_body_bytes=config.max_body_bytes,
             access_log=str(config.access_log) if config.access_log is not None else None,
+            request_head_timeout=config.request_head_timeout,
+            trusted_proxies=config.trusted_proxies,
         )
         self.ports: list[IListeningPort] = []
         self.settings: Settings | None = None

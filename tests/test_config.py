@@ -523,3 +523,29 @@ def test_metrics_settings(tmp_path: Path) -> None:
     assert load(tmp_path).metrics_listen is None
     assert "--metrics-listen: invalid endpoint" in problems_of(
         tmp_path, {"metrics_listen": "nonsense:1"})
+# --- the HTTP edge (issue 13) ---------------------------------------------------------------
+
+
+def test_trusted_proxies_from_every_source(tmp_path: Path) -> None:
+    """--trusted-proxy repeats, MEETPLATFORM_TRUSTED_PROXIES splits on spaces or commas, the
+    file takes a list; networks are normalised and reach the Settings."""
+    options = ConfigOptions(environ={}, cwd=tmp_path)
+    options.parseOptions(["--trusted-proxy", "10.0.0.1/8", "--trusted-proxy", "::1"])
+    assert options.configuration.trusted_proxies == ("10.0.0.0/8", "::1/128")
+    env = load(tmp_path, env={"MEETPLATFORM_TRUSTED_PROXIES": "127.0.0.1 192.168.0.0/16"})
+    assert env.trusted_proxies == ("127.0.0.1/32", "192.168.0.0/16")
+    (tmp_path / "m.toml").write_text('trusted_proxies = ["172.16.0.0/12"]\n')
+    from_file = load(tmp_path, {"config": "m.toml"})
+    assert from_file.settings("s" * 32, "http://127.0.0.1:8080").trusted_proxies == (
+        "172.16.0.0/12",)
+    assert load(tmp_path).trusted_proxies == ()
+    assert "'proxy.example' is not a network" in problems_of(
+        tmp_path, {"trusted_proxies": ["proxy.example"]})
+
+
+def test_request_head_timeout(tmp_path: Path) -> None:
+    """--request-head-timeout defaults to 30 s and takes 1 to 3600 s."""
+    assert load(tmp_path).request_head_timeout == 30.0
+    config = load(tmp_path, env={"MEETPLATFORM_REQUEST_HEAD_TIMEOUT": "12.5"})
+    assert config.settings("s" * 32, "http://127.0.0.1:8080").request_head_timeout == 12.5
+    assert "must be between 1 and 3600" in problems_of(tmp_path, {"request_head_timeout": "0"})

@@ -31,6 +31,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.secret": 0,
     "meetplatform.httpkit": 0,
     "meetplatform.stats": 0,
+    "meetplatform.clientaddr": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
     "meetplatform.store": 1,

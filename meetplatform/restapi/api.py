@@ -85,6 +85,11 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         """The limiters by kind (``client``, ``user``, ``anonymous``), for the metrics."""
         return self._limiters
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body any endpoint reads (the site refuses larger ones)."""
+        return self._max_body
+
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
         return UrlGuard(_MethodOverride(self, self.app.resource()), self.answer_problem,

@@ -13,6 +13,7 @@ from twisted.web.iweb import IRequest
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
+from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
@@ -63,11 +64,6 @@ class Ctx:
     #: From a JSON:API request document: its id (client-generated ids) and attributes.
     doc_id: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def client_ip(self) -> str:
-        address = self.request.getClientAddress()
-        return str(getattr(address, "host", "unknown"))
 
 
 def header_text(request: IRequest, name: str) -> str | None:
@@ -144,6 +140,11 @@ class ApiBase:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def client_ip(self, request: IRequest) -> str:
+        """The client's address (behind ``--trusted-proxy`` proxies, the forwarded one):
+        what anonymous calls and failed authentications are counted against."""
+        return client_address(request, self._settings.trusted_proxies)
+
     def limit(self, kind: str, key: str) -> None:
         """Spend one request from ``key``'s bucket or refuse with 429 + Retry-After."""
         wait = self._limiters[kind].take(key)
@@ -174,7 +175,7 @@ class ApiBase:
                                meta={"requiredScope": route.scope})
             self.limit(ctx.caller.kind, ctx.caller.rate_key)
         else:
-            self.limit("anonymous", "ip:" + ctx.client_ip)
+            self.limit("anonymous", "ip:" + self.client_ip(ctx.request))
         if route.body is not None:
             self._decode_body(ctx, route.body, params)
         reply = await handler(self, ctx, **params)
@@ -191,7 +192,7 @@ class ApiBase:
                                                 allow_user=allow_user)
         except ApiError as e:
             if e.status == 401:  # failed attempts count against the address
-                self.limit("anonymous", "ip:" + ctx.client_ip)
+                self.limit("anonymous", "ip:" + self.client_ip(ctx.request))
             raise
 
     def _query(self, request: IRequest, route: Route) -> dict[str, str]:

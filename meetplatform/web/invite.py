@@ -43,6 +43,7 @@ from twisted.web.resource import IResource
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
+from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.httpkit import (
     MAX_URI_BYTES,
@@ -297,8 +298,8 @@ class PageKit:
         return out
 
     def rate_limit(self, request: IRequest) -> None:
-        address = request.getClientAddress()
-        wait = self.limiter.take("ip:" + str(getattr(address, "host", "unknown")))
+        wait = self.limiter.take(
+            "ip:" + client_address(request, self.settings.trusted_proxies))
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             request.setHeader(b"retry-after", str(seconds).encode())

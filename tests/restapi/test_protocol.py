@@ -230,3 +230,32 @@ def test_anonymous_calls_are_rate_limited_per_address(tmp_path: Path) -> None:
     h.clock.advance(2)
     assert h.request("GET", "/spaces", token="mpat_wrong").status == 401
     assert h.request("GET", "/spaces", token="mpat_wrong").status == 429
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
+        tmp_path: Path) -> None:
+    """Issue 13: behind the recommended reverse proxy, 40 bad bearer tokens from one user
+    gave 429 to everybody. Now the anonymous bucket is the forwarded client's: another
+    forwarded client still gets its token and activates, an authenticated client is
+    served from its own bucket, and a forwarded-for header from a peer that is not a
+    trusted proxy is ignored."""
+    h = Harness(tmp_path, trusted_proxies=("127.0.0.0/8",))
+    alice, bob = h.new_client("alice"), h.new_client("bob", with_token=False)
+    eve = {"X-Forwarded-For": "198.51.100.66"}
+    statuses = [h.request("GET", "/spaces", token="mpat_wrong", headers=eve).status
+                for _ in range(40)]
+    assert statuses[0] == 401 and statuses[-1] == 429
+    other = {"X-Forwarded-For": "6.6.6.6, 198.51.100.7"}  # 6.6.6.6: written by the client
+    r = h.request("POST", "/oauth/token", body=b"grant_type=client_credentials",
+                  content_type="application/x-www-form-urlencoded",
+                  headers={**other, "Authorization": bob.basic, "Accept": "application/json"})
+    assert r.status == 200, r.body
+    assert h.activate("mput_guess" + "1" * 40).status == 404  # from 127.0.0.1 itself
+    assert h.request("GET", "/spaces", token=alice.token, headers=eve).status == 200
+    # The same forwarded header from a peer that is no trusted proxy names nobody.
+    untrusted = Harness(tmp_path / "untrusted")
+    statuses = [untrusted.request("GET", "/spaces", token="mpat_wrong",
+                                  headers={"X-Forwarded-For": f"198.51.100.{i}"}).status
+                for i in range(40)]
+    assert statuses[-1] == 429
+    assert untrusted.activate("mput_guess" + "1" * 40).status == 429

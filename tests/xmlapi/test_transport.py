@@ -11,6 +11,7 @@ import pytest
 from meetplatform.checksum import checksum, rebuilt_form_query
 from meetplatform.xmlapi.errors import ApiError
 from meetplatform.xmlapi.negotiation import answer_format
+from meetplatform.xmlapi.pipeline import MAX_FORM_FIELDS
 from tests.support import SECRET
 from tests.xmlapi.helpers import BASE, make_env
 
@@ -369,3 +370,19 @@ def test_axios_accept_header_gets_xml() -> None:
     answer = env.call("getMeetings", headers=json_only)
     assert answer.header("content-type") == "application/json;charset=utf-8"
     assert json.loads(answer.body)["response"]["meetings"][0]["meetingID"] == "m1"
+
+
+def test_form_with_too_many_parameters_is_refused_before_decoding() -> None:
+    """A form body of 10,000 or more ``&`` is a validationError, counted not decoded (a
+    2 MB body of ``&`` decoded pair by pair held the reactor)."""
+    env = make_env()
+    answer = env.request("POST", BASE + "create", data=b"a=1" + b"&" * MAX_FORM_FIELDS,
+                         headers=FORM)
+    assert answer.key == "validationError"
+    assert "at most 10000 parameters" in (answer.text("message") or "")
+    boundary = "B"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+            * MAX_FORM_FIELDS + f"--{boundary}--\r\n").encode()
+    answer = env.request("POST", BASE + "create", data=body, headers={
+        "Content-Type": [f"multipart/form-data; boundary={boundary}"]})
+    assert answer.key == "validationError"
