@@ -190,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         "anything. Exit status 0 when the service would start with it, 1 otherwise.",
     )
     add_config_arguments(check)
-    from meetplatform import clients_cli
+    from meetplatform import clients_cli, nodes_cli
 
     add_config_arguments(clients_cli.add_parser(commands))
+    add_config_arguments(nodes_cli.add_parser(commands))
     return parser
 
 
