@@ -52,6 +52,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from meetplatform import events as ev
 from meetplatform.media.janus import (
     DEFAULT_KEEPALIVE,
     JanusAdmin,
@@ -62,6 +63,7 @@ from meetplatform.media.janus import (
     JanusUnreachable,
     VideoRoom,
 )
+from meetplatform.registry import Registry
 from meetplatform.store.nodes_db import NodeRecord
 
 _log = Logger()
@@ -76,6 +78,8 @@ _ROOM_MIN, _ROOM_SPAN = 100_000, 900_000
 _MAX_ROOM = 2**53 - 1
 
 PENDING, ONLINE, OFFLINE = "pending", "online", "offline"
+#: The create parameter naming the node a meeting should go to (Mconf-LB).
+PREFERRED_SERVER = "preferredServer"
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -511,6 +515,33 @@ class MediaNodes(Service):
         await self._control(placement).rooms.create_room(
             placement.room, secret=placement.secret, description=placement.meeting, **options)
         placement.created = True
+
+    def follow(self, registry: Registry, *, create_rooms: bool = True) -> Callable[[], None]:
+        """Place every meeting the registry creates (with its ``preferredServer``
+        create parameter and voice bridge) and release it when it ends. With
+        ``create_rooms`` its VideoRoom is created on the node right away (failures are
+        logged; the media layer may retry with :meth:`create_room`). Returns a function
+        that stops following."""
+
+        def on_event(event: ev.Event) -> None:
+            if isinstance(event, ev.MeetingCreated):
+                meeting = event.meeting
+                placement = self.place(meeting.internal_id, meeting.voice_bridge,
+                                       meeting.spec.params.get(PREFERRED_SERVER))
+                if placement is not None and create_rooms:
+                    Deferred.fromCoroutine(self._create_logged(placement))
+            elif isinstance(event, ev.MeetingEnded):
+                Deferred.fromCoroutine(self.release(event.meeting.internal_id))
+
+        return registry.subscribe(on_event)
+
+    async def _create_logged(self, placement: Placement) -> None:
+        try:
+            await self.create_room(placement)
+        except JanusError as error:
+            _log.warn("creating room {room} of meeting {meeting} on media node {node} "
+                      "failed: {error}", room=placement.room, meeting=placement.meeting,
+                      node=placement.node.name, error=str(error))
 
     async def release(self, meeting: str) -> None:
         """Forget a meeting's placement and destroy its room (errors are logged)."""
