@@ -142,6 +142,12 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ("checksum algorithms", ", ".join(config.checksum_algorithms)),
         ("access log", str(config.access_log) if config.access_log else "off"),
     ]
+    from meetplatform.media.check import inspect_media
+
+    media = inspect_media(config)
+    lines += media.lines
+    notes += media.notes
+    problems += media.problems
     width = max(len(label) for label, _ in lines)
     out.writelines(f"  {label + ':':<{width + 1}} {value}\n" for label, value in lines)
     out.writelines(f"note: {note}\n" for note in notes)

@@ -93,6 +93,8 @@ class Settings:
     allow_webhook_networks: tuple[str, ...] = ()
     #: Days the meeting history keeps ended meetings; 0 keeps them forever.
     history_retention_days: int = 365
+    #: A Janus binary the service runs as media node ``local`` (``--janus-local``).
+    janus_local: Path | None = None
 
     @property
     def api_url(self) -> str:
@@ -408,6 +410,14 @@ def _networks(raw: object, origin: _Origin) -> tuple[str, ...]:
     return tuple(dict.fromkeys(networks))
 
 
+def _executable(raw: object, origin: _Origin) -> Path | None:
+    path = _path(raw, origin)
+    if path is not None and not (path.is_file() and os.access(path, os.X_OK)):
+        raise _Invalid(f"{path} is not an executable file (Debian's janus package installs "
+                       "/usr/bin/janus)")
+    return path
+
+
 def _retention_days(raw: object, origin: _Origin) -> int:
     return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
 
@@ -524,6 +534,8 @@ KEYS: tuple[Key, ...] = (
         "none", repeatable=True, flag_name="allow-webhook-network"),
     Key("history_retention_days", _retention_days,
         "days the meeting history keeps ended meetings (0: forever)", "365"),
+    Key("janus_local", _executable,
+        "run, supervise and stop a local Janus (this binary) as media node 'local'", "off"),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -552,6 +564,7 @@ class ServiceConfig:
     access_log: Path | None = None
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
+    janus_local: Path | None = None
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
@@ -604,6 +617,7 @@ class ServiceConfig:
             extra_origins=self.extra_origins,
             allow_webhook_networks=self.allow_webhook_networks,
             history_retention_days=self.history_retention_days,
+            janus_local=self.janus_local,
         )
 
 

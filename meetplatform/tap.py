@@ -37,6 +37,7 @@ from meetplatform import __version__
 from meetplatform.config import ConfigOptions, ServiceConfig, Settings, public_host, url_for
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
+from meetplatform.media.service import attach_media
 from meetplatform.registry import Registry
 from meetplatform.restapi import RestApi
 from meetplatform.secret import LoadedSecret, SecretError, load_or_create_secret
@@ -84,10 +85,11 @@ class HealthResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, clock: IReactorTime, registry: Registry) -> None:
+    def __init__(self, clock: IReactorTime, registry: Registry, media: Any = None) -> None:
         super().__init__()
         self._clock = clock
         self._registry = registry
+        self._media = media
         self._started = clock.seconds()
 
     def render(self, request: Request) -> bytes:  # type: ignore[override]
@@ -97,12 +99,15 @@ class HealthResource(Resource):
             request.setHeader(b"allow", b"GET, HEAD")
             return _json(request, 405, {"status": "error", "error": "use GET or HEAD"})
         meetings = sum(1 for _ in self._registry.meetings())
-        return _json(request, 200, {
+        body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
             "meetings": meetings,
             "uptime": int(self._clock.seconds() - self._started),
-        })
+        }
+        if self._media is not None and self._media.configured:
+            body["mediaNodes"] = self._media.health_summary()
+        return _json(request, 200, body)
 
 
 class LandingPage(Resource):
@@ -164,10 +169,11 @@ def build_site(
     invitations = Invitations(clock, settings, registry, store)
     root = RootResource()
     root.putChild(b"", LandingPage(settings))
-    root.putChild(b"healthz", HealthResource(clock, registry))
     history = History(clock, settings, registry, store)
     webhooks = WebhookService(clock, settings, registry, store)
     xml_api = XmlApi(clock, settings, registry)
+    media = attach_media(clock, settings, registry, store, xml_api, parent)
+    root.putChild(b"healthz", HealthResource(clock, registry, media))
     HistoryCalls(clock, settings, history).register(xml_api)
     HookCalls(clock, settings, store, webhooks).register(xml_api)
     root.putChild(b"bigbluebutton", xml_api.resource())

@@ -163,3 +163,27 @@ def test_janus_config_prints_every_file_with_the_node_secrets(tmp_path: Path) ->
     code, _, err = run(tmp_path, "nodes", "--data-dir", "data", "janus-config", "sfu-1",
                        "--rtp-port-range", "10-5")
     assert code == 2 and "invalid RTP port range" in err
+
+
+def test_check_reports_the_media_nodes(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "check", "--data-dir", "data")
+    assert code == 0 and "media nodes:" in out and "mesh" in out
+    assert add(tmp_path, "sfu-1")[0] == 0
+    run(tmp_path, "nodes", "--data-dir", "data", "drain", "sfu-1")
+    code, out, err = run(tmp_path, "check", "--data-dir", "data")
+    assert code == 0, err
+    assert "media nodes:" in out and "sfu-1 (draining, capacity 500)" in out
+    assert "note: no media node is enabled: new meetings run mesh" in out
+    (tmp_path / "data" / "store.key").write_text(
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")  # another key
+    code, _, err = run(tmp_path, "check", "--data-dir", "data")
+    assert code == 1 and "media node sfu-1: its secrets do not open" in err
+
+
+def test_janus_local_must_be_an_executable(tmp_path: Path) -> None:
+    code, _, err = run(tmp_path, "check", "--janus-local", str(tmp_path / "nope"))
+    assert code == 1 and "--janus-local" in err and "is not an executable file" in err
+    (tmp_path / "janus").write_text("#!/bin/sh\n")
+    (tmp_path / "janus").chmod(0o755)
+    code, out, _ = run(tmp_path, "check", "--janus-local", str(tmp_path / "janus"))
+    assert code == 0 and "local Janus:" in out
