@@ -56,7 +56,12 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, ResponseNeverReceived
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    ResponseNeverReceived,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http_headers import Headers
 
 _log = Logger()
@@ -178,6 +183,20 @@ def new_transaction() -> str:
 # --- the Admin API over HTTP ----------------------------------------------------------------
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    noisy = False
+
+
+def _quiet_pool(reactor: Any) -> HTTPConnectionPool:
+    """A non-persistent pool whose connections do not log "Starting factory" lines: a
+    health check every 2 s per node would fill the log with them. (The factory class is
+    a private attribute of the pool; Synapse and others set it the same way.)"""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool._factory = _QuietClientFactory  # type: ignore[assignment]
+    return pool
+
+
+
 class JanusAdmin:
     """The Admin/monitor API of one node, over HTTP (``POST <admin_url>``).
 
@@ -192,7 +211,7 @@ class JanusAdmin:
         self._secret = admin_secret
         self.timeout = timeout
         self._client = client if client is not None else treq.client.HTTPClient(
-            Agent(reactor, connectTimeout=timeout))
+            Agent(reactor, connectTimeout=timeout, pool=_quiet_pool(reactor)))
 
     async def request(self, janus: str, *, timeout: float | None = None,
                       with_secret: bool = True, **fields: Any) -> dict[str, Any]:
