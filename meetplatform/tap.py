@@ -37,6 +37,7 @@ from meetplatform import __version__
 from meetplatform.config import ConfigOptions, ServiceConfig, Settings, public_host, url_for
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
+from meetplatform.media.events import JanusEventsResource
 from meetplatform.media.service import attach_media
 from meetplatform.registry import Registry
 from meetplatform.restapi import RestApi
@@ -174,6 +175,7 @@ def build_site(
     xml_api = XmlApi(clock, settings, registry)
     media = attach_media(clock, settings, registry, store, xml_api, parent)
     root.putChild(b"healthz", HealthResource(clock, registry, media))
+    root.putChild(b"janus-events", JanusEventsResource(media))
     HistoryCalls(clock, settings, history).register(xml_api)
     HookCalls(clock, settings, store, webhooks).register(xml_api)
     root.putChild(b"bigbluebutton", xml_api.resource())

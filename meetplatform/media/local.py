@@ -6,7 +6,7 @@ One-box operators get an SFU with one flag. :class:`LocalJanus` is a Twisted ser
   ``<data_dir>/janus/secret`` (created once, 0600), the Janus API and the Admin API on
   127.0.0.1 with free ports picked at each start, recordings in
   ``<data_dir>/janus/recordings``;
-- stores (or updates) the node ``local`` in the store, keeping the state an operator gave
+- stores (or updates) the node ``local`` in the store (then starts Janus), keeping the state an operator gave
   it (``meetplatform nodes drain local`` sticks across restarts);
 - starts Janus, logs each line it prints (``janus: ...``), and restarts it when it exits,
   after a back-off (1 s, doubling up to 30 s; back to 1 s after a minute of running);
@@ -136,9 +136,10 @@ class LocalJanus(Service):
             recordings_dir=self.folder / "recordings")
         (self.folder / "recordings").mkdir(parents=True, exist_ok=True)
         write_config(self.config, self.folder)
+        # Janus starts once the node is known, so that its first events are accepted.
         d = Deferred.fromCoroutine(self._register_node(secrets_))
         d.addErrback(lambda f: _log.failure("registering the local Janus node failed", f))
-        self._spawn()
+        d.addBoth(lambda _: self._spawn())
 
     async def _register_node(self, secrets_: NodeSecrets) -> None:
         assert self.config is not None

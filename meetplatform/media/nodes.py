@@ -112,6 +112,9 @@ class NodeRestarted(NodeEvent):
 
 
 NodeListener = Callable[[NodeEvent], None]
+JanusEventListener = Callable[[str, dict[str, Any]], None]
+#: Janus's event type of core events (``started``/``shutdown``).
+CORE_EVENT = 256
 
 
 # --- what is placed --------------------------------------------------------------------------
@@ -273,6 +276,7 @@ class MediaNodes(Service):
         self._nodes: dict[str, _Node] = {}
         self._placements: dict[str, Placement] = {}
         self._listeners: list[NodeListener] = []
+        self._janus_listeners: list[JanusEventListener] = []
         self._loop: LoopingCall | None = None
         self._loading = False
         #: Fires after the first load of the nodes (tests and start-up wait for it).
@@ -429,7 +433,32 @@ class MediaNodes(Service):
             except Exception:  # noqa: BLE001 - one listener's bug must not stop the others
                 _log.failure("media node listener {listener!r} failed", listener=listener)
 
+    # --- events Janus pushes (sampleevh, see meetplatform.media.events) -------------------
+
+    def subscribe_janus_events(self, listener: JanusEventListener) -> Callable[[], None]:
+        """``listener(node name, event)`` for each event a node's Janus posts (sessions,
+        handles, plugin events, core start/stop); returns a function that unsubscribes."""
+        self._janus_listeners.append(listener)
+        return lambda: self._janus_listeners.remove(listener) if (
+            listener in self._janus_listeners) else None
+
+    def janus_event(self, name: str, event: dict[str, Any]) -> None:
+        """Hand an authenticated node's event to the listeners."""
+        if event.get("type") == CORE_EVENT:
+            status = (event.get("event") or {}).get("status")
+            _log.info("media node {name}: Janus core {status}", name=name, status=status)
+        for listener in list(self._janus_listeners):
+            try:
+                listener(name, event)
+            except Exception:  # noqa: BLE001 - one listener's bug must not stop the others
+                _log.failure("Janus event listener {listener!r} failed", listener=listener)
+
     # --- what the others read -------------------------------------------------------------
+
+    def record(self, name: str) -> NodeRecord | None:
+        """The stored node called ``name`` (as last loaded), if any."""
+        node = self._nodes.get(name)
+        return node.record if node is not None else None
 
     @property
     def configured(self) -> bool:

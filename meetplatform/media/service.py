@@ -3,7 +3,8 @@
 :func:`attach_media` builds the :class:`~meetplatform.media.nodes.MediaNodes` watching the
 store's nodes, makes it place every meeting the registry creates, registers ``getServers``
 on the XML API and, with ``--janus-local``, the supervised local Janus. Kept here so that
-the composition root (``meetplatform.tap``) needs one call.
+the composition root (``meetplatform.tap``) needs one call (and one ``putChild`` for
+:class:`~meetplatform.media.events.JanusEventsResource`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from twisted.application.service import IServiceCollection
 
 from meetplatform.config import Settings
-from meetplatform.media.local import LocalJanus
+from meetplatform.media.local import LOCAL_NODE, LocalJanus
+from meetplatform.media.node_settings import events_url
 from meetplatform.media.nodes import MediaNodes
 from meetplatform.registry import Registry
 from meetplatform.store import Store
@@ -40,11 +42,14 @@ def attach_media(reactor: Any, settings: Settings, registry: Registry, store: St
         async def register(name: str, admin_url: str, ws_url: str, secrets: NodeSecrets,
                            capacity: int) -> object:
             now = int(reactor.seconds() * 1000)
-            return await store.run(lambda db: ndb.put_node(
+            node = await store.run(lambda db: ndb.put_node(
                 db, name, admin_url=admin_url, ws_url=ws_url, secrets=secrets,
                 capacity=capacity, now=now))
+            await media.tick()  # known at once: its first events are accepted
+            return node
 
-        LocalJanus(reactor, settings.janus_local, settings.data_dir / "janus",
-                   register).setServiceParent(parent)
+        LocalJanus(reactor, settings.janus_local, settings.data_dir / "janus", register,
+                   events_url=events_url(settings.public_url, LOCAL_NODE),
+                   ).setServiceParent(parent)
     media.setServiceParent(parent)
     return media
