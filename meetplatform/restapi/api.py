@@ -11,6 +11,7 @@ from twisted.web.resource import IResource, Resource
 
 from meetplatform import __version__
 from meetplatform.config import Settings
+from meetplatform.history import HistoryReader
 from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_pages
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
@@ -30,6 +31,7 @@ from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
 from meetplatform.restapi.webhooks import WEBHOOK_ENDPOINT, WebhookRoutes
 from meetplatform.store import Store
+from meetplatform.webhooks.receivers import Receivers
 
 if TYPE_CHECKING:
     from meetplatform.history import History
@@ -70,8 +72,11 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self._openapi: dict[str, Any] | None = None
         #: The meeting history (sessions read it after its buffered writes).
         self.history = history
-        #: The webhook service (told when an endpoint changes).
+        self.history_reader = history.reader if history is not None else HistoryReader(store)
+        #: The webhook service (told when an endpoint changes, through its receivers).
         self.webhooks = webhooks
+        self.webhook_receivers = (webhooks.receivers if webhooks is not None
+                                  else Receivers(store))
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""

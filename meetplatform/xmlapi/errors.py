@@ -1,6 +1,7 @@
 """The XML API's refusals, with BigBlueButton's exact ``messageKey`` and message texts.
 
-Handlers raise :class:`ApiError`; the one error handler of :class:`~meetplatform.xmlapi.app.XmlApi`
+Handlers raise :class:`ApiError`; the one error handler of the pipeline
+(:class:`~meetplatform.xmlapi.pipeline.ApiPipeline`)
 turns it into ``<response><returncode>FAILED</returncode><messageKey>..`` (or the legacy
 ``<errors>`` list for the few calls where bbb-web answers that way), into JSON, or, on a
 redirecting ``join``, into a redirect carrying ``errors=[...]``.

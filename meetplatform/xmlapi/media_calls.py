@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from meetplatform.config import Settings
 from meetplatform.media.nodes import MediaNodes, NodeStatus
-from meetplatform.xmlapi.app import Answer, CallContext, Nodes, XmlApi
+from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes
 from meetplatform.xmlapi.render import Items, escape
 
 #: ``status`` codes of the seed (nagios host states).
@@ -56,13 +56,13 @@ def _host(url: str) -> str:
 
 
 class MediaCalls:
-    """``getServers``; :meth:`register` adds it to an :class:`XmlApi`."""
+    """``getServers``; :meth:`register` adds it to the XML API."""
 
     def __init__(self, settings: Settings, nodes: MediaNodes) -> None:
         self._settings = settings
         self._nodes = nodes
 
-    def register(self, api: XmlApi) -> None:
+    def register(self, api: ApiPipeline) -> None:
         api.add_call("getServers", self.get_servers)
 
     def get_servers(self, ctx: CallContext) -> Answer:

@@ -15,8 +15,8 @@ from meetplatform.store import Database, Store
 from meetplatform.store import history_db as hdb
 from meetplatform.store.batch import BatchWriter
 from meetplatform.tenancy import tenant_of
-from tests.restapi.harness import result
-from tests.webhooks.harness import START, World
+from tests.support import START, result
+from tests.webhooks.harness import World
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from treq.testing import StubTreq
 from twisted.web.resource import Resource
 
 from meetplatform.registry import Registry
-from meetplatform.tap import HealthResource
+from meetplatform.site import HealthResource
 from tests.media.test_nodes import Harness, record
 
 

@@ -12,17 +12,13 @@ from typing import Any
 import pytest
 import txaio
 
-from meetplatform.config import Settings
+from meetplatform.build import build_parts
 from meetplatform.embedding import ALLOW
-from meetplatform.invitations import Invitations
 from meetplatform.model import MeetingSpec, Role
-from meetplatform.signalling import SignallingService
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.web.embed import EmbedPages
-from meetplatform.web.pages import WebPages
-from tests.restapi.harness import run
 from tests.signalling.harness import Refused
 from tests.signalling.harness import World as SignallingWorld
+from tests.support import make_settings, run
 from tests.web.test_invite import BASE, Page, Site
 
 LMS = "https://lms.example.org"
@@ -296,12 +292,11 @@ def test_the_rest_api_returns_the_iframe_snippet(site: Site, space: SpaceRecord,
                                                  room: RoomRecord) -> None:
     """GET /api/v2/rooms/{id}/embed gives the URL, the allow attribute, the iframe markup
     and the embed.js variant."""
-    from tests.restapi.harness import Harness
+    from tests.restapi.harness import Client, Harness
 
-    h = Harness(site.settings.data_dir, store=site.store, clock=site.clock)
+    h = Harness(parts=site.parts, root=site.root)
     record, space2, secret = run(site.store.create_client("lms", site.now()))
     run(site.store.update_space(space2.id, {"embed_origins": [LMS]}, site.now()))
-    from tests.restapi.harness import Client
 
     client = Client(record, space2, secret)
     client.token = h.token_for(client)
@@ -328,20 +323,18 @@ def test_the_rest_api_returns_the_iframe_snippet(site: Site, space: SpaceRecord,
 
 
 class EmbedWorld(SignallingWorld):
-    """The signalling test world with the embed pages' origin lookup plugged in."""
+    """The signalling test world with the service's own signalling: built with the embed
+    pages' origin lookup plugged in (:func:`build_parts`)."""
 
     def __init__(self, tmp_path: Path) -> None:
         super().__init__(extra_origins=())
         clock: Any = self.clock
-        settings = Settings(secret="s" * 32, public_url=self.settings.public_url,
-                            data_dir=tmp_path)
+        settings = make_settings(public_url=self.settings.public_url, data_dir=tmp_path)
         self.store = Store.open_inline(tmp_path)
-        self.invitations = Invitations(clock, settings, self.registry, self.store)
-        pages = WebPages(clock, settings, self.registry)
-        self.embed = EmbedPages(clock, settings, self.registry, self.store,
-                                invitations=self.invitations, pages=pages)
-        self.service = SignallingService(clock, settings, self.registry,
-                                         extra_origins_for=self.embed.origins_for_seat)
+        self.parts = build_parts(clock, settings, self.registry, self.store)
+        self.invitations = self.parts.invitations
+        self.embed = self.parts.embed
+        self.service = self.parts.signalling
 
     def room_seat(self, origins: tuple[str, ...]) -> str:
         now = int(self.clock.seconds() * 1000)

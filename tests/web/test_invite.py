@@ -1,4 +1,5 @@
-"""The invitation link ``/j/<token>`` through the real resource tree (``build_site``)."""
+"""The invitation link ``/j/<token>`` through the real resource tree (``build_parts`` and
+``mount``, as the service builds it)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,17 @@ import pytest_twisted
 import treq
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import Clock
 from twisted.web.http_headers import Headers
 
-from meetplatform.config import Settings
-from meetplatform.invitations import CreatedInvitation, Invitations
+from meetplatform.build import build_parts, mount
+from meetplatform.invitations import CreatedInvitation
 from meetplatform.model import GuestStatus, Role
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.tap import build_site
 from meetplatform.webhooks.http import ImmediateBody
-from tests.restapi.harness import result, run
+from tests.support import make_clock, make_settings, result, run
 
 BASE = "https://meet.example.com"
-START = 1_700_000_000.0
 FORM = "application/x-www-form-urlencoded"
 HOUR_MS = 3_600_000
 
@@ -53,17 +51,16 @@ class Page:
 
 
 class Site:
-    """The whole site (``build_site``) over an in-memory agent, with a fake clock."""
+    """The whole site (every part, mounted) over an in-memory agent, with a fake clock."""
 
     def __init__(self, tmp_path: Path, *, store: Store | None = None) -> None:
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.settings = Settings(secret="s" * 32, public_url=BASE, data_dir=tmp_path,
-                                 server_name="Meet")
+        self.clock = make_clock()
+        self.settings = make_settings(public_url=BASE, data_dir=tmp_path, server_name="Meet")
         self.registry = Registry(self.clock, server_url=BASE)
         self.store = store or Store.open_inline(tmp_path)
-        self.invitations = Invitations(self.clock, self.settings, self.registry, self.store)
-        self.root = build_site(self.clock, self.settings, self.registry, self.store)
+        self.parts = build_parts(self.clock, self.settings, self.registry, self.store)
+        self.invitations = self.parts.invitations
+        self.root = mount(self.parts)
         self.agent = RequestTraversalAgent(self.root)
         self._rooms = 0
 

@@ -9,23 +9,21 @@ from typing import Any
 import pytest
 import pytest_twisted
 from treq.testing import StubTreq
-from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
-from meetplatform.config import Settings
 from meetplatform.model import GuestPolicy, MeetingSpec, Role
 from meetplatform.registry import Registry
 from meetplatform.web.pages import WebPages
+from tests.support import make_clock, make_settings
 
 BASE = "https://meet.example"
 
 
 class Harness:
     def __init__(self, public_url: str = BASE, max_query_bytes: int = 64 * 1024) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.settings = Settings(secret="s" * 32, public_url=public_url, server_name="Meet",
-                                 max_query_bytes=max_query_bytes)
+        self.clock = make_clock()
+        self.settings = make_settings(public_url=public_url, server_name="Meet",
+                                      max_query_bytes=max_query_bytes)
         self.registry = Registry(self.clock, server_url=public_url)
         self.pages = WebPages(self.clock, self.settings, self.registry)
         root = Resource()

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, TimeoutError
 from meetplatform.model import EndReason
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
-from tests.restapi.harness import result
+from tests.support import result
 from tests.webhooks.harness import FakeSender, Sent, World, refused
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from meetplatform.checksum import checksum, rebuilt_form_query
 from meetplatform.xmlapi.errors import ApiError
-from tests.xmlapi.helpers import BASE, SECRET, make_env
+from tests.support import SECRET
+from tests.xmlapi.helpers import BASE, make_env
 
 FORM = {"Content-Type": ["application/x-www-form-urlencoded"]}
 
@@ -256,6 +257,19 @@ def test_added_calls_are_signed_too() -> None:
     assert env.request("GET", BASE + "hooks/create?checksum=00").key == "checksumError"
 
 
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+def test_the_context_carries_the_verified_algorithm(algorithm: str) -> None:
+    """A handler learns which algorithm signed its call (hooks sign callbacks with it)."""
+    env = make_env()
+    env.api.add_call("echo", lambda ctx: [("algorithm", ctx.algorithm)])
+    assert env.call("echo", {"a": "1"}, algorithm).text("algorithm") == algorithm
+    pairs = [("a", "1")]
+    value = checksum("echo", rebuilt_form_query(pairs), SECRET, algorithm)
+    body = urlencode(pairs + [("checksum", value)]).encode()
+    form = env.request("POST", BASE + "echo", data=body, headers=FORM)
+    assert form.text("algorithm") == algorithm
+
+
 def test_a_bug_answers_xml_and_is_logged(fail_on_logged_failures: list[Any]) -> None:
     """An unexpected exception answers BBB XML (internalError) and logs the failure."""
     env = make_env()
@@ -271,27 +285,33 @@ def test_a_bug_answers_xml_and_is_logged(fail_on_logged_failures: list[Any]) -> 
     fail_on_logged_failures.clear()
 
 
-def test_klein_routes_answer_like_the_fast_path() -> None:
-    """The Klein app alone serves every call exactly as the mounted resource does."""
-    from treq.testing import StubTreq
-    from twisted.web.resource import Resource
+def test_every_spelling_of_a_call_takes_the_one_path() -> None:
+    """A call answers the same bytes whatever the spelling of its address.
 
-    from tests.xmlapi.helpers import result
-
+    Before the split, ``/api/<call>`` went straight to the dispatcher and the other
+    spellings (a trailing slash, an escaped letter) through a Klein app; this test compared
+    the two paths. There is one path now; the spellings the Klein routes used to serve
+    must still answer exactly like the plain address.
+    """
     env = make_env()
     env.create("m1", attendeePW="ap", moderatorPW="mp")
-    root = Resource()
-    root.putChild(b"bigbluebutton", env.api.app.resource())
-    klein_only: Any = StubTreq(root)
     query = urlencode({"meetingID": "m1"})
-    url = f"{BASE}getMeetingInfo?{query}&checksum={checksum('getMeetingInfo', query, SECRET)}"
-    stubs: list[Any] = [klein_only, env.stub]
-    for stub in stubs:
-        response = result(stub.get(url))
-        stub.flush()
-        body = result(stub.content(response))
-        assert response.code == 200
-        assert body == env.call("getMeetingInfo", {"meetingID": "m1"}).body
+    signed = f"{query}&checksum={checksum('getMeetingInfo', query, SECRET)}"
+    expected = env.call("getMeetingInfo", {"meetingID": "m1"}).body
+    for path in ("getMeetingInfo", "getMeetingInfo/", "getMeetingInfo//", "%67etMeetingInfo"):
+        answer = env.request("GET", f"{BASE}{path}?{signed}")
+        assert answer.status == 200, path
+        assert answer.body == expected, path
+
+
+def test_odd_call_names_are_refused_in_the_api_format() -> None:
+    """A name that starts with a slash is not an API address (404); bytes that are not
+    UTF-8 name no call (unsupportedRequest, no logged failure)."""
+    env = make_env()
+    slash = env.request("GET", BASE + "/getMeetings")
+    assert slash.status == 404 and slash.key == "notFound"
+    binary = env.request("GET", BASE + "%FF")
+    assert binary.status == 200 and binary.key == "unsupportedRequest"
 
 
 def test_other_paths_answer_a_404_in_the_api_format() -> None:
