@@ -52,7 +52,7 @@ from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
 from meetplatform.xmlapi import XmlApi
 from meetplatform.xmlapi.history_calls import HistoryCalls
 from meetplatform.xmlapi.hooks import HookCalls
-from meetplatform.xmlapi.media_calls import MediaCalls
+from meetplatform.xmlapi.media_calls import MediaCalls, ServerBlock
 
 _log = Logger()
 
@@ -108,6 +108,7 @@ def build_parts(
     HookCalls(clock, settings, store, webhooks).register(xml_api)
     media = build_media(clock, store, registry)
     MediaCalls(settings, media).register(xml_api)
+    xml_api.renderer.server = ServerBlock(settings, media)
     pages = WebPages(clock, settings, registry)
     embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
     invite = InvitePages(clock, settings, registry, store, invitations=invitations,

@@ -21,9 +21,10 @@ and, added here for operators and scripts: ``state`` (enabled/disabled/draining)
 (share of the capacity in use, 0 to 1). ``preferredServer`` on ``create`` is honoured by
 :meth:`MediaNodes.follow`, which reads it from the create parameters.
 
-:func:`server_nodes` / :func:`server_xml` give the ``<server>`` block of a meeting in
-``getMeetings``/``getMeetingInfo`` (``name``, ``address``, ``url``): the node it is
-placed on, or this meetplatform server itself for a mesh meeting.
+:class:`ServerBlock` (:func:`server_nodes` / :func:`server_xml`) gives the ``<server>``
+block of a meeting in ``getMeetings``/``getMeetingInfo`` (``name``, ``address``,
+``url``), last in the meeting: the node it is placed on, or this meetplatform server
+itself for a mesh meeting.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from meetplatform.config import Settings
 from meetplatform.media.nodes import MediaNodes, NodeStatus
+from meetplatform.model import Meeting
 from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes
 from meetplatform.xmlapi.render import Items, escape
 
@@ -97,6 +99,21 @@ def _server_fields(settings: Settings, nodes: MediaNodes | None,
         return placement.node.name, _host(url), url
     url = settings.public_url.rstrip("/")
     return settings.server_name, _host(url), url
+
+
+class ServerBlock:
+    """The ``<server>`` block of getMeetings/getMeetingInfo; the composition root sets
+    it as the meeting renderer's ``server``."""
+
+    def __init__(self, settings: Settings, nodes: MediaNodes) -> None:
+        self._settings = settings
+        self._nodes = nodes
+
+    def nodes(self, meeting: Meeting) -> Nodes:
+        return server_nodes(self._settings, self._nodes, meeting.internal_id)
+
+    def xml(self, meeting: Meeting) -> str:
+        return server_xml(self._settings, self._nodes, meeting.internal_id)
 
 
 def server_nodes(settings: Settings, nodes: MediaNodes | None, internal_id: str) -> Nodes:

@@ -14,6 +14,7 @@ the :class:`~meetplatform.model.Meeting`:
 from __future__ import annotations
 
 import weakref
+from typing import Protocol
 
 from meetplatform import events as ev
 from meetplatform.model import Meeting, Participant, Role
@@ -28,6 +29,14 @@ _TF = ("false", "true")
 ROLE_NAMES = {Role.MODERATOR: "MODERATOR", Role.VIEWER: "VIEWER"}
 
 
+class ServerBlock(Protocol):
+    """A meeting's ``<server>`` block, as nodes and as XML (byte for byte the same)."""
+
+    def nodes(self, meeting: Meeting) -> Nodes: ...
+
+    def xml(self, meeting: Meeting) -> str: ...
+
+
 class MeetingRenderer:
     """Renders live meetings; subscribes to ``registry`` to keep its caches current."""
 
@@ -38,6 +47,10 @@ class MeetingRenderer:
         #: Each live meeting's participant counts and ``<attendees>`` as XML, rebuilt only
         #: after a registry event changed its participants (getMeetings renders thousands).
         self._people_xml: weakref.WeakKeyDictionary[Meeting, str] = weakref.WeakKeyDictionary()
+        #: Renders the ``<server>`` block the Mconf load balancer adds to each meeting (the
+        #: node it runs on); set by the composition root
+        #: (:class:`~meetplatform.xmlapi.media_calls.ServerBlock`). None: no block.
+        self.server: ServerBlock | None = None
         registry.subscribe(self._on_event)
 
     def _on_event(self, event: ev.Event) -> None:
@@ -126,6 +139,8 @@ class MeetingRenderer:
         nodes.append(("", tail))
         if meeting.breakout_ids:
             nodes.append(("breakoutRooms", Items("breakout", list(meeting.breakout_ids))))
+        if self.server is not None:
+            nodes += self.server.nodes(meeting)
         return nodes
 
     @staticmethod
@@ -175,6 +190,7 @@ class MeetingRenderer:
             f"<hasBeenForciblyEnded>{_TF[meeting.forcibly_ended]}</hasBeenForciblyEnded>"
             f"<startTime>{meeting.start_time}</startTime><endTime>{meeting.end_time}</endTime>"
             f"{counts}{tail.xml}{breakouts}"
+            f"{self.server.xml(meeting) if self.server is not None else ''}"
         )
 
     def _participants_xml(self, meeting: Meeting) -> str:

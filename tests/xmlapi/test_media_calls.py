@@ -94,3 +94,23 @@ def test_mesh_meetings_name_this_server() -> None:
     answer = env.call("getServers")
     assert answer.returncode == "SUCCESS" and answer.xml.find("servers") is not None
     assert answer.xml.findall("servers/server") == []
+
+
+def test_get_meetings_and_info_carry_the_server_block() -> None:
+    """With the block installed (as the composition root does), each meeting ends with
+    <server>, in XML (fast path) and JSON alike."""
+    from meetplatform.xmlapi.media_calls import ServerBlock
+
+    env, nodes, _ = setup(record("sfu-1"))
+    env.api.renderer.server = ServerBlock(env.settings, nodes)
+    env.create("m1")
+    info = env.call("getMeetingInfo", {"meetingID": "m1"})
+    assert [e.tag for e in info.xml][-1] == "server"
+    assert [(e.tag, e.text) for e in info.xml.find("server")] == [  # type: ignore[union-attr]
+        ("name", "sfu-1"), ("address", "sfu-1"), ("url", "ws://sfu-1:8188")]
+    listing = env.call("getMeetings")
+    assert listing.xml.findtext("meetings/meeting/server/name") == "sfu-1"
+    as_json = json.loads(env.call("getMeetingInfo", {"meetingID": "m1"},
+                                  headers={"accept": "application/json"}).body)
+    assert as_json["response"]["server"] == {"name": "sfu-1", "address": "sfu-1",
+                                             "url": "ws://sfu-1:8188"}
