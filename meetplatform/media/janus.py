@@ -496,8 +496,10 @@ class JanusConnection:
         """Close the WebSocket (Janus destroys this connection's sessions)."""
         if self.closed:
             return
+        # Closed on purpose: nobody is told the connection or its sessions were "lost".
         self._close_listeners.clear()
         for session in list(self._sessions.values()):
+            session._lost_listeners.clear()
             session._stop_keepalive()
         self._proto.sendClose()
         self._lost("closed by meetplatform")

@@ -47,12 +47,16 @@ def test_janus_local_runs_a_supervised_node(run_service: Start, tmp_path: Path) 
     assert "janus.jcfg" in service.wait_for("starting local Janus")
     assert service.wait_for("placed on media node local (room 73333)")
     assert not any("Starting factory" in line for line in service.output)
+    # Janus's event handler reached /janus-events/local with the node's credentials
+    assert "media node local: Janus core started" in service.messages()
+    assert not any("refused Janus events" in line for line in service.output)
 
     janus_pids = [int(p) for p in os.listdir("/proc")
                   if p.isdigit() and _is_janus(int(p), tmp_path)]
     assert len(janus_pids) == 1
     assert service.stop() == -signal.SIGTERM
     assert not any("Traceback" in line for line in service.output)
+    assert not any("is offline" in line for line in service.output)  # a stop is no failure
     assert not Path(f"/proc/{janus_pids[0]}").exists() or not _is_janus(janus_pids[0], tmp_path)
 
 
