@@ -4,6 +4,7 @@
         --ws-url ws://10.0.0.5:8188 --secret-file /etc/meetplatform/sfu-1.secret [--capacity N]
     meetplatform nodes list [--json]
     meetplatform nodes enable|disable|drain sfu-1
+    meetplatform nodes check sfu-1        # contact it: up? the right secrets?
     meetplatform nodes remove sfu-1
     meetplatform nodes janus-config sfu-1 [--output-dir DIR]   # the node's Janus config files
 
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+
+from twisted.internet.defer import Deferred
 
 from meetplatform.clients_cli import format_time
 from meetplatform.config import Settings
@@ -75,6 +78,16 @@ def add_parser(subparsers: Any,
         sub = commands.add_parser(command, help=f"{command} a node: {what}")
         sub.add_argument("name")
         subs.append(sub)
+    check = commands.add_parser(
+        "check", help="contact a node: is it up, and are its secrets the right ones?",
+        description="Contact the node as the service does: ping its Admin API, use its "
+        "admin secret, open a Janus session over its WebSocket with its API secret, and "
+        "create and destroy a test room with its admin key. Exit status 0 when all work, "
+        "1 otherwise (the message says what failed).")
+    check.add_argument("name")
+    check.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds each step may take [default: 5]")
+    subs.append(check)
     remove = commands.add_parser("remove", help="forget a node")
     remove.add_argument("name")
     subs.append(remove)
@@ -180,6 +193,9 @@ def _run(db: Database, args: argparse.Namespace, settings: Settings, out: TextIO
                 "draining": "it takes no new meetings; its meetings go on"}[state]
         out.write(f"node {node.name} {state}: {note}\n")
         return 0
+    if command == "check":
+        node = _node(db, args.name)
+        return check_node(node, out, err, timeout=args.timeout)
     if command == "remove":
         node = _node(db, args.name)
         ndb.remove_node(db, node.name)
@@ -204,6 +220,39 @@ def _run(db: Database, args: argparse.Namespace, settings: Settings, out: TextIO
         for name in FILE_NAMES:
             out.write(f"\n# ===== {name} =====\n{files[name]}")
         return 0
-    err.write(f"{PROG}: choose a command: add, list, enable, disable, drain, remove, "
+    err.write(f"{PROG}: choose a command: add, list, enable, disable, drain, check, remove, "
               "janus-config\n")
     return 2
+
+
+def check_node(node: ndb.NodeRecord, out: TextIO, err: TextIO, *, timeout: float,
+               reactor: Any = None) -> int:
+    """``nodes check``: run :func:`meetplatform.media.probe.probe_node` on a reactor of
+    its own (this is a one-shot command; the reactor must not be running already)."""
+    from meetplatform.media.probe import probe_node
+
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    if reactor.running:
+        err.write(f"{PROG} check: cannot run inside a running reactor\n")
+        return 1
+    outcome: list[int] = []
+
+    async def run_probe() -> None:
+        try:
+            steps = await probe_node(reactor, node, timeout=timeout)
+            out.writelines(f"ok: {step}\n" for step in steps)
+        except Exception as error:  # noqa: BLE001 - every failure is reported, exit 1
+            err.write(f"{PROG} check: node {node.name}: {error}\n")
+            outcome.append(1)
+        else:
+            out.write(f"node {node.name} works with the stored secrets\n")
+            outcome.append(0)
+        finally:
+            reactor.callLater(0, reactor.stop)
+
+    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run_probe()))
+    reactor.run(installSignalHandlers=False)
+    return outcome[0] if outcome else 1

@@ -167,3 +167,52 @@ async def sleep(seconds: float) -> None:
     d: Deferred[None] = Deferred()
     reactor().callLater(seconds, d.callback, None)
     await d
+
+
+def run_cli(tmp_path: Any, *argv: str) -> Any:
+    """``meetplatform ARGS`` in a process of its own (``nodes check`` runs a reactor)."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import service_environment
+
+    return subprocess.run([sys.executable, "-m", "meetplatform.cli", *argv], cwd=tmp_path,
+                          env=service_environment(), capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def add_node(tmp_path: Any, name: str, janus: JanusProcess, secrets: str) -> None:
+    (tmp_path / f"{name}.secret").write_text(secrets)
+    result = run_cli(tmp_path, "nodes", "--data-dir", "data", "add", name,
+                     "--admin-url", janus.admin_url, "--ws-url", janus.ws_url,
+                     "--secret-file", str(tmp_path / f"{name}.secret"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_nodes_check_contacts_the_node(janus: JanusProcess, tmp_path: Any) -> None:
+    """`meetplatform nodes check` tells a working node, a wrong secret and a dead URL apart."""
+    good = "api_secret = api-secret\nadmin_secret = admin-secret\nadmin_key = admin-key\n"
+    add_node(tmp_path, "good", janus, good)
+    result = run_cli(tmp_path, "nodes", "--data-dir", "data", "check", "good")
+    assert result.returncode == 0, result.stderr
+    assert "ok: VideoRoom admin key accepted" in result.stdout
+    assert "node good works with the stored secrets" in result.stdout
+
+    for name, secrets, message in (
+            ("admin", good.replace("admin_secret = admin-secret", "admin_secret = x"),
+             "refused the admin secret"),
+            ("api", good.replace("api_secret = api-secret", "api_secret = x"),
+             "refused the API secret"),
+            ("key", good.replace("admin_key = admin-key", "admin_key = x"),
+             "refused the admin key")):
+        add_node(tmp_path, name, janus, secrets)
+        result = run_cli(tmp_path, "nodes", "--data-dir", "data", "check", name)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.stderr.startswith(f"meetplatform nodes check: node {name}: ")
+
+    janus.stop()
+    started = time.monotonic()
+    result = run_cli(tmp_path, "nodes", "--data-dir", "data", "check", "good",
+                     "--timeout", "2")
+    assert result.returncode == 1 and "refused the connection" in result.stderr
+    assert time.monotonic() - started < 20
