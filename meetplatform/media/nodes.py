@@ -324,20 +324,26 @@ class MediaNodes(Service):
         for name in list(self._nodes):
             node = self._nodes[name]
             record = wanted.get(name)
-            same = record is not None and (record.admin_url, record.ws_url, record.secrets) == (
-                node.record.admin_url, node.record.ws_url, node.record.secrets)
-            if not same:
-                node.control.close()
-                del self._nodes[name]
-                _log.info("media node {name} {what}", name=name,
-                          what="removed" if record is None else "changed: reconnecting")
-                if record is None and node.placements:
-                    self._emit(NodeOffline(name, "removed by the operator",
-                                           tuple(node.placements.values())))
-            elif record is not None:
-                node.record = record
+            if record is not None:
                 for placement in node.placements.values():
                     placement.node = record
+            if record is not None and (record.admin_url, record.ws_url, record.secrets) == (
+                    node.record.admin_url, node.record.ws_url, node.record.secrets):
+                node.record = record  # only its state or capacity changed
+                continue
+            node.control.close()
+            del self._nodes[name]
+            if record is None:
+                _log.info("media node {name} removed", name=name)
+                if node.placements:
+                    self._emit(NodeOffline(name, "removed by the operator",
+                                           tuple(node.placements.values())))
+                continue
+            # New addresses or secrets: a new connection, and its meetings stay with it.
+            # Seen before: a Janus without the marker room there is reported as restarted.
+            _log.info("media node {name} changed: reconnecting", name=name)
+            self._nodes[name] = _Node(record, self._control_factory(record),
+                                      placements=node.placements, seen=node.seen)
         for name, record in wanted.items():
             if name not in self._nodes:
                 self._nodes[name] = _Node(record, self._control_factory(record))

@@ -265,3 +265,18 @@ async def test_real_nodes_placement_kill_and_restart(tmp_path: Path) -> None:
         nodes.stopService()
         a.stop()
         b.stop()
+
+
+def test_a_changed_node_keeps_its_meetings_and_reports_lost_rooms() -> None:
+    h = Harness([record("a")])
+    placed = h.nodes.place("m1")
+    assert placed is not None
+    moved = NodeRecord(name="a", admin_url="http://other:7088/admin", ws_url="ws://other:8188",
+                       capacity=100, state="enabled", created_at=0, updated_at=1,
+                       secrets=SECRETS)
+    h.records = [moved]
+    h.controls.clear()  # the factory makes a new control for the new address
+    h.advance(2)
+    assert h.nodes.placement("m1") is placed and placed.node.ws_url == "ws://other:8188"
+    assert h.nodes.status()[0].meetings == 1
+    assert NodeRestarted("a", (placed,)) in h.events  # the Janus there has no marker room
