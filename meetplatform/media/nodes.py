@@ -18,6 +18,10 @@ is missing on a node that had been connected before, Janus restarted and lost ev
 subscribers get a :class:`NodeRestarted` naming the placements whose rooms are gone (the
 media layer re-creates them and has its browsers renegotiate).
 
+When the marker is there (Janus kept running while meetplatform restarted), the rooms on
+the node that no meeting holds are destroyed (:meth:`MediaNodes.reconcile`): room secrets
+are derived from the node's admin key (:func:`room_secret`), so a new process can.
+
 **Placement** (:meth:`MediaNodes.place`): a meeting goes to the least-loaded *usable*
 node: enabled (not disabled, not draining), online, and below its capacity. Load is the
 relay's own count, kept by the media layer through :meth:`MediaNodes.count`: publishers
@@ -41,6 +45,8 @@ Usage by the media layer::
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +79,8 @@ PING_TIMEOUT = 1.5
 MISSES_TO_OFFLINE = 3
 #: A room the service keeps on every node: gone means Janus restarted (rooms lost).
 MARKER_ROOM = 9_007_199_254_740_000
+#: The room ``meetplatform nodes check`` creates and destroys (never an orphan).
+PROBE_ROOM = 9_007_199_254_739_000
 #: Room ids when the voice bridge cannot be used: 6 digits, apart from 5-digit bridges.
 _ROOM_MIN, _ROOM_SPAN = 100_000, 900_000
 _MAX_ROOM = 2**53 - 1
@@ -164,6 +172,13 @@ class NodeStatus:
     def load(self) -> float:
         """Share of the capacity in use (streams and meetings)."""
         return (self.publishers + self.subscriptions + self.meetings) / self.capacity
+
+
+def room_secret(node: NodeRecord, room: int) -> str:
+    """A room's secret: derived from the node's admin key, so that a restarted service can
+    still destroy the rooms it left behind (:meth:`MediaNodes.reconcile`)."""
+    return hmac.new(node.secrets.admin_key.encode(), f"meetplatform room {room}".encode(),
+                    hashlib.sha256).hexdigest()
 
 
 # --- talking to a node -----------------------------------------------------------------------
@@ -394,6 +409,8 @@ class MediaNodes(Service):
             _log.warn("media node {name}: Janus restarted; {count} room(s) lost",
                       name=name, count=len(lost))
             self._emit(NodeRestarted(name, lost))
+        elif not fresh:
+            Deferred.fromCoroutine(self.reconcile(name))
         if node.health != ONLINE:
             node.health, node.reason, node.unreachable = ONLINE, None, False
             _log.info("media node {name} is online", name=name)
@@ -514,8 +531,8 @@ class MediaNodes(Service):
         if chosen is None or not chosen.usable:
             chosen = min(usable, key=lambda s: (s.load, s.meetings, s.name))
         node = self._nodes[chosen.name]
-        placement = Placement(meeting, node.record, self._room_id(node, voice_bridge),
-                              secrets.token_urlsafe(24))
+        room = self._room_id(node, voice_bridge)
+        placement = Placement(meeting, node.record, room, room_secret(node.record, room))
         node.placements[meeting] = placement
         self._placements[meeting] = placement
         _log.info("meeting {meeting} placed on media node {node} (room {room})",
@@ -577,6 +594,32 @@ class MediaNodes(Service):
             _log.warn("creating room {room} of meeting {meeting} on media node {node} "
                       "failed: {error}", room=placement.room, meeting=placement.meeting,
                       node=placement.node.name, error=str(error))
+
+    async def reconcile(self, name: str) -> list[int]:
+        """Destroy the rooms on node ``name`` that no placement knows (left behind by a
+        meetplatform that stopped or crashed); returns their ids. Errors are logged."""
+        node = self._nodes.get(name)
+        if node is None:
+            return []
+        try:
+            rooms = await node.control.rooms.list_rooms()
+        except JanusError as error:
+            _log.warn("listing the rooms of media node {name} failed: {error}", name=name,
+                      error=str(error))
+            return []
+        known = {p.room for p in node.placements.values()} | {MARKER_ROOM, PROBE_ROOM}
+        orphans = [r.room for r in rooms if r.room not in known]
+        for room in orphans:
+            try:
+                await node.control.rooms.destroy_room(room, secret=room_secret(node.record,
+                                                                               room))
+            except JanusError as error:
+                _log.warn("media node {name}: cannot destroy orphan room {room}: {error}",
+                          name=name, room=room, error=str(error))
+            else:
+                _log.info("media node {name}: destroyed orphan room {room}", name=name,
+                          room=room)
+        return orphans
 
     async def release(self, meeting: str) -> None:
         """Forget a meeting's placement and destroy its room (errors are logged)."""

@@ -17,10 +17,8 @@ from meetplatform.media.janus import (
     JanusError,
     VideoRoom,
 )
+from meetplatform.media.nodes import PROBE_ROOM
 from meetplatform.store.nodes_db import NodeRecord
-
-#: The test room's id: far from voice bridges and 6-digit room ids.
-PROBE_ROOM = 9_007_199_254_739_000
 
 
 async def probe_node(reactor: Any, node: NodeRecord, *, timeout: float = 5.0) -> list[str]:

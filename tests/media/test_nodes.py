@@ -280,3 +280,39 @@ def test_a_changed_node_keeps_its_meetings_and_reports_lost_rooms() -> None:
     assert h.nodes.placement("m1") is placed and placed.node.ws_url == "ws://other:8188"
     assert h.nodes.status()[0].meetings == 1
     assert NodeRestarted("a", (placed,)) in h.events  # the Janus there has no marker room
+
+
+@needs_janus
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_service_destroys_the_rooms_it_left_behind(tmp_path: Path) -> None:
+    janus = JanusProcess(tmp_path / "a", "a").start()
+    records = [record("a", janus=janus)]
+
+    async def load() -> list[NodeRecord]:
+        return records
+
+    first = MediaNodes(real_reactor(), load)
+    first.startService()
+    second = MediaNodes(real_reactor(), load)
+    try:
+        await wait_for(lambda: first.status()[0].online, 10)
+        left = first.place("m1", "74444")
+        assert left is not None
+        await first.create_room(left)
+        first.stopService()  # "crashed": the room stays on Janus
+
+        second.startService()  # the next process: Janus kept running, marker room there
+        await wait_for(lambda: second.status()[0].online, 10)
+        rooms = VideoRoom.over_admin(second._nodes["a"].control.admin, "admin-key")  # type: ignore[attr-defined]
+        listed: list[int] = []
+        for _ in range(40):  # the reconciliation runs right after the connection opens
+            listed = [r.room for r in await rooms.list_rooms()]
+            if 74444 not in listed:
+                break
+            d: Deferred[None] = Deferred()
+            real_reactor().callLater(0.05, d.callback, None)
+            await d
+        assert 74444 not in listed and len(listed) == 1  # only the marker room is left
+    finally:
+        second.stopService()
+        janus.stop()
