@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.web import http
@@ -187,6 +187,14 @@ class BoundedChannel(HTTPChannel):
         self.loseConnection()
 
 
+class RequestHook(Protocol):
+    """Told when a request starts (its resource is looked up) and when it finishes."""
+
+    def started(self, request: Request) -> None: ...
+
+    def finished(self, request: Request) -> None: ...
+
+
 class MeetplatformSite(Site):
     """A Site with input limits and an access log only when asked for.
 
@@ -223,11 +231,21 @@ class MeetplatformSite(Site):
         channel.totalHeadersSize = self.max_header_bytes
         return channel
 
+    #: The request metrics (:class:`meetplatform.metrics.RequestStats`), or None.
+    request_hook: RequestHook | None = None
+
     def startFactory(self) -> None:
         if self.logPath is not None:
             super().startFactory()
 
+    def getResourceFor(self, request: Request) -> Resource:
+        if self.request_hook is not None:
+            self.request_hook.started(request)
+        return cast(Resource, super().getResourceFor(request))
+
     def log(self, request: http.Request) -> None:
+        if self.request_hook is not None:
+            self.request_hook.finished(cast(Request, request))
         if self.logPath is not None:
             super().log(request)
 

@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.events": 0,
     "meetplatform.secret": 0,
     "meetplatform.httpkit": 0,
+    "meetplatform.stats": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
     "meetplatform.store": 1,
@@ -46,8 +47,10 @@ FLOORS: dict[str, int] = {
     "meetplatform.web": 3,
     "meetplatform.signalling": 3,
     "meetplatform.site": 3,
-    # 4: composition and the operator's commands.
+    # 4: composition, the process (its log, its metrics over every part), the commands.
     "meetplatform.build": 4,
+    "meetplatform.logs": 4,
+    "meetplatform.metrics": 4,
     "meetplatform.tap": 4,
     "meetplatform.cli": 4,
     "meetplatform.clients_cli": 4,

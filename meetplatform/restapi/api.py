@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -16,7 +17,7 @@ from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_p
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
-from meetplatform.restapi.base import Ctx, RateLimits, query_args
+from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
@@ -24,6 +25,7 @@ from meetplatform.restapi.model import ALL_TYPES
 from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
+from meetplatform.restapi.ratelimit import RateLimiter
 from meetplatform.restapi.rooms import RoomRoutes
 from meetplatform.restapi.routes import Output, Reply, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
@@ -77,6 +79,11 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
                                   else Receivers(store))
+
+    @property
+    def rate_limiters(self) -> Mapping[str, RateLimiter]:
+        """The limiters by kind (``client``, ``user``, ``anonymous``), for the metrics."""
+        return self._limiters
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
@@ -154,8 +161,10 @@ def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
         return ApiError(400, "request.invalidEncoding",
                         "the URL path is not valid UTF-8 once percent-decoded")
     if kind is Problem.QUERY_NOT_UTF8:
+        name = broken_parameter(request)
+        where = f"the query parameter {name}" if name is not None else "the query"
         return ApiError(400, "request.invalidEncoding",
-                        "the query is not valid UTF-8 once percent-decoded")
+                        f"{where} is not valid UTF-8 once percent-decoded", parameter=name)
     return ApiError(500, "server.error",
                     "the server failed to handle this request; it was logged")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meetplatform.sanitize import sanitize_html
+from meetplatform.text import BadText, check_value, is_valid
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -104,6 +105,15 @@ def decode_request(payload: bytes, is_binary: bool = False,
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("invalid", "frame must be a JSON object")
+    # Lone surrogates are refused, not repaired (meetplatform.text). As text.loads_json
+    # does, nothing is walked unless the frame holds a \u escape (the only way one gets
+    # in once the payload decoded as UTF-8); walked here, after parsing, so that the
+    # error can carry the request's id and type. The socket stays open.
+    if b"\\u" in payload:
+        try:
+            check_value(obj)
+        except BadText as e:
+            raise EnvelopeError("invalid", e.message, *_valid_envelope(obj)) from None
     try:
         request_id = _read_id(obj.get("id"))
     except MessageError as e:
@@ -117,6 +127,21 @@ def decode_request(payload: bytes, is_binary: bool = False,
     if not isinstance(data, dict):
         raise EnvelopeError("invalid", "'data' must be an object", request_id, kind)
     return Request(kind, request_id, data)
+
+
+def _valid_envelope(obj: Mapping[str, Any]) -> tuple[str | int | None, str | None]:
+    """The id and type of a frame refused for broken text, when they are valid themselves
+    (an error frame holding a broken one could not be encoded)."""
+    try:
+        request_id = _read_id(obj.get("id"))
+    except MessageError:
+        request_id = None
+    if isinstance(request_id, str) and not is_valid(request_id):
+        request_id = None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
+        kind = None
+    return request_id, kind
 
 
 # --- per-type validation ------------------------------------------------------------------

@@ -9,6 +9,12 @@ redirecting ``join``, into a redirect carrying ``errors=[...]``.
 
 from __future__ import annotations
 
+import re
+
+from meetplatform.text import BadText
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
 
 class ApiError(Exception):
     """A FAILED answer: ``key`` is the messageKey, ``message`` the human text."""
@@ -64,6 +70,13 @@ def body_too_large(limit: int) -> ApiError:
 
 def validation(message: str) -> ApiError:
     return ApiError("validationError", message)
+
+
+def bad_text(bad: BadText) -> ApiError:
+    """A parameter that is not valid Unicode (the service-wide rule, :mod:`meetplatform.text`)."""
+    field = f"Param '{_CONTROL.sub('', bad.where)[:100]}'" if bad.where else "A parameter name"
+    return validation(f"{field} is not valid UTF-8 text; parameters must be UTF-8, "
+                      "percent-encoded.")
 
 
 def invalid_parameters() -> ApiError:

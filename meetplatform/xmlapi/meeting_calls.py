@@ -28,8 +28,15 @@ from meetplatform.registry import Registry
 from meetplatform.xmlapi import errors
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.meeting_xml import MeetingRenderer
-from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes, Redirect
-from meetplatform.xmlapi.render import Items, Raw
+from meetplatform.xmlapi.pipeline import (
+    Answer,
+    ApiPipeline,
+    CallContext,
+    Nodes,
+    Prerendered,
+    Redirect,
+)
+from meetplatform.xmlapi.render import Items
 
 #: ``(meeting, token)`` -> the config.xml ``setConfigXML`` stored under that token, or None.
 ConfigLookup = Callable[[Meeting, str], "str | None"]
@@ -186,18 +193,11 @@ class MeetingCalls:
 
     def get_meeting_info(self, ctx: CallContext) -> Answer:
         meeting = self._live_meeting(ctx.params)
-        if ctx.fmt == "xml":
-            return [("", Raw(self._renderer.xml(meeting)))]
-        return self._renderer.nodes(meeting)
+        return Prerendered(self._renderer.meeting_info(meeting, ctx.fmt))
 
     def get_meetings(self, ctx: CallContext) -> Answer:
         meetings = list(self._registry.meetings())
         if not meetings:
             return [("meetings", Items("meeting", [])), ("messageKey", "noMeetings"),
                     ("message", "no meetings were found on this server")]
-        if ctx.fmt == "xml":
-            fast = self._renderer.xml
-            return [("", Raw("<meetings>" + "".join(
-                f"<meeting>{fast(m)}</meeting>" for m in meetings) + "</meetings>"))]
-        nodes = self._renderer.nodes
-        return [("meetings", Items("meeting", [nodes(m) for m in meetings]))]
+        return Prerendered(self._renderer.meeting_list(meetings, ctx.fmt))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest_twisted
 from treq.testing import StubTreq
@@ -22,7 +23,8 @@ async def test_healthz_reports_node_states() -> None:
     root = Resource()
     root.putChild(b"healthz", HealthResource(h.clock, Registry(h.clock, "http://m.test"),
                                              h.nodes))
-    body = json.loads(await (await StubTreq(root).get("http://m.test/healthz")).text())
+    http: Any = StubTreq(root)
+    body = json.loads(await (await http.get("http://m.test/healthz")).text())
     assert body["status"] == "ok"
     assert body["mediaNodes"] == {
         "a": {"state": "enabled", "health": "online", "meetings": 1, "load": 0.01},
@@ -31,5 +33,5 @@ async def test_healthz_reports_node_states() -> None:
     none = Harness([])
     root.putChild(b"healthz", HealthResource(h.clock, Registry(h.clock, "http://m.test"),
                                              none.nodes))
-    body = json.loads(await (await StubTreq(root).get("http://m.test/healthz")).text())
+    body = json.loads(await (await http.get("http://m.test/healthz")).text())
     assert "mediaNodes" not in body

@@ -90,7 +90,8 @@ def test_mesh_meetings_name_this_server() -> None:
     assert server_xml(env.settings, nodes, internal) == (
         "<server><name>meetplatform</name><address>meet.example.test</address>"
         f"<url>{PUBLIC_URL}</url></server>")
-    assert server_nodes(env.settings, None, internal)[0][1][0] == ("name", "meetplatform")
+    assert server_nodes(env.settings, None, internal) == [("server", [
+        ("name", "meetplatform"), ("address", "meet.example.test"), ("url", PUBLIC_URL)])]
     answer = env.call("getServers")
     assert answer.returncode == "SUCCESS" and answer.xml.find("servers") is not None
     assert answer.xml.findall("servers/server") == []
@@ -114,3 +115,23 @@ def test_get_meetings_and_info_carry_the_server_block() -> None:
                                   headers={"accept": "application/json"}).body)
     assert as_json["response"]["server"] == {"name": "sfu-1", "address": "sfu-1",
                                              "url": "ws://sfu-1:8188"}
+
+
+def test_a_moved_meeting_shows_its_new_server_once_invalidated() -> None:
+    """getMeetings is served from cached bytes: whoever changes a meeting's node calls
+    renderer.invalidate(meeting), and the next answer names the new server."""
+    from meetplatform.xmlapi.media_calls import ServerBlock
+
+    env, nodes, _ = setup(record("sfu-1"))
+    env.api.renderer.server = ServerBlock(env.settings, nodes)
+    env.create("m1")
+    meeting = env.meeting("m1")
+    assert env.call("getMeetings").xml.findtext("meetings/meeting/server/name") == "sfu-1"
+    nodes._placements.pop(meeting.internal_id)  # as if the meeting had left its node
+    assert env.call("getMeetings").xml.findtext("meetings/meeting/server/name") == "sfu-1"
+    env.api.renderer.invalidate(meeting)
+    assert env.call("getMeetings").xml.findtext(
+        "meetings/meeting/server/name") == "meetplatform"
+    info = json.loads(env.call("getMeetingInfo", {"meetingID": "m1"},
+                               headers={"accept": "application/json"}).body)
+    assert info["response"]["server"]["name"] == "meetplatform"
