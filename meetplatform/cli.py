@@ -162,6 +162,12 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ("access log", str(config.access_log) if config.access_log else "off"),
         *_operations_lines(config),
     ]
+    from meetplatform.media.check import inspect_media
+
+    media = inspect_media(config)
+    lines += media.lines
+    notes += media.notes
+    problems += media.problems
     width = max(len(label) for label, _ in lines)
     out.writelines(f"  {label + ':':<{width + 1}} {value}\n" for label, value in lines)
     out.writelines(f"note: {note}\n" for note in notes)
@@ -210,9 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         "anything. Exit status 0 when the service would start with it, 1 otherwise.",
     )
     add_config_arguments(check)
-    from meetplatform import clients_cli
+    from meetplatform import clients_cli, nodes_cli
 
     add_config_arguments(clients_cli.add_parser(commands))
+    add_config_arguments(nodes_cli.add_parser(commands))
     return parser
 
 
