@@ -40,6 +40,7 @@ from meetplatform.model import (
     Meeting,
     MeetingForciblyEnded,
     NonUniqueVoiceBridge,
+    ParentMeetingNotFound,
     Participant,
     Role,
 )
@@ -685,6 +686,8 @@ class XmlApi:
             raise errors.id_not_unique() from None
         except NonUniqueVoiceBridge:
             raise errors.non_unique_voice_bridge() from None
+        except ParentMeetingNotFound:
+            raise errors.parent_meeting_does_not_exist() from None
         mspec = meeting.spec
         nodes: Nodes = [
             ("meetingID", mspec.meeting_id),
