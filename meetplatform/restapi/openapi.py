@@ -40,9 +40,14 @@ SIGNATURE_DESCRIPTION = f"""\
 `Authorization: {SIGNATURE_SCHEME} clientId=<id>, timestamp=<unix seconds>, nonce=<8-128
 chars>, signature=<hex>` where signature = hex(HMAC-SHA256(key, string)), key =
 HMAC-SHA256(key=client_secret, msg="meetplatform request signing v1") and string is the
-lines `{SIGNATURE_SCHEME}`, METHOD, path, query (as sent, without `?`), timestamp, nonce,
-hex(SHA-256(body)) joined by `\\n`. Timestamps must be within 300 s of the server's clock;
-each nonce is accepted once."""
+lines `{SIGNATURE_SCHEME}`, METHOD, path, query, timestamp, nonce, hex(SHA-256(body))
+joined by `\\n`. METHOD is the method executed (a method override's value). path is the
+request path from `/api/v2/` on, percent-decoded and re-encoded so that only
+`A-Z a-z 0-9 - _ . ~ /` stay literal (`%XX` upper case). query is canonical, not as sent:
+the parameters percent-decoded, sorted by name and then value, each name and value
+re-encoded like the path (`/` encoded too) and joined as `name=value` with `&` (empty
+without a query). Timestamps must be within 300 s of the server's clock; each nonce is
+accepted once."""
 
 
 def schema_name(rtype: ResourceType) -> str:
