@@ -181,8 +181,11 @@ def build_document(routes: Iterable[Route], types: Iterable[ResourceType],
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "meetplatform JSON:API", "version": f"2.0 ({__version__})",
-                 "description": DESCRIPTION},
+        # info.version is the document's version: the package's, a plain PEP 440 version
+        # that client generators can use as their package version (the API's own major
+        # version is in every path, /api/v2, and in x-api-version).
+        "info": {"title": "meetplatform JSON:API", "version": __version__,
+                 "x-api-version": "2", "description": DESCRIPTION},
         "servers": [{"url": server_url}],
         "tags": [{"name": t} for t in tags],
         "paths": paths,
