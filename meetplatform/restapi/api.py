@@ -25,7 +25,7 @@ from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
 from meetplatform.restapi.rooms import RoomRoutes
-from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.routes import Output, Reply, allowed_methods, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
 from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
@@ -127,7 +127,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     def _routing_error(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
         if isinstance(error, MethodNotAllowed):
-            allowed = sorted(m for m in (error.valid_methods or []) if m != "HEAD")
+            allowed = allowed_methods(request.path.decode("utf-8", "replace")) or sorted(
+                m for m in (error.valid_methods or []) if m != "HEAD")
             api_error = ApiError(405, "request.methodNotAllowed",
                                  f"{request.method.decode('ascii', 'replace')} is not "
                                  f"allowed here; use {', '.join(allowed)}",

@@ -13,7 +13,7 @@ from typing import Any
 
 from meetplatform import __version__
 from meetplatform.restapi.auth import SCOPE_DESCRIPTIONS, SIGNATURE_SCHEME
-from meetplatform.restapi.jsonapi import JSON_TYPE, MEDIA_TYPE, status_title
+from meetplatform.restapi.jsonapi import JSON_TYPE, MEDIA_TYPE, PRETTY_VALUES, status_title
 from meetplatform.restapi.routes import Route, path_params
 from meetplatform.restapi.schema import ResourceType
 
@@ -208,8 +208,9 @@ def build_document(routes: Iterable[Route], types: Iterable[ResourceType],
             },
             "parameters": {
                 "pretty": {"name": "pretty", "in": "query", "required": False,
-                           "description": "false: compact JSON (default: indented)",
-                           "schema": {"type": "string", "enum": ["true", "false"]}},
+                           "description": "false (or 0, no): compact JSON "
+                                          "(default: indented)",
+                           "schema": {"type": "string", "enum": list(PRETTY_VALUES)}},
             },
         },
     }
@@ -255,7 +256,16 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         else:
             assert body.rtype is not None
             name = f"{schema_name(body.rtype)}{body.mode.capitalize()}Request"
-            schemas[name] = body.rtype.request_schema(body.mode)
+            request_schema = body.rtype.request_schema(body.mode)
+            if body.require:
+                name = f"{route.name[0].upper()}{route.name[1:]}Request"
+                data = request_schema["properties"]["data"]
+                data["properties"]["attributes"]["required"] = sorted(
+                    set(data["properties"]["attributes"].get("required", []))
+                    | set(body.require))
+                if "attributes" not in data["required"]:
+                    data["required"].append("attributes")
+            schemas[name] = request_schema
             content = {MEDIA_TYPE: {"schema": _ref(name)}, JSON_TYPE: {"schema": _ref(name)}}
         operation["requestBody"] = {"required": body.required, "content": content}
 
