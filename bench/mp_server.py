@@ -4,8 +4,9 @@
                               [--ws-rooms 1 --ws-room-size 1000 --tokens-out FILE]
 
 It does what ``twistd -n meetplatform`` does (``tap.MeetplatformService._bound``): a
-``Registry`` on the reactor, a ``Store`` in a temporary data directory, ``tap.build_site``
-for the resource tree, served by
+``Registry`` on the reactor, a ``Store`` in a temporary data directory, ``build_site``
+(``meetplatform.build``; ``tap.build_site`` in older versions) for the resource tree,
+served by
 ``tap.MeetplatformSite`` (the same input limits, no access log), listening with the same
 endpoint type (``tcp:PORT:interface=127.0.0.1``; Twisted's default backlog of 50), and
 logging to a file through ``twisted.logger`` as twistd does. If ``build_site`` does not
@@ -62,15 +63,15 @@ def _meeting_xml_cache(registry: Any) -> None:
     """Cache each meeting's ``<meeting>`` XML until an event concerning it arrives.
 
     The optimisation proposed for getMeetings in docs/performance.md, applied from outside
-    (``XmlApi._meeting_xml`` wrapped) to measure what it would gain. Every registry change
+    (``MeetingRenderer.xml`` wrapped) to measure what it would gain. Every registry change
     that getMeetings shows is announced by an event naming the meeting, a participant or a
     seat of it; any such event drops that meeting's cached XML.
     """
     import weakref
 
-    from meetplatform.xmlapi.app import XmlApi
+    from meetplatform.xmlapi.meeting_xml import MeetingRenderer
 
-    original = XmlApi._meeting_xml
+    original = MeetingRenderer.xml
     cache: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     def cached(self: Any, meeting: Any) -> str:
@@ -87,7 +88,7 @@ def _meeting_xml_cache(registry: Any) -> None:
                 cache.pop(meeting, None)
 
     registry.subscribe(invalidate)
-    XmlApi._meeting_xml = cached  # type: ignore[method-assign]
+    MeetingRenderer.xml = cached  # type: ignore[method-assign]
 
 
 def _lazy_autobahn_debug_args(registry: Any) -> None:
@@ -177,6 +178,18 @@ EXPERIMENTS = {"meeting-xml-cache": _meeting_xml_cache,
                "transport-write": _transport_write, "default-gc": _default_gc}
 
 
+def _build_site() -> Any:
+    """The product's ``build_site``, wherever this version keeps it (the benchmarks run
+    against earlier commits too, for a same-run comparison)."""
+    from meetplatform import tap
+
+    if hasattr(tap, "build_site"):
+        return tap.build_site
+    from meetplatform.build import build_site
+
+    return build_site
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
@@ -216,7 +229,8 @@ def main(argv: list[str]) -> None:
     for name in args.experiment:
         EXPERIMENTS[name](registry)
         sys.stderr.write(f"mp_server: EXPERIMENT {name} active (not the product's behaviour)\n")
-    if "store" in inspect.signature(tap.build_site).parameters:
+    build_site = _build_site()
+    if "store" in inspect.signature(build_site).parameters:
         from twisted.internet.defer import Deferred
 
         from meetplatform.store import Store
@@ -224,9 +238,9 @@ def main(argv: list[str]) -> None:
         store = Store.open(reactor, data_dir)  # type: ignore[arg-type]
         reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: Deferred.fromCoroutine(store.close()))
-        root = tap.build_site(reactor, settings, registry, store)
+        root = build_site(reactor, settings, registry, store)
     else:
-        root = tap.build_site(reactor, settings, registry)  # type: ignore[call-arg]
+        root = build_site(reactor, settings, registry)
     if b"ws" not in root.children:
         from meetplatform.signalling import SignallingService
 

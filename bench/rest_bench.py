@@ -7,7 +7,7 @@ warm up with wrk, one measured wrk run pinned to CPU 1, stop the server by its P
 
 ``bare``      bench/baselines/klein_xml.py, requested through bench/wrk_paths.lua exactly as
               xmlapi_bench.py's ``bare`` case (same baseline as issue 2).
-``reads``     the product (this file with ``--serve``: ``tap.build_site`` with the REST API
+``reads``     the product (this file with ``--serve``: ``build_site`` with the REST API
               remounted with raised per-client rate limits); wrk alternates
               ``GET /api/v2/rooms/{id}`` and ``GET /api/v2/spaces/{id}/rooms`` with a Bearer
               token from ``POST /api/v2/oauth/token`` (client credentials); every response must
@@ -128,7 +128,12 @@ def serve(port: int, log_path: str) -> None:
                                   lambda: Deferred.fromCoroutine(store.close()))
     reactor.addSystemEventTrigger("after", "shutdown",
                                   lambda: shutil.rmtree(data_dir, ignore_errors=True))
-    root = tap.build_site(reactor, settings, registry, store)
+    if hasattr(tap, "build_site"):
+        root = tap.build_site(reactor, settings, registry, store)
+    else:  # since the parts are built in meetplatform.build
+        from meetplatform.build import build_site
+
+        root = build_site(reactor, settings, registry, store)
     # Same classes as build_site, limits raised (a load test from one client, one address).
     invitations = Invitations(reactor, settings, registry, store)
     big = Limit(rate=1e9, burst=10**9)
@@ -314,8 +319,8 @@ class Runner:
 def summarize(records: list[dict[str, Any]]) -> str:
     rounds = sorted({r["round"] for r in records})
     by = {(r["case"], r["round"]): r for r in records}
-    out = ["| case | per second (median, range) | ratio to bare (median, range) | "
-           "server CPU µs/req | server cores | other cores (max) | p50 / p99 ms | failed |",
+    out = [("| case | per second (median, range) | ratio to bare (median, range) | "
+           "server CPU µs/req | server cores | other cores (max) | p50 / p99 ms | failed |"),
            "|---|---|---|---|---|---|---|---|"]
     for case in CASES:
         rs = [by[(case, n)] for n in rounds if (case, n) in by]

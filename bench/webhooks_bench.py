@@ -147,12 +147,12 @@ def serve(mode: str, receiver_port: int, participants: int, meetings: int,
         if mode == "on":
             webhooks = WebhookService(reactor, settings, registry, store)
             webhooks.startService()
-            await store.run(lambda db: wdb.create_hook(
-                db, callback_url=f"http://127.0.0.1:{receiver_port}/hook", meeting_id=None,
-                event_ids=None, get_raw=False, checksum_algorithm="sha1", now=now))
-            await store.run(lambda db: wdb.create_endpoint(
-                db, space_id=space.id, url=f"http://127.0.0.1:{receiver_port}/space",
-                description="bench", event_types=[], now=now))
+            await webhooks.receivers.create_hook(
+                callback_url=f"http://127.0.0.1:{receiver_port}/hook", meeting_id=None,
+                event_ids=None, get_raw=False, checksum_algorithm="sha1", now=now)
+            await webhooks.receivers.create_endpoint(
+                space_id=space.id, url=f"http://127.0.0.1:{receiver_port}/space",
+                description="bench", event_types=[], now=now)
         rooms = [registry.create_meeting(MeetingSpec(f"{space.id}/bench-{n}", f"Bench {n}",
                                                      expire_when_last_user_left_minutes=0))[0]
                  for n in range(meetings)]

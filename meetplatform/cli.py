@@ -26,6 +26,7 @@ from meetplatform.config import (
     ServiceConfig,
     Settings,
     load_config,
+    read_metrics_token,
 )
 from meetplatform.secret import (
     SecretError,
@@ -131,6 +132,18 @@ def _check_writable_dir(path: Path, what: str) -> str | None:
     return None
 
 
+def _operations_lines(config: ServiceConfig) -> list[tuple[str, str]]:
+    """The log level and format, and where /metrics is served."""
+    levels = dict(config.log_level)
+    described = [levels.pop("", "info"), *(f"{ns}={level}" for ns, level in levels.items())]
+    metrics = [f"{config.metrics_listen} (no token)" if config.metrics_listen else "",
+               "public listeners, bearer token" if config.metrics_token_file else ""]
+    if config.metrics_listen and config.metrics_token_file:
+        metrics[0] = f"{config.metrics_listen} (bearer token)"
+    return [("log", f"level {', '.join(described)}; format {config.log_format}"),
+            ("metrics", "; ".join(m for m in metrics if m) or "off")]
+
+
 def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
     """Report on everything the service would need; 0 when it would start."""
     problems: list[str] = []
@@ -155,6 +168,12 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ):
             problems.append(f"access log {config.access_log} is not writable")
 
+    if config.metrics_token_file is not None:
+        try:
+            read_metrics_token(config.metrics_token_file)
+        except ConfigError as error:
+            problems.extend(error.problems)
+
     url, how = _describe_public_url(config)
     lines = [
         ("config file", str(config.config_file) if config.config_file else "none"),
@@ -165,6 +184,7 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ("secret file", f"{config.secret_path} ({secret_state})"),
         ("checksum algorithms", ", ".join(config.checksum_algorithms)),
         ("access log", str(config.access_log) if config.access_log else "off"),
+        *_operations_lines(config),
     ]
     width = max(len(label) for label, _ in lines)
     out.writelines(f"  {label + ':':<{width + 1}} {value}\n" for label, value in lines)

@@ -466,6 +466,66 @@ def _ice_servers(raw: object, origin: _Origin) -> tuple[IceServer, ...]:
     return tuple(_ice_server(item) for item in raw)
 
 
+# --- operations: log level and format, metrics -------------------------------------------
+
+#: Twisted's log level names (``twist --log-level`` takes the same), least severe first.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warn", "error", "critical")
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+_NAMESPACE = re.compile(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*")
+#: A metrics bearer token shorter than this is refused (it would be guessable).
+MIN_METRICS_TOKEN_CHARS = 16
+
+
+def _log_level(raw: object, origin: _Origin) -> tuple[tuple[str, str], ...]:
+    """``LEVEL`` (the default) and ``NAMESPACE=LEVEL`` items, as ``(namespace, level)``
+    pairs with ``""`` for the default; a later item for the same namespace wins."""
+    levels: dict[str, str] = {}
+    for item in _string_list(raw, origin):
+        namespace, equals, name = item.rpartition("=")
+        name = name.lower()
+        if name not in LOG_LEVELS:
+            raise _Invalid(f"unknown log level {name!r} in {item!r} "
+                           f"(choose from {', '.join(LOG_LEVELS)})")
+        if equals and not _NAMESPACE.fullmatch(namespace):
+            raise _Invalid(f"{namespace!r} is not a log namespace such as "
+                           "meetplatform.signalling")
+        levels[namespace] = name
+    return tuple(levels.items())
+
+
+def _log_format(raw: object, origin: _Origin) -> str:
+    text = _text(raw).lower()
+    if text not in LOG_FORMATS:
+        raise _Invalid(f"unknown log format {text!r} (choose from {', '.join(LOG_FORMATS)})")
+    return text
+
+
+def _endpoint(raw: object, origin: _Origin) -> str | None:
+    text = _text(raw)
+    if not text:
+        return None
+    try:
+        parse_listener(text)
+    except ValueError as error:
+        raise _Invalid(f"invalid endpoint {text!r}: {error}") from None
+    return text
+
+
+def read_metrics_token(path: Path) -> str:
+    """The bearer token in ``path`` (surrounding whitespace removed); ``ConfigError`` if
+    it cannot be read or is too short to be secret."""
+    try:
+        token = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"metrics token file {path}: cannot read it: {error}") from None
+    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or " " in token:
+        raise ConfigError(
+            f"metrics token file {path}: the token must be at least "
+            f"{MIN_METRICS_TOKEN_CHARS} printable characters without spaces")
+    return token
+
+
+
 # --- the keys -------------------------------------------------------------------------------
 
 
@@ -525,6 +585,21 @@ KEYS: tuple[Key, ...] = (
     Key("history_retention_days", _retention_days,
         "days the meeting history keeps ended meetings (0: forever)", "365"),
 )
+#: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
+OPERATIONS_KEYS: tuple[Key, ...] = (
+    Key("log_level", _log_level,
+        "log events at this level and above: debug, info, warn, error, critical; "
+        "NAMESPACE=LEVEL sets one namespace and those under it; repeatable",
+        "info", repeatable=True),
+    Key("log_format", _log_format, "log format: text, or json (one object per line)",
+        "text"),
+    Key("metrics_listen", _endpoint,
+        "serve /metrics (Prometheus) on this separate Twisted endpoint", "off"),
+    Key("metrics_token_file", _path,
+        "serve /metrics on the public listeners too, to requests bearing the token in "
+        "this file", "off"),
+)
+KEYS += OPERATIONS_KEYS
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
 
@@ -552,6 +627,12 @@ class ServiceConfig:
     access_log: Path | None = None
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
+    # Operations (meetplatform.logs, meetplatform.metrics): not part of the Settings.
+    #: ``(namespace, level)`` pairs, ``""`` for the default level (info when absent).
+    log_level: tuple[tuple[str, str], ...] = ()
+    log_format: str = "text"
+    metrics_listen: str | None = None
+    metrics_token_file: Path | None = None
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
@@ -777,10 +858,14 @@ class ConfigOptions(usage.Options):
     def opt_allow_webhook_network(self, network: str) -> None:
         self["allow_webhook_networks"].append(network)
 
+    def opt_log_level(self, level: str) -> None:
+        self["log_level"].append(level)
+
     opt_listen.__doc__ = _help(KEYS_BY_NAME["listen"])
     opt_extra_origin.__doc__ = _help(KEYS_BY_NAME["extra_origins"])
     opt_ice_server.__doc__ = _help(KEYS_BY_NAME["ice_servers"])
     opt_allow_webhook_network.__doc__ = _help(KEYS_BY_NAME["allow_webhook_networks"])
+    opt_log_level.__doc__ = _help(KEYS_BY_NAME["log_level"])
 
     def cli_values(self) -> dict[str, object]:
         """What the command line set, by key name."""

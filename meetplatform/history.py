@@ -9,9 +9,11 @@ batches (:class:`~meetplatform.store.batch.BatchWriter`):
 - every participant's stretches of presence: join and leave times, role, name, guest flag
   and why it left.
 
-It answers ``getMeetingEvents``, ``getStats`` and the JSON:API's sessions through
-:meth:`History.read`, which first hands over what is still buffered, so a reader always
-sees every event that happened before its request.
+It answers ``getMeetingEvents``, ``getStats`` and the JSON:API's sessions through its
+:class:`HistoryReader` (:attr:`History.reader`, :meth:`History.read`), which first hands
+over what is still buffered, so a reader always sees every event that happened before
+its request. The surfaces ask the reader, never the store: the queries on the history
+tables (:mod:`meetplatform.store.history_db`) stay behind this module.
 
 On start, :meth:`History.recover` ends the meetings that a killed process left open
 (``ENDED_DUE_TO_SERVICE_INTERRUPTION``, at their last recorded moment). With a retention
@@ -38,6 +40,7 @@ from meetplatform.registry import Registry
 from meetplatform.store import Database, Store
 from meetplatform.store import history_db as hdb
 from meetplatform.store.batch import BatchWriter
+from meetplatform.store.history_db import AttendanceRecord, MeetingRecord
 from meetplatform.tenancy import tenant_of
 
 _log = Logger()
@@ -67,6 +70,48 @@ def public_query(meeting: Meeting) -> dict[str, str]:
     return {k: v for k, v in params.items() if not _HIDDEN_PARAMETER.search(k)}
 
 
+class HistoryReader:
+    """Queries on the durable history, each run after the writes still buffered.
+
+    ``flush`` is the writer's (:meth:`History.flush`): a query is submitted to the store
+    after the buffered writes, and the store runs its jobs in order, so it sees them.
+    Without a writer (a surface built without the history service, in tests) the
+    queries read what is in the store.
+    """
+
+    def __init__(self, store: Store,
+                 flush: Callable[[], Deferred[None]] | None = None) -> None:
+        self._store = store
+        self._flush = flush
+
+    async def read(self, query: Callable[[Database], T]) -> T:
+        """Run ``query(database)`` on the store's thread after every buffered write."""
+        if self._flush is None:
+            return await self._store.run(query)
+        flushed = self._flush()
+        result = await self._store.run(query)
+        await flushed
+        return result
+
+    async def session(self, internal_id: str) -> MeetingRecord | None:
+        """One meeting by its internal id (the JSON:API's session id)."""
+        return await self.read(lambda db: hdb.get_meeting(db, internal_id))
+
+    async def sessions(self, space_id: str, *, room_id: str | None = None,
+                       before: tuple[int, str] | None, limit: int) -> list[MeetingRecord]:
+        """A space's (or one of its rooms') meetings, newest first, before the
+        ``(create_time, internal_id)`` cursor."""
+        return await self.read(lambda db: hdb.list_meetings(
+            db, space_id=space_id, room_id=room_id, before=before, limit=limit))
+
+    async def attendances(self, internal_id: str, *, after: tuple[int, int] | None,
+                          limit: int) -> list[AttendanceRecord]:
+        """A meeting's stretches of presence in join order, after the ``(join_time, id)``
+        cursor."""
+        return await self.read(lambda db: hdb.list_attendance(
+            db, internal_id, after=after, limit=limit))
+
+
 class History(Service):
     """The history writer and reader; attach it to the service for flushing on stop."""
 
@@ -88,6 +133,8 @@ class History(Service):
         self._started_at = int(clock.seconds() * 1000)
         self._writer: BatchWriter[hdb.HistoryOp, int] = BatchWriter(
             store, hdb.apply, name="history")
+        #: What the surfaces read the history with (after what is still buffered).
+        self.reader = HistoryReader(store, self._writer.flush)
         self._unsubscribe: Callable[[], None] | None = registry.subscribe(self._on_event)
 
     # --- service lifecycle -------------------------------------------------------------
@@ -164,10 +211,7 @@ class History(Service):
 
     async def read(self, query: Callable[[Database], T]) -> T:
         """Run ``query(database)`` on the store's thread after every buffered write."""
-        flushed = self._writer.flush()
-        result = await self._store.run(query)
-        await flushed
-        return result
+        return await self.reader.read(query)
 
     # --- after a crash -------------------------------------------------------------------
 

@@ -1,61 +1,54 @@
-"""The composition root: ``twistd meetplatform`` options, the service and the resource tree.
+"""The composition root: ``twistd meetplatform`` options and the service.
 
-This is the one place that builds and wires things. :func:`makeService` reads the secret
-(generating it on the first start) and returns a :class:`MeetplatformService`, which binds
-every ``--listen`` endpoint when it starts. The public URL (what join redirects and links
-use) is derived from the first listener's *bound* address unless ``--public-url`` is set,
-so ``tcp:0`` gets its real port; only then are the :class:`Settings`, the registry and the
-resource tree (:func:`build_site`) built and installed into the already-listening site.
-With TCP endpoints all of this happens synchronously inside ``privilegedStartService``
-(``startService`` under ``twist``), before the reactor runs, so no request ever sees the
-placeholder that answers 503 until then.
+:func:`makeService` reads the secret (generating it on the first start) and returns a
+:class:`MeetplatformService`, which binds every ``--listen`` endpoint when it starts. The
+public URL (what join redirects and links use) is derived from the first listener's
+*bound* address unless ``--public-url`` is set, so ``tcp:0`` gets its real port; only
+then are the :class:`Settings`, the registry and the store made, the parts built
+(:func:`~meetplatform.build.build_parts`), mounted into a resource tree
+(:func:`~meetplatform.build.mount`) that is installed into the already-listening site,
+and attached to the service (:func:`~meetplatform.build.attach`). With TCP endpoints
+all of this happens synchronously inside ``privilegedStartService`` (``startService``
+under ``twist``), before the reactor runs, so no request ever sees the placeholder that
+answers 503 until then. The site and its input limits are :mod:`meetplatform.site`.
 """
 
 from __future__ import annotations
 
 import gc
-import io
-import json
 import shlex
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from twisted.application.service import IServiceCollection, MultiService
+from twisted.application import app
+from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
-from twisted.logger import Logger
+from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
-from twisted.web import http
-from twisted.web.http import HTTPChannel
-from twisted.web.pages import notFound
-from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
 
-from meetplatform import __version__
-from meetplatform.config import ConfigOptions, ServiceConfig, Settings, public_host, url_for
-from meetplatform.history import History
-from meetplatform.invitations import Invitations
+from meetplatform.build import Parts, attach, build_parts, mount
+from meetplatform.config import (
+    ConfigError,
+    ConfigOptions,
+    ServiceConfig,
+    Settings,
+    parse_listener,
+    public_host,
+    read_metrics_token,
+    url_for,
+)
+from meetplatform.logs import ProcessLogging
+from meetplatform.metrics import METRICS_PATH, Metrics, MetricsPage, metrics_root
 from meetplatform.registry import Registry
-from meetplatform.restapi import RestApi
 from meetplatform.secret import LoadedSecret, SecretError, load_or_create_secret
-from meetplatform.signalling import SignallingService
+from meetplatform.site import MeetplatformSite, StartingPage
 from meetplatform.store import Store
-from meetplatform.web.embed import EmbedPages
-from meetplatform.web.invite import InvitePages
-from meetplatform.web.pages import WebPages
-from meetplatform.webhooks import WebhookService
-from meetplatform.xmlapi import XmlApi
-from meetplatform.xmlapi.history_calls import HistoryCalls
-from meetplatform.xmlapi.hooks import HookCalls
 
 _log = Logger()
-
-#: Bytes allowed for the request line beyond the query string (method, path, version).
-REQUEST_LINE_ALLOWANCE = 8 * 1024
-#: Bytes allowed for all header lines besides the request line.
-HEADERS_ALLOWANCE = 32 * 1024
 
 
 class Options(ConfigOptions):
@@ -67,252 +60,6 @@ class Options(ConfigOptions):
         "--config; the command line wins over the environment, which wins over the "
         "file. See docs/operations.md."
     )
-
-
-# --- small resources ------------------------------------------------------------------------
-
-
-def _json(request: Request, status: int, body: dict[str, object]) -> bytes:
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"application/json")
-    request.setHeader(b"cache-control", b"no-store")
-    return json.dumps(body, separators=(",", ":")).encode("utf-8") + b"\n"
-
-
-class HealthResource(Resource):
-    """``GET /healthz``: 200 and a small JSON status, for load balancers and supervisors."""
-
-    isLeaf = True
-
-    def __init__(self, clock: IReactorTime, registry: Registry) -> None:
-        super().__init__()
-        self._clock = clock
-        self._registry = registry
-        self._started = clock.seconds()
-
-    def render(self, request: Request) -> bytes:  # type: ignore[override]
-        if request.postpath not in ([], [b""]):
-            return _json(request, 404, {"status": "error", "error": "no such resource"})
-        if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET, HEAD")
-            return _json(request, 405, {"status": "error", "error": "use GET or HEAD"})
-        meetings = sum(1 for _ in self._registry.meetings())
-        return _json(request, 200, {
-            "status": "ok",
-            "version": __version__,
-            "meetings": meetings,
-            "uptime": int(self._clock.seconds() - self._started),
-        })
-
-
-class LandingPage(Resource):
-    """``GET /``: says what this server is and where its API lives."""
-
-    isLeaf = True
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__()
-        self._text = (
-            f"{settings.server_name} (meetplatform {__version__}) is running.\n"
-            f"BigBlueButton API: {settings.api_url}\n"
-            f"Health: {settings.public_url.rstrip('/')}/healthz\n"
-        ).encode()
-
-    def render(self, request: Request) -> bytes:  # type: ignore[override]
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        if request.method not in (b"GET", b"HEAD"):
-            request.setResponseCode(405)
-            request.setHeader(b"allow", b"GET, HEAD")
-            return b"use GET or HEAD\n"
-        return self._text
-
-
-class _Starting(Resource):
-    """What the site serves before the first listener is bound and the tree is built."""
-
-    isLeaf = True
-
-    def render(self, request: Request) -> bytes:  # type: ignore[override]
-        request.setResponseCode(503)
-        request.setHeader(b"retry-after", b"1")
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"meetplatform is starting\n"
-
-
-class RootResource(Resource):
-    """The site's root: surfaces are its children; anything else is a plain 404 page."""
-
-    def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
-        return notFound()  # type: ignore[return-value]
-
-
-def build_site(
-    clock: IReactorTime,
-    settings: Settings,
-    registry: Registry,
-    store: Store,
-    parent: IServiceCollection | None = None,
-) -> Resource:
-    """The root resource: one child per surface, all sharing one registry and one store.
-
-    Add a surface with one ``putChild`` line (its Klein class's ``resource()``). Surfaces
-    with a lifecycle of their own (the signalling closes its sockets on shutdown) are
-    attached to ``parent``, the running service, when one is given; so are the meeting
-    history and the webhook delivery (they write what they hold before the store closes),
-    and the history's recovery of meetings a killed process left open runs then.
-    """
-    invitations = Invitations(clock, settings, registry, store)
-    root = RootResource()
-    root.putChild(b"", LandingPage(settings))
-    root.putChild(b"healthz", HealthResource(clock, registry))
-    history = History(clock, settings, registry, store)
-    webhooks = WebhookService(clock, settings, registry, store)
-    xml_api = XmlApi(clock, settings, registry)
-    HistoryCalls(clock, settings, history).register(xml_api)
-    HookCalls(clock, settings, store, webhooks).register(xml_api)
-    root.putChild(b"bigbluebutton", xml_api.resource())
-    if parent is not None:
-        history.setServiceParent(parent)
-        webhooks.setServiceParent(parent)
-        recovered = Deferred.fromCoroutine(history.recover())
-        recovered.addCallback(webhooks.meetings_interrupted)
-        recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
-    pages = WebPages(clock, settings, registry)
-    root.putChild(b"client", pages.resource())
-    root.putChild(b"static", pages.static_resource())
-    embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
-    root.putChild(b"embed", embed.resource())
-    root.putChild(b"j", InvitePages(clock, settings, registry, store, invitations=invitations,
-                                    pages=pages).resource())
-    signalling = SignallingService(clock, settings, registry,
-                                   extra_origins_for=embed.origins_for_seat)
-    root.putChild(b"ws", signalling.resource())
-    if parent is not None:
-        signalling.setServiceParent(parent)
-    api = Resource()
-    api.putChild(b"v2", RestApi(clock, settings, registry, store, invitations=invitations,
-                                history=history, webhooks=webhooks).resource())
-    root.putChild(b"api", api)
-    return root
-
-
-# --- the site -------------------------------------------------------------------------------
-
-
-class BoundedRequest(Request):
-    """A request whose body may not exceed the site's ``max_body_bytes``.
-
-    A larger body is refused with ``413`` and the connection closed, before it is
-    buffered (Twisted would otherwise spool any size into a temporary file). This is
-    also what BigBlueButton's nginx answers for an oversized upload.
-    """
-
-    _refused = False
-    _received = 0
-
-    def _limit(self) -> int:
-        site: MeetplatformSite = cast(Any, self.channel).site
-        return site.max_body_bytes
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self._limit():
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self._limit():
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self._refused:
-            return
-        super().requestReceived(command, path, version)
-
-    def _refuse(self) -> None:
-        self._refused = True
-        self.content = io.BytesIO()
-        # No "100 Continue" for a body that will not be read.
-        self.requestHeaders.removeHeader(b"expect")
-        body = b"request body larger than %d bytes\n" % self._limit()
-        transport = self.channel.transport
-        assert transport is not None
-        transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
-        )
-        self.channel.loseConnection()
-
-
-class BoundedChannel(HTTPChannel):
-    """HTTP/1.1 with line limits set by the site and a clear answer when one is exceeded."""
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        # Until the request line is parsed there is no _command: the line was the URI.
-        if hasattr(self, "_command"):
-            status = b"431 Request Header Fields Too Large"
-        else:
-            status = b"414 URI Too Long"
-        body = b"%s\n" % status
-        assert self.transport is not None
-        self.transport.write(
-            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (status, len(body), body)
-        )
-        self.loseConnection()
-
-
-class MeetplatformSite(Site):
-    """A Site with input limits and an access log only when asked for.
-
-    Twisted's default access log formats a line per request even when nobody reads it
-    (10-20 % of the request cost, docs/performance notes), so it is off unless
-    ``access_log`` names a file. The request line may hold ``max_query_bytes`` of query
-    string (longer ones get Twisted's 400) so the surfaces can answer in their own format.
-    """
-
-    requestFactory = BoundedRequest
-    # Plain HTTP/1.1: the WebSocket upgrade takes over this channel's transport.
-    protocol = BoundedChannel  # type: ignore[assignment]
-    displayTracebacks = False
-    # No "Starting factory" lines; the service logs what it listens on.
-    noisy = False
-
-    def __init__(
-        self,
-        resource: Resource,
-        *,
-        clock: IReactorTime,
-        max_query_bytes: int,
-        max_body_bytes: int,
-        access_log: str | None = None,
-    ) -> None:
-        super().__init__(resource, logPath=access_log, reactor=clock)
-        self.max_body_bytes = max_body_bytes
-        self.max_line_bytes = max_query_bytes + REQUEST_LINE_ALLOWANCE
-        self.max_header_bytes = self.max_line_bytes + HEADERS_ALLOWANCE
-
-    def buildProtocol(self, addr: IAddress | None) -> Any:
-        channel = super().buildProtocol(addr)
-        channel.MAX_LENGTH = self.max_line_bytes
-        channel.totalHeadersSize = self.max_header_bytes
-        return channel
-
-    def startFactory(self) -> None:
-        if self.logPath is not None:
-            super().startFactory()
-
-    def log(self, request: http.Request) -> None:
-        if self.logPath is not None:
-            super().log(request)
 
 
 # --- the service ----------------------------------------------------------------------------
@@ -369,17 +116,35 @@ def settle_garbage_collector() -> None:
 class MeetplatformService(MultiService):
     """Binds the listeners, then builds settings, registry and site; ends meetings on stop.
 
-    After a successful start, ``settings``, ``registry``, ``site`` and ``ports`` are the
-    live objects (tests and later services use them).
+    After a successful start, ``settings``, ``registry``, ``store``, ``parts``, ``site``
+    and ``ports`` are the live objects (tests and later services use them), and
+    ``metrics`` when ``--metrics-listen`` or ``--metrics-token-file`` asked for them.
+
+    ``logging`` (what :func:`makeService` passes under twistd) filters and formats the
+    process's log from the start on; ``metrics_token`` is the bearer token that opens
+    ``/metrics`` (read from ``--metrics-token-file``).
     """
 
-    def __init__(self, reactor: Any, config: ServiceConfig, secret: LoadedSecret) -> None:
+    def __init__(self, reactor: Any, config: ServiceConfig, secret: LoadedSecret, *,
+                 logging: ProcessLogging | None = None,
+                 metrics_token: str | None = None) -> None:
         super().__init__()
         self._reactor = reactor
         self.config = config
         self._secret = secret
+        self._logging = logging
+        self._metrics_token = metrics_token
+        #: Serves only ``/metrics`` on ``--metrics-listen`` (503 until started).
+        self.metrics_site = MeetplatformSite(
+            StartingPage(),
+            clock=reactor,
+            max_query_bytes=config.max_query_bytes,
+            max_body_bytes=config.max_body_bytes,
+        )
+        self.metrics_port: IListeningPort | None = None
+        self.metrics: Metrics | None = None
         self.site = MeetplatformSite(
-            _Starting(),
+            StartingPage(),
             clock=reactor,
             max_query_bytes=config.max_query_bytes,
             max_body_bytes=config.max_body_bytes,
@@ -389,9 +154,20 @@ class MeetplatformService(MultiService):
         self.settings: Settings | None = None
         self.registry: Registry | None = None
         self.store: Store | None = None
+        self.parts: Parts | None = None
         self.ready: Deferred[None] | None = None
         self._starting = False
         self._startup_error: str | None = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        """twistd adds the service to its application, then reads the application's log
+        observer: give it the filtered (and formatted) one (see :mod:`meetplatform.logs`)."""
+        if (self._logging is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver) is None):
+            observer = self._logging.application_observer()
+            if observer is not None:
+                parent.setComponent(ILogObserver, observer)
+        super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -404,12 +180,15 @@ class MeetplatformService(MultiService):
         super().startService()
 
     def _bind(self) -> None:
+        if self._logging is not None:
+            # twistd has set up its log observer by now: filter it from here on.
+            self._logging.install()
         self._starting = True
+        listening = [self._listen(description) for description in self.config.listen]
+        if self.config.metrics_listen is not None:
+            listening.append(self._listen(self.config.metrics_listen, self.metrics_site))
         try:
-            self.ready = gatherResults(
-                [self._listen(description) for description in self.config.listen],
-                consumeErrors=True,
-            ).addCallback(self._bound)
+            self.ready = gatherResults(listening, consumeErrors=True).addCallback(self._bound)
             self.ready.addErrback(self._failed)
         finally:
             self._starting = False
@@ -417,16 +196,20 @@ class MeetplatformService(MultiService):
             # Already logged; twistd exits with status 1 instead of printing a traceback.
             raise SystemExit(1)
 
-    def _listen(self, description: str) -> Deferred[IListeningPort]:
+    def _listen(self, description: str,
+                site: MeetplatformSite | None = None) -> Deferred[IListeningPort]:
         def explain(failure: Failure) -> Failure:
             raise StartupError(f"cannot listen on {description}: {failure.getErrorMessage()}")
 
+        factory = self.site if site is None else site
         return maybeDeferred(
-            lambda: serverFromString(self._reactor, description).listen(self.site)
+            lambda: serverFromString(self._reactor, description).listen(factory)
         ).addErrback(explain)
 
     def _bound(self, ports: Sequence[IListeningPort]) -> None:
-        self.ports = list(ports)
+        self.ports = list(ports[:len(self.config.listen)])
+        if self.config.metrics_listen is not None:
+            self.metrics_port = ports[-1]
         listeners = self.config.listeners
         first = self.ports[0].getHost()
         public_url = self.config.public_url
@@ -442,8 +225,12 @@ class MeetplatformService(MultiService):
         settings = self.config.settings(self._secret.value, public_url)
         registry = Registry(self._reactor, public_url)
         store = Store.open(self._reactor, settings.data_dir)
-        self.site.resource = build_site(self._reactor, settings, registry, store, parent=self)
-        self.settings, self.registry, self.store = settings, registry, store
+        parts = build_parts(self._reactor, settings, registry, store)
+        root = mount(parts)
+        attach(parts, self)
+        self._add_metrics(parts, root)
+        self.site.resource = root
+        self.settings, self.registry, self.store, self.parts = settings, registry, store, parts
 
         for listener, port in zip(listeners, self.ports):
             _log.info("listening on {url}", url=_listener_url(listener.kind, port.getHost()))
@@ -458,9 +245,29 @@ class MeetplatformService(MultiService):
                 "Generated a new shared secret (shown only this once): {secret}",
                 secret=self._secret.value,
             )
+        if self.metrics_port is not None:
+            _log.info("metrics: {url}/metrics",
+                      url=_listener_url(parse_listener(self.config.metrics_listen or "").kind,
+                                       self.metrics_port.getHost()))
+        if self._metrics_token is not None:
+            _log.info("metrics: /metrics on the public listeners, with the bearer token")
         for warning in (*self.config.warnings, *self._secret.warnings):
             _log.warn("{warning}", warning=warning)
         settle_garbage_collector()
+
+    def _add_metrics(self, parts: Parts, root: Any) -> None:
+        """Count and serve metrics if a metrics listener or token asks for them."""
+        if self.config.metrics_listen is None and self._metrics_token is None:
+            return  # no /metrics, and nothing counted per request
+        surfaces = [*root.listNames(), METRICS_PATH]
+        metrics = Metrics(self._reactor, parts, surfaces)
+        page = MetricsPage(metrics, self._metrics_token)
+        if self._metrics_token is not None:
+            root.putChild(METRICS_PATH, page)
+        self.metrics_site.resource = metrics_root(page)
+        self.site.request_hook = metrics.requests
+        metrics.lag.setServiceParent(self)
+        self.metrics = metrics
 
     def _failed(self, failure: Failure) -> None:
         if failure.check(FirstError):
@@ -482,22 +289,45 @@ class MeetplatformService(MultiService):
             self.registry.end_all()
         stopped = [maybeDeferred(super().stopService)]
         stopped += [maybeDeferred(port.stopListening) for port in self.ports]
-        self.ports = []
+        if self.metrics_port is not None:
+            stopped.append(maybeDeferred(self.metrics_port.stopListening))
+        self.ports, self.metrics_port = [], None
         done = gatherResults(stopped).addCallback(lambda _: None)
         if self.store is not None:
             store, self.store = self.store, None
             done.addCallback(lambda _: Deferred.fromCoroutine(store.close()))
+        if self._logging is not None:
+            done.addBoth(self._restore_logging)
         return done
+
+    def _restore_logging(self, result: Any) -> Any:
+        assert self._logging is not None
+        self._logging.uninstall()
+        return result
 
 
 def makeService(options: Options, reactor: Any = None) -> MeetplatformService:
-    """Build the service from parsed options (twistd calls this once)."""
+    """Build the service from parsed options (twistd calls this once).
+
+    twistd passes no reactor: the service then runs on the global one and owns the
+    process's log (level and format, :mod:`meetplatform.logs`). Tests pass their reactor
+    and keep the log of the test process as it is.
+    """
+    config = options.configuration
+    logging = None
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+        # Under twistd the plugin's options hang below twistd's own (--logfile, -n ...).
+        parent = getattr(options, "parent", None)
+        logging = ProcessLogging(
+            globalLogPublisher, config.log_level, config.log_format,
+            twistd_options=parent if isinstance(parent, app.ServerOptions) else None)
     try:
-        secret = load_or_create_secret(options.configuration)
-    except SecretError as error:
+        secret = load_or_create_secret(config)
+        token = (read_metrics_token(config.metrics_token_file)
+                 if config.metrics_token_file is not None else None)
+    except (SecretError, ConfigError) as error:
         raise SystemExit(f"meetplatform: {error}") from None
-    return MeetplatformService(reactor, options.configuration, secret)
+    return MeetplatformService(reactor, config, secret, logging=logging, metrics_token=token)

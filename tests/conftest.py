@@ -8,6 +8,13 @@ import pytest
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from zope.interface import provider
 
+try:
+    import selenium  # noqa: F401 - only asks whether the `browser` extra is installed
+except ImportError:
+    # `pip install .[test]` without the `browser` extra: the real-browser tests need its
+    # drivers, so they are not collected (./scripts/test installs every extra).
+    collect_ignore = ["browser"]
+
 
 @pytest.fixture(autouse=True)
 def fail_on_logged_failures() -> Iterator[list[LogEvent]]:

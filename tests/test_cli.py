@@ -226,3 +226,24 @@ def test_options_given_at_several_levels_merge(tmp_path: Path) -> None:
     assert config.data_dir == tmp_path / "y"
     assert config.extra_origins == ("https://a.example", "https://b.example",
                                     "https://c.example")
+
+
+def test_check_shows_logs_and_metrics_and_refuses_a_short_token(tmp_path: Path) -> None:
+    """`meetplatform check` tells the log level and format and where /metrics is served;
+    a metrics token file that the service would refuse is a problem."""
+    code, out, _ = run(tmp_path, "check")
+    assert code == 0
+    assert "  log:                 level info; format text\n" in out
+    assert "  metrics:             off\n" in out
+    (tmp_path / "token").write_text("x" * 32)
+    code, out, _ = run(tmp_path, "check", "--log-level", "warn", "--log-level",
+                       "meetplatform.signalling=debug", "--log-format", "json",
+                       "--metrics-listen", "tcp:9102:interface=127.0.0.1",
+                       "--metrics-token-file", "token")
+    assert code == 0
+    assert "level warn, meetplatform.signalling=debug; format json" in out
+    assert "metrics:             tcp:9102:interface=127.0.0.1 (bearer token); public " in out
+    (tmp_path / "token").write_text("short")
+    code, _, err = run(tmp_path, "check", "--metrics-token-file", "token")
+    assert code == 1
+    assert "metrics token file" in err and "at least 16" in err

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from meetplatform import clients_cli
-from meetplatform.config import Settings
 from meetplatform.store import open_database
+from tests.support import START, make_settings
 
 
 def cli(tmp_path: Path, *argv: str) -> tuple[int, str, str]:
@@ -17,8 +17,8 @@ def cli(tmp_path: Path, *argv: str) -> tuple[int, str, str]:
     clients_cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(list(argv))
     out, err = io.StringIO(), io.StringIO()
-    settings = Settings(secret="x" * 40, data_dir=tmp_path)
-    code = args.run(args, settings, out=out, err=err, now=lambda: 1_700_000_000.0)
+    settings = make_settings(data_dir=tmp_path)
+    code = args.run(args, settings, out=out, err=err, now=lambda: START)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -8,36 +8,23 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import Clock
 
 from meetplatform import invitations as inv
-from meetplatform.config import Settings
 from meetplatform.model import GuestPolicy, GuestStatus, MaxParticipantsReached, Role
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.tenancy import room_meeting_id
+from tests.support import make_clock, make_settings, run
 
-START = 1_700_000_000.0
 URL = "https://meet.example.com"
-
-
-def done(coro: Any) -> Any:
-    """The result of a coroutine whose awaits are all synchronous (inline store)."""
-    out: list[Any] = []
-    Deferred.fromCoroutine(coro).addBoth(out.append)
-    assert out, "did not complete synchronously"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
 
 
 class World:
     def __init__(self, tmp_path: Path, store: Store | None = None) -> None:
-        self.clock = Clock()
-        self.clock.advance(START)
+        self.clock = make_clock()
         self.registry = Registry(self.clock, server_url=URL)
         self.store = store or Store.open_inline(tmp_path)
-        self.settings = Settings(secret="x" * 40, public_url=URL, data_dir=tmp_path)
+        self.settings = make_settings(public_url=URL, data_dir=tmp_path)
         self.invitations = inv.Invitations(self.clock, self.settings, self.registry, self.store)
         self._rooms = 0
 
@@ -45,7 +32,7 @@ class World:
         return int(self.clock.seconds() * 1000)
 
     def space(self) -> SpaceRecord:
-        _, space, _ = done(self.store.create_client("acme", self.now()))
+        _, space, _ = run(self.store.create_client("acme", self.now()))
         return space
 
     def room(self, space: SpaceRecord, **fields: Any) -> RoomRecord:
@@ -55,7 +42,7 @@ class World:
             "max_participants": 0, "camera": True, "microphone": True, "screenshare": True,
             "not_before": None, "expires_at": None, "metadata": {}}
         values.update(fields)
-        return done(self.store.create_room(space.id, values, self.now()))  # type: ignore
+        return run(self.store.create_room(space.id, values, self.now()))  # type: ignore
 
 
 @pytest.fixture
@@ -67,12 +54,12 @@ def test_invitation_link_and_secret_are_returned_once(world: World) -> None:
     """Creating an invitation returns its secret and its /j/ link; the store keeps a hash."""
     space = world.space()
     room = world.room(space)
-    created = done(world.invitations.create(space, room, role="moderator"))
+    created = run(world.invitations.create(space, room, role="moderator"))
     assert created.secret.startswith("mput_")
     assert created.invite_url == f"{URL}/j/{created.secret}"
     assert created.token.uses == 0 and created.token.max_uses == 1
     assert created.token.expires_at == world.now() + inv.DEFAULT_TTL_MS
-    stored = done(world.store.get_user_token(created.token.id))
+    stored = run(world.store.get_user_token(created.token.id))
     assert created.secret not in repr(stored)
 
 
@@ -80,12 +67,12 @@ def test_preview_never_consumes(world: World) -> None:
     """Opening the invitation page (preview) any number of times leaves it usable."""
     space = world.space()
     room = world.room(space)
-    created = done(world.invitations.create(space, room, display_name="Ada"))
+    created = run(world.invitations.create(space, room, display_name="Ada"))
     for _ in range(3):
-        view = done(world.invitations.preview(created.secret))
+        view = run(world.invitations.preview(created.secret))
         assert view.room == room and view.display_name == "Ada"
-    assert done(world.store.get_user_token(created.token.id)).uses == 0
-    assert done(world.invitations.activate(created.secret)).entry is not None
+    assert run(world.store.get_user_token(created.token.id)).uses == 0
+    assert run(world.invitations.activate(created.secret)).entry is not None
 
 
 def test_activation_seats_the_user_in_the_rooms_meeting(world: World) -> None:
@@ -93,10 +80,10 @@ def test_activation_seats_the_user_in_the_rooms_meeting(world: World) -> None:
     token and the conference URL."""
     space = world.space()
     room = world.room(space, name="Physics", max_participants=30, microphone=False)
-    created = done(world.invitations.create(space, room, role="participant",
+    created = run(world.invitations.create(space, room, role="participant",
                                             external_user_id="student-7",
                                             permissions={"screenshare": False}))
-    activation = done(world.invitations.activate(created.secret, display_name="Grace"))
+    activation = run(world.invitations.activate(created.secret, display_name="Grace"))
     entry = activation.entry
     assert entry is not None
     meeting = world.registry.get_meeting(room_meeting_id(room))
@@ -114,8 +101,8 @@ def test_activation_seats_the_user_in_the_rooms_meeting(world: World) -> None:
     assert seat.userdata["mp_role"] == "participant"
     assert activation.access_token.startswith("mpua_")
     assert activation.access.room_id == room.id and activation.access.role == "participant"
-    again = done(world.invitations.create(space, room))
-    second = done(world.invitations.activate(again.secret, display_name="Alan"))
+    again = run(world.invitations.create(space, room))
+    second = run(world.invitations.activate(again.secret, display_name="Alan"))
     assert second.entry is not None and second.entry.meeting is meeting
 
 
@@ -123,10 +110,10 @@ def test_lobby_makes_participants_wait_but_not_moderators(world: World) -> None:
     """In a room with a lobby, an invited participant waits; an invited moderator enters."""
     space = world.space()
     room = world.room(space, lobby=True)
-    guest = done(world.invitations.create(space, room, role="participant"))
-    host = done(world.invitations.create(space, room, role="moderator"))
-    waiting = done(world.invitations.activate(guest.secret, display_name="Guest")).entry
-    entering = done(world.invitations.activate(host.secret, display_name="Host")).entry
+    guest = run(world.invitations.create(space, room, role="participant"))
+    host = run(world.invitations.create(space, room, role="moderator"))
+    waiting = run(world.invitations.activate(guest.secret, display_name="Guest")).entry
+    entering = run(world.invitations.activate(host.secret, display_name="Host")).entry
     assert waiting.meeting.spec.guest_policy is GuestPolicy.ASK_MODERATOR
     assert waiting.seat.guest_status is GuestStatus.WAIT
     assert entering.seat.guest_status is GuestStatus.ALLOW
@@ -139,29 +126,29 @@ def test_refusals_are_distinct(world: World) -> None:
     space = world.space()
     room = world.room(space)
     with pytest.raises(inv.InvitationNotFound):
-        done(world.invitations.activate("mput_" + "x" * 43, display_name="A"))
+        run(world.invitations.activate("mput_" + "x" * 43, display_name="A"))
     with pytest.raises(inv.InvitationNotFound):
-        done(world.invitations.preview("not even a token"))
-    used = done(world.invitations.create(space, room))
-    done(world.invitations.activate(used.secret, display_name="A"))
-    expired = done(world.invitations.create(space, room, expires_at=world.now() + 1000))
-    revoked = done(world.invitations.create(space, room))
-    done(world.store.revoke_user_token(revoked.token.id, world.now()))
-    later = done(world.invitations.create(space, room, not_before=world.now() + 60_000))
+        run(world.invitations.preview("not even a token"))
+    used = run(world.invitations.create(space, room))
+    run(world.invitations.activate(used.secret, display_name="A"))
+    expired = run(world.invitations.create(space, room, expires_at=world.now() + 1000))
+    revoked = run(world.invitations.create(space, room))
+    run(world.store.revoke_user_token(revoked.token.id, world.now()))
+    later = run(world.invitations.create(space, room, not_before=world.now() + 60_000))
     world.clock.advance(1)
     for secret, error in ((used.secret, inv.InvitationUsed),
                           (expired.secret, inv.InvitationExpired),
                           (revoked.secret, inv.InvitationRevoked),
                           (later.secret, inv.InvitationNotYetValid)):
         with pytest.raises(error):
-            done(world.invitations.preview(secret))
+            run(world.invitations.preview(secret))
         with pytest.raises(error):
-            done(world.invitations.activate(secret, display_name="B"))
+            run(world.invitations.activate(secret, display_name="B"))
     assert len({e.code for e in (inv.InvitationUsed("x"), inv.InvitationExpired("x"),
                                  inv.InvitationRevoked("x"), inv.InvitationNotYetValid("x"),
                                  inv.InvitationNotFound("x"))}) == 5
     world.clock.advance(60)
-    assert done(world.invitations.activate(later.secret, display_name="C")).entry is not None
+    assert run(world.invitations.activate(later.secret, display_name="C")).entry is not None
 
 
 def test_a_display_name_is_needed_before_anything_is_consumed(world: World) -> None:
@@ -169,10 +156,10 @@ def test_a_display_name_is_needed_before_anything_is_consumed(world: World) -> N
     invitation stays unused."""
     space = world.space()
     room = world.room(space)
-    created = done(world.invitations.create(space, room))
+    created = run(world.invitations.create(space, room))
     with pytest.raises(inv.DisplayNameRequired):
-        done(world.invitations.activate(created.secret, display_name="   "))
-    assert done(world.store.get_user_token(created.token.id)).uses == 0
+        run(world.invitations.activate(created.secret, display_name="   "))
+    assert run(world.store.get_user_token(created.token.id)).uses == 0
 
 
 def test_room_times_are_enforced(world: World) -> None:
@@ -181,14 +168,14 @@ def test_room_times_are_enforced(world: World) -> None:
     now = world.now()
     early = world.room(space, alias="early-room", not_before=now + 3_600_000)
     late = world.room(space, alias="late-room", expires_at=now + 1000)
-    early_inv = done(world.invitations.create(space, early))
-    late_inv = done(world.invitations.create(space, late))
+    early_inv = run(world.invitations.create(space, early))
+    late_inv = run(world.invitations.create(space, late))
     with pytest.raises(inv.RoomNotOpenYet):
-        done(world.invitations.activate(early_inv.secret, display_name="A"))
+        run(world.invitations.activate(early_inv.secret, display_name="A"))
     world.clock.advance(2)
     with pytest.raises(inv.RoomExpired):
-        done(world.invitations.activate(late_inv.secret, display_name="A"))
-    assert done(world.store.get_user_token(early_inv.token.id)).uses == 0
+        run(world.invitations.activate(late_inv.secret, display_name="A"))
+    assert run(world.store.get_user_token(early_inv.token.id)).uses == 0
 
 
 def test_a_full_room_gives_the_use_back(world: World) -> None:
@@ -196,22 +183,22 @@ def test_a_full_room_gives_the_use_back(world: World) -> None:
     again later."""
     space = world.space()
     room = world.room(space, max_participants=1)
-    first = done(world.invitations.create(space, room))
-    second = done(world.invitations.create(space, room))
-    done(world.invitations.activate(first.secret, display_name="A"))
+    first = run(world.invitations.create(space, room))
+    second = run(world.invitations.create(space, room))
+    run(world.invitations.activate(first.secret, display_name="A"))
     with pytest.raises(MaxParticipantsReached):
-        done(world.invitations.activate(second.secret, display_name="B"))
-    token = done(world.store.get_user_token(second.token.id))
+        run(world.invitations.activate(second.secret, display_name="B"))
+    token = run(world.store.get_user_token(second.token.id))
     assert token.uses == 0
     world.clock.advance(world.registry.SEAT_RESERVATION_SECONDS + 1)  # first never connected
-    assert done(world.invitations.activate(second.secret, display_name="B")).entry is not None
+    assert run(world.invitations.activate(second.secret, display_name="B")).entry is not None
 
 
 def test_space_invitation_grants_a_token_not_a_seat(world: World) -> None:
     """A space invitation's activation returns a space-scoped access token and no seat."""
     space = world.space()
-    created = done(world.invitations.create(space, None, role="moderator"))
-    activation = done(world.invitations.activate(created.secret))
+    created = run(world.invitations.create(space, None, role="moderator"))
+    activation = run(world.invitations.activate(created.secret))
     assert activation.entry is None and activation.room is None
     assert activation.access.space_id == space.id and activation.access.room_id is None
     assert "participants:moderate" in activation.access.scope
@@ -232,15 +219,15 @@ def test_public_rooms_of_public_spaces_need_no_invitation(world: World) -> None:
     space = world.space()
     public = world.room(space, alias="open-room", visibility="public")
     with pytest.raises(inv.RoomNotPublic):
-        done(world.invitations.join_public_room("open-room", "Visitor"))
-    space = done(world.store.update_space(space.id, {"visibility": "public"}, world.now()))
-    entry = done(world.invitations.join_public_room("open-room", "Visitor"))
+        run(world.invitations.join_public_room("open-room", "Visitor"))
+    space = run(world.store.update_space(space.id, {"visibility": "public"}, world.now()))
+    entry = run(world.invitations.join_public_room("open-room", "Visitor"))
     assert entry.room == public and entry.role == "participant"
     world.room(space, alias="closed-room", visibility="private")
     with pytest.raises(inv.RoomNotPublic):
-        done(world.invitations.join_public_room("closed-room", "Visitor"))
+        run(world.invitations.join_public_room("closed-room", "Visitor"))
     with pytest.raises(inv.RoomNotFound):
-        done(world.invitations.join_public_room("nowhere", "Visitor"))
+        run(world.invitations.join_public_room("nowhere", "Visitor"))
 
 
 @pytest_twisted.ensureDeferred

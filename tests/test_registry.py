@@ -21,11 +21,11 @@ from meetplatform.model import (
     SeatNotUsable,
 )
 from meetplatform.registry import Registry
+from tests.support import make_clock
 
 
 def make() -> tuple[Registry, Clock, list[ev.Event]]:
-    clock = Clock()
-    clock.advance(1_700_000_000)
+    clock = make_clock()
     registry = Registry(clock, server_url="http://example.test")
     seen: list[ev.Event] = []
     registry.subscribe(seen.append)

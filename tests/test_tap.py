@@ -23,20 +23,14 @@ from zope.interface import provider
 
 from meetplatform import __version__
 from meetplatform import events as ev
-from meetplatform.config import ConfigOptions, Settings, load_config
+from meetplatform.build import build_site
+from meetplatform.config import ConfigOptions, load_config
 from meetplatform.model import MeetingSpec
 from meetplatform.registry import Registry
+from meetplatform.site import MeetplatformSite
 from meetplatform.store import Store
-from meetplatform.tap import (
-    MeetplatformService,
-    MeetplatformSite,
-    Options,
-    build_site,
-    makeService,
-    secret_command,
-)
-
-SECRET = "0123456789abcdef0123456789abcdef"
+from meetplatform.tap import MeetplatformService, Options, makeService, secret_command
+from tests.support import make_clock, make_settings
 
 
 class BindingReactor(MemoryReactorClock):
@@ -255,7 +249,7 @@ def stub(root: Resource) -> Any:
 
 
 def tree(clock: Clock) -> tuple[Resource, Registry]:
-    settings = Settings(secret=SECRET, public_url="http://meet.test")
+    settings = make_settings(public_url="http://meet.test")
     registry = Registry(clock, settings.public_url)
     store = Store.open_inline(Path(tempfile.mkdtemp(prefix="mp-tap-")))
     return build_site(clock, settings, registry, store), registry
@@ -264,8 +258,7 @@ def tree(clock: Clock) -> tuple[Resource, Registry]:
 @pytest_twisted.ensureDeferred
 async def test_healthz_reports_status_meetings_and_uptime() -> None:
     """GET /healthz answers 200 JSON with status, version, live meeting count and uptime."""
-    clock = Clock()
-    clock.advance(1_700_000_000)
+    clock = make_clock()
     root, registry = tree(clock)
     registry.create_meeting(MeetingSpec("m1", "One"))
     clock.advance(42)

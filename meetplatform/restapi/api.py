@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from meetplatform import __version__
 from meetplatform.config import Settings
+from meetplatform.history import HistoryReader
+from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_pages
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
-from meetplatform.restapi.base import Ctx, RateLimits, is_utf8, query_args
+from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
@@ -24,6 +25,7 @@ from meetplatform.restapi.model import ALL_TYPES
 from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
+from meetplatform.restapi.ratelimit import RateLimiter
 from meetplatform.restapi.rooms import RoomRoutes
 from meetplatform.restapi.routes import Output, Reply, allowed_methods, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
@@ -31,6 +33,7 @@ from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
 from meetplatform.restapi.webhooks import WEBHOOK_ENDPOINT, WebhookRoutes
 from meetplatform.store import Store
+from meetplatform.webhooks.receivers import Receivers
 
 if TYPE_CHECKING:
     from meetplatform.history import History
@@ -71,12 +74,21 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self._openapi: dict[str, Any] | None = None
         #: The meeting history (sessions read it after its buffered writes).
         self.history = history
-        #: The webhook service (told when an endpoint changes).
+        self.history_reader = history.reader if history is not None else HistoryReader(store)
+        #: The webhook service (told when an endpoint changes, through its receivers).
         self.webhooks = webhooks
+        self.webhook_receivers = (webhooks.receivers if webhooks is not None
+                                  else Receivers(store))
+
+    @property
+    def rate_limiters(self) -> Mapping[str, RateLimiter]:
+        """The limiters by kind (``client``, ``user``, ``anonymous``), for the metrics."""
+        return self._limiters
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
-        return _Gate(self, self.app.resource())
+        return UrlGuard(_MethodOverride(self, self.app.resource()), self.answer_problem,
+                        max_query_bytes=self._settings.max_query_bytes, check_query=True)
 
     async def purge_expired_tokens(self) -> int:
         """Forget access tokens that expired more than a day ago. A periodic job (run it
@@ -115,42 +127,52 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     async def openapi(self, ctx: Ctx) -> Reply:
         return Reply(200, self.openapi_document())
 
-    # --- errors, in one place ----------------------------------------------------------
+    # --- errors, in one place: the kit's handlers, as JSON:API errors -----------------
 
-    @app.handle_errors(ApiError)
-    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        assert isinstance(error, ApiError)
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """The JSON:API error for a refused URL, a routing error or a failure (logged by
+        the kit)."""
+        return self.render_error(request, _api_error(request, problem))
+
+    def answer_api_error(self, request: IRequest, error: ApiError) -> bytes:
         return self.render_error(request, error)
 
-    @app.handle_errors(HTTPException)
-    def _routing_error(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        if isinstance(error, MethodNotAllowed):
-            allowed = allowed_methods(request.path.decode("utf-8", "replace")) or sorted(
-                m for m in (error.valid_methods or []) if m != "HEAD")
-            api_error = ApiError(405, "request.methodNotAllowed",
-                                 f"{request.method.decode('ascii', 'replace')} is not "
-                                 f"allowed here; use {', '.join(allowed)}",
-                                 headers={"Allow": ", ".join(allowed)})
-        elif getattr(error, "code", 404) in (404, 301, 302, 307, 308):
-            api_error = ApiError(404, "request.notFound", "there is no such endpoint")
-        else:
-            code = int(getattr(error, "code", 400) or 400)
-            api_error = ApiError(code, "request.invalid",
-                                 str(getattr(error, "description", "")) or "invalid request")
-        return self.render_error(request, api_error)
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("JSON:API request {method} {uri} failed", failure=failure,
-                     method=request.method, uri=request.uri)
-        return self.render_error(request, ApiError(
-            500, "server.error", "the server failed to handle this request; it was logged"))
+    install_error_pages(app, answer_problem, surface="JSON:API request",
+                        own=(ApiError, answer_api_error), log_uri=True)
 
 
-class _Gate(Resource):
-    """Checks made before routing: URL encoding and size, and the method override."""
+def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
+    kind = problem.problem
+    if kind is Problem.METHOD_NOT_ALLOWED:
+        allowed = allowed_methods(request.path.decode("utf-8", "replace")) or sorted(
+            m for m in problem.allowed if m != "HEAD")
+        return ApiError(405, "request.methodNotAllowed",
+                        f"{request.method.decode('ascii', 'replace')} is not "
+                        f"allowed here; use {', '.join(allowed)}",
+                        headers={"Allow": ", ".join(allowed)})
+    if kind is Problem.NOT_FOUND or (kind is Problem.INVALID
+                                     and problem.status in (404, 301, 302, 307, 308)):
+        return ApiError(404, "request.notFound", "there is no such endpoint")
+    if kind is Problem.INVALID:
+        return ApiError(problem.status, "request.invalid",
+                        problem.description or "invalid request")
+    if kind is Problem.URI_TOO_LONG:
+        return ApiError(414, "request.uriTooLong", "the URL is too long")
+    if kind is Problem.PATH_NOT_UTF8:
+        return ApiError(400, "request.invalidEncoding",
+                        "the URL path is not valid UTF-8 once percent-decoded")
+    if kind is Problem.QUERY_NOT_UTF8:
+        name = broken_parameter(request)
+        where = f"the query parameter {name}" if name is not None else "the query"
+        return ApiError(400, "request.invalidEncoding",
+                        f"{where} is not valid UTF-8 once percent-decoded", parameter=name)
+    return ApiError(500, "server.error",
+                    "the server failed to handle this request; it was logged")
+
+
+class _MethodOverride(Resource):
+    """The method override (``X-HTTP-Method-Override`` or ``_method`` on a POST), applied
+    before routing and behind the kit's URL guard (which checked size and encoding)."""
 
     isLeaf = True
 
@@ -169,21 +191,7 @@ class _Gate(Resource):
         return self._inner.render(request)
 
     def _check(self, request: IRequest) -> None:
-        uri: bytes = request.uri
-        _, _, query = uri.partition(b"?")
-        if len(query) > self._api._settings.max_query_bytes or len(uri) > 16 * 1024:
-            raise ApiError(414, "request.uriTooLong", "the URL is too long")
         args = query_args(request)
-        try:
-            for segment in request.postpath:
-                segment.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(400, "request.invalidEncoding",
-                           "the URL path is not valid UTF-8 once percent-decoded") from None
-        if not all(is_utf8(name) and all(is_utf8(v) for v in values)
-                   for name, values in args.items()):
-            raise ApiError(400, "request.invalidEncoding",
-                           "the query is not valid UTF-8 once percent-decoded")
         header = request.requestHeaders.getRawHeaders(b"X-HTTP-Method-Override") or []
         param = args.get("_method", [])
         wanted = {v.strip().upper() for v in [*(h.decode("latin-1") for h in header), *param]}
@@ -203,7 +211,7 @@ class _Gate(Resource):
                            "the method override may be PATCH, PUT or DELETE",
                            header="X-HTTP-Method-Override" if header else None,
                            parameter="_method" if param and not header else None)
-        _log.debug("method override {method} on {uri}", method=method, uri=uri)
+        _log.debug("method override {method} on {uri}", method=method, uri=request.uri)
         request.method = method.encode("ascii")
 
 

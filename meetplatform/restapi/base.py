@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode
+from urllib.parse import parse_qs, urlencode
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -23,6 +23,7 @@ from meetplatform.restapi.ratelimit import Limit, RateLimiter
 from meetplatform.restapi.routes import Body, Handler, Reply, Route
 from meetplatform.restapi.schema import ClientIdRefused, Invalid, TypeConflict, format_time
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, parse_form
 
 _log = Logger()
 
@@ -83,18 +84,24 @@ def header_text(request: IRequest, name: str) -> str | None:
 def query_args(request: IRequest) -> dict[str, list[str]]:
     """The URL's query parameters only (Twisted's ``request.args`` mixes in form bodies).
 
-    Bytes that are not UTF-8 come back as surrogates (see :func:`is_utf8`)."""
+    Bytes that are not UTF-8 would come back as surrogates, but the URL guard in front of
+    the routes (:class:`meetplatform.httpkit.UrlGuard`) refuses such queries."""
     _, _, query = request.uri.partition(b"?")
     return parse_qs(query.decode("utf-8", "surrogateescape"), keep_blank_values=True,
                     encoding="utf-8", errors="surrogateescape")
 
 
-def is_utf8(text: str) -> bool:
+def broken_parameter(request: IRequest) -> str | None:
+    """The name of the first query parameter whose value is not valid Unicode once
+    percent-decoded (what the URL guard refused the query for), if a name can be given."""
+    _, _, query = request.uri.partition(b"?")
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        parse_form(query)
+    except BadText as e:
+        return e.where
+    except ValueError:
+        return None
+    return None
 
 
 def wants_pretty(request: IRequest) -> bool:
@@ -265,10 +272,11 @@ class ApiBase:
         media = content_type.split(";")[0].strip().lower()
         if media == FORM_TYPE:
             try:
-                text = ctx.raw_body.decode("utf-8")
-                pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
-                                  max_num_fields=50)
-            except (UnicodeDecodeError, ValueError):
+                pairs = parse_form(ctx.raw_body, strict_parsing=True, max_num_fields=50)
+            except BadText as e:
+                raise ApiError(400, "request.invalidEncoding", e.message, parameter=e.where,
+                               oauth_error="invalid_request") from None
+            except ValueError:
                 raise ApiError(400, "request.invalidForm", "the form body is malformed",
                                oauth_error="invalid_request") from None
             out: dict[str, Any] = {}

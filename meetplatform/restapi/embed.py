@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from meetplatform.embedding import embed_snippet, frame_ancestors
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx
 from meetplatform.restapi.routes import Output, Reply, api_route
-from meetplatform.web.embed import embed_snippet, frame_ancestors
 
 _STR = {"type": "string"}
 

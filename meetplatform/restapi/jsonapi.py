@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meetplatform.text import BadText, loads_json
+
 MEDIA_TYPE = "application/vnd.api+json"
 JSON_TYPE = "application/json"
 JSONAPI_VERSION = {"version": "1.1"}
@@ -181,19 +183,17 @@ def check_accept(value: str | None, produces: str = MEDIA_TYPE) -> None:
 
 
 def parse_json(body: bytes) -> Any:
-    """Decode a request body; 400 with a clear reason when it is not JSON."""
+    """Decode a request body; 400 with a clear reason when it is not JSON.
+
+    Text that is not valid Unicode (bad UTF-8, a lone surrogate such as ``"\\ud800"``)
+    is refused as :mod:`meetplatform.text` decides, with the JSON pointer of the string
+    in ``source.pointer`` when it is inside the document."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "request.invalidJson", "the body is not UTF-8") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return loads_json(body)
+    except BadText as e:
+        raise ApiError(400, "request.invalidEncoding", e.message, pointer=e.where) from None
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "request.invalidJson", f"the body is not valid JSON: {e}") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- documents ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meetplatform.history import HistoryReader
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx
 from meetplatform.restapi.jsonapi import ApiError
@@ -27,8 +28,7 @@ from meetplatform.restapi.schema import (
     format_time,
 )
 from meetplatform.restapi.spaces import PAGE_QUERY, PAGE_SIZE
-from meetplatform.store import Database
-from meetplatform.store import history_db as hdb
+from meetplatform.store.history_db import AttendanceRecord, MeetingRecord
 
 SESSION = ResourceType(
     "sessions",
@@ -89,13 +89,13 @@ ATTENDANCE_PAGE_QUERY = (
 )
 
 
-def _local_id(meeting: hdb.MeetingRecord) -> str:
+def _local_id(meeting: MeetingRecord) -> str:
     prefix = f"{meeting.space_id}/"
     mid = meeting.meeting_id
     return mid.removeprefix(prefix)
 
 
-def session_resource(meeting: hdb.MeetingRecord, base: str) -> dict[str, Any]:
+def session_resource(meeting: MeetingRecord, base: str) -> dict[str, Any]:
     relationships: dict[str, Any] = {
         "space": jsonapi.to_one("spaces", meeting.space_id, f"{base}/spaces/{meeting.space_id}"),
         "room": jsonapi.to_one("rooms", meeting.room_id,
@@ -123,7 +123,7 @@ def session_resource(meeting: hdb.MeetingRecord, base: str) -> dict[str, Any]:
         links={"self": f"{base}/sessions/{meeting.internal_id}"})
 
 
-def attendance_resource(a: hdb.AttendanceRecord, session_id: str,
+def attendance_resource(a: AttendanceRecord, session_id: str,
                         base: str) -> dict[str, Any]:
     return jsonapi.resource(
         "attendances", str(a.id),
@@ -142,22 +142,21 @@ def attendance_resource(a: hdb.AttendanceRecord, session_id: str,
 
 
 class SessionRoutes(ApiBase):
-    async def _history(self, query: Any) -> Any:
-        history = getattr(self, "history", None)
-        if history is not None:
-            return await history.read(query)
-        return await self._store.run(query)
+    #: The history service's reader (set by :class:`~meetplatform.restapi.api.RestApi`):
+    #: it reads after the history's buffered writes, so a session is listed as soon as
+    #: its events happened.
+    history_reader: HistoryReader
 
-    async def _session_for(self, ctx: Ctx, session_id: str) -> hdb.MeetingRecord:
+    async def _session_for(self, ctx: Ctx, session_id: str) -> MeetingRecord:
         assert ctx.caller is not None
         meeting = None
         if len(session_id) <= 100:
-            meeting = await self._history(lambda db: hdb.get_meeting(db, session_id))
+            meeting = await self.history_reader.session(session_id)
         if meeting is None or meeting.space_id != ctx.caller.space_id:
             raise ApiError(404, "session.notFound", "no such session", parameter="sessionId")
         return meeting
 
-    def _sessions_reply(self, ctx: Ctx, path: str, meetings: list[hdb.MeetingRecord],
+    def _sessions_reply(self, ctx: Ctx, path: str, meetings: list[MeetingRecord],
                         size: int) -> Reply:
         more = len(meetings) > size
         meetings = meetings[:size]
@@ -174,11 +173,8 @@ class SessionRoutes(ApiBase):
         """Newest first: every meeting of the space's rooms and of ``POST /meetings``."""
         space = await self.space_for(ctx, spaceId)
         size, before = self.page(ctx)
-
-        def query(db: Database) -> list[hdb.MeetingRecord]:
-            return hdb.list_meetings(db, space_id=space.id, before=before, limit=size + 1)
-
-        meetings = await self._history(query)
+        meetings = await self.history_reader.sessions(space.id, before=before,
+                                                      limit=size + 1)
         return self._sessions_reply(ctx, f"/spaces/{space.id}/sessions", meetings, size)
 
     @api_route("GET", "/rooms/{roomId}/sessions", summary="List a room's sessions",
@@ -188,12 +184,8 @@ class SessionRoutes(ApiBase):
         """Newest first."""
         room = await self.room_for(ctx, roomId)
         size, before = self.page(ctx)
-
-        def query(db: Database) -> list[hdb.MeetingRecord]:
-            return hdb.list_meetings(db, space_id=room.space_id, room_id=room.id,
-                                     before=before, limit=size + 1)
-
-        meetings = await self._history(query)
+        meetings = await self.history_reader.sessions(room.space_id, room_id=room.id,
+                                                      before=before, limit=size + 1)
         return self._sessions_reply(ctx, f"/rooms/{room.id}/sessions", meetings, size)
 
     @api_route("GET", "/sessions/{sessionId}", summary="Read a session", tag="History",
@@ -217,11 +209,8 @@ class SessionRoutes(ApiBase):
                                "page[after] is not a cursor this API gave out",
                                parameter="page[after]")
             after = (cursor[0], int(cursor[1]))
-
-        def query(db: Database) -> list[hdb.AttendanceRecord]:
-            return hdb.list_attendance(db, meeting.internal_id, after=after, limit=size + 1)
-
-        rows = await self._history(query)
+        rows = await self.history_reader.attendances(meeting.internal_id, after=after,
+                                                     limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
         last = (rows[-1].join_time, str(rows[-1].id)) if rows else None

@@ -35,9 +35,9 @@ from meetplatform.restapi.schema import (
     format_time,
 )
 from meetplatform.restapi.spaces import PAGE_QUERY
-from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks.events import REST_EVENT_TYPES
 from meetplatform.webhooks.guard import AddressPolicy, UrlRefused, check_url
+from meetplatform.webhooks.receivers import EndpointRecord, Receivers, TooMany
 
 WEBHOOK_ENDPOINT = ResourceType(
     "webhookEndpoints",
@@ -78,7 +78,7 @@ WEBHOOK_ENDPOINT = ResourceType(
 )
 
 
-def endpoint_resource(endpoint: wdb.EndpointRecord, base: str, *,
+def endpoint_resource(endpoint: EndpointRecord, base: str, *,
                       secret: str | None = None) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "url": endpoint.url,
@@ -108,6 +108,10 @@ def endpoint_resource(endpoint: wdb.EndpointRecord, base: str, *,
 
 
 class WebhookRoutes(ApiBase):
+    #: The webhook service's receivers (set by :class:`~meetplatform.restapi.api.RestApi`):
+    #: every change goes through them, so the service's dispatcher hears of it.
+    webhook_receivers: Receivers
+
     def _address_policy(self) -> AddressPolicy:
         return AddressPolicy(self._settings.allow_webhook_networks)
 
@@ -118,24 +122,15 @@ class WebhookRoutes(ApiBase):
             raise ApiError(422, "webhook.urlRefused", str(refused),
                            pointer="/data/attributes/url") from None
 
-    async def _endpoint_for(self, ctx: Ctx, endpoint_id: str) -> wdb.EndpointRecord:
+    async def _endpoint_for(self, ctx: Ctx, endpoint_id: str) -> EndpointRecord:
         assert ctx.caller is not None
         endpoint = None
         if len(endpoint_id) <= 64:
-            endpoint = await self._store.run(lambda db: wdb.get_endpoint(db, endpoint_id))
+            endpoint = await self.webhook_receivers.get_endpoint(endpoint_id)
         if endpoint is None or endpoint.space_id != ctx.caller.space_id:
             raise ApiError(404, "webhookEndpoint.notFound", "no such webhook endpoint",
                            parameter="endpointId")
         return endpoint
-
-    def _webhooks_changed(self, endpoint_id: str, *, removed: bool = False) -> None:
-        webhooks = getattr(self, "webhooks", None)
-        if webhooks is None:
-            return
-        if removed:
-            webhooks.target_removed("endpoint", endpoint_id)
-        else:
-            webhooks.target_changed("endpoint", endpoint_id)
 
     @api_route("GET", "/spaces/{spaceId}/webhookEndpoints",
                summary="List the space's webhook endpoints", tag="Webhooks", auth="client",
@@ -145,8 +140,7 @@ class WebhookRoutes(ApiBase):
         """Oldest first, with each endpoint's delivery state; never the secrets."""
         space = await self.space_for(ctx, spaceId)
         size, after = self.page(ctx)
-        endpoints = await self._store.run(
-            lambda db: wdb.list_endpoints(db, space.id, after, size + 1))
+        endpoints = await self.webhook_receivers.list_endpoints(space.id, after, size + 1)
         more = len(endpoints) > size
         endpoints = endpoints[:size]
         last = (endpoints[-1].created_at, endpoints[-1].id) if endpoints else None
@@ -167,15 +161,12 @@ class WebhookRoutes(ApiBase):
         attrs = ctx.attrs
         url = self._checked_url(attrs["url"])
         try:
-            endpoint, secret = await self._store.run(lambda db: wdb.create_endpoint(
-                db, space_id=space.id, url=url, description=attrs.get("description", ""),
-                event_types=attrs.get("eventTypes", []), now=ctx.now))
-        except wdb.TooMany as e:
+            endpoint, secret = await self.webhook_receivers.create_endpoint(
+                space_id=space.id, url=url, description=attrs.get("description", ""),
+                event_types=attrs.get("eventTypes", []), now=ctx.now,
+                enabled=attrs.get("enabled") is not False)
+        except TooMany as e:
             raise ApiError(409, "webhookEndpoint.tooMany", str(e)) from None
-        if attrs.get("enabled") is False:
-            updated = await self._store.run(
-                lambda db: wdb.update_endpoint(db, endpoint.id, {"enabled": False}, ctx.now))
-            endpoint = updated or endpoint
         return Reply(201, jsonapi.single(endpoint_resource(endpoint, self.base_url,
                                                            secret=secret)),
                      headers={"Location": self.url(f"/webhookEndpoints/{endpoint.id}")})
@@ -204,11 +195,9 @@ class WebhookRoutes(ApiBase):
             changes["event_types"] = ctx.attrs["eventTypes"]
         if "enabled" in ctx.attrs:
             changes["enabled"] = ctx.attrs["enabled"]
-        updated = await self._store.run(
-            lambda db: wdb.update_endpoint(db, endpoint.id, changes, ctx.now))
+        updated = await self.webhook_receivers.update_endpoint(endpoint.id, changes, ctx.now)
         if updated is None:
             raise ApiError(404, "webhookEndpoint.notFound", "no such webhook endpoint")
-        self._webhooks_changed(updated.id, removed=not updated.enabled)
         return Reply(200, jsonapi.single(endpoint_resource(updated, self.base_url)))
 
     @api_route("DELETE", "/webhookEndpoints/{endpointId}", summary="Remove a webhook endpoint",
@@ -216,8 +205,7 @@ class WebhookRoutes(ApiBase):
     async def delete_webhook_endpoint(self, ctx: Ctx, endpointId: str) -> Reply:
         """Its undelivered events are dropped."""
         endpoint = await self._endpoint_for(ctx, endpointId)
-        await self._store.run(lambda db: wdb.delete_endpoint(db, endpoint.id))
-        self._webhooks_changed(endpoint.id, removed=True)
+        await self.webhook_receivers.delete_endpoint(endpoint.id)
         return Reply(204)
 
     @api_route("POST", "/webhookEndpoints/{endpointId}/rotateSecret",
@@ -229,11 +217,9 @@ class WebhookRoutes(ApiBase):
         with the new and the previous secret, so the receiver can switch without losing
         events."""
         endpoint = await self._endpoint_for(ctx, endpointId)
-        rotated = await self._store.run(
-            lambda db: wdb.rotate_endpoint_secret(db, endpoint.id, ctx.now))
+        rotated = await self.webhook_receivers.rotate_endpoint_secret(endpoint.id, ctx.now)
         if rotated is None:
             raise ApiError(404, "webhookEndpoint.notFound", "no such webhook endpoint")
         record, secret = rotated
-        self._webhooks_changed(record.id)
         return Reply(200, jsonapi.single(endpoint_resource(record, self.base_url,
                                                            secret=secret)))

@@ -1,6 +1,6 @@
 """WebSocket signalling (``/ws``): presence, chat, moderation, the lobby and the WebRTC relay.
 
-The site mounts :meth:`SignallingService.resource` at ``/ws``; ``meetplatform.tap`` adds the
+The site mounts :meth:`SignallingService.resource` at ``/ws``; ``meetplatform.build`` adds the
 service to the application so that stopping the process closes every socket with 1001.
 The wire protocol is specified in ``docs/signalling-protocol.md``.
 """

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from meetplatform import events as ev
 from meetplatform.config import Settings
+from meetplatform.embedding import normalise_origin
 from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
@@ -33,6 +34,7 @@ from meetplatform.model import (
     SeatNotUsable,
 )
 from meetplatform.registry import Registry
+from meetplatform.sanitize import sanitize_html
 from meetplatform.signalling import messages as msg
 
 _log = Logger()
@@ -86,7 +88,7 @@ class Room:
         self.conns: dict[str, Connection] = {}
         #: waiting guest's user id -> its lobby socket.
         self.lobby: dict[str, Connection] = {}
-        self.welcome = msg.sanitize_html(meeting.welcome)
+        self.welcome = sanitize_html(meeting.welcome)
 
     def broadcast(self, data: bytes, exclude: str | None = None) -> None:
         """Write one prepared frame to every participant's socket (but ``exclude``)."""
@@ -125,7 +127,7 @@ class Hub:
         self._drained: list[Deferred[None]] = []
         self.ice_servers = [s.as_json() for s in settings.ice_servers]
         allowed = [settings.public_url, *settings.extra_origins]
-        self.allowed_origins = frozenset(o for o in map(msg.normalise_origin, allowed) if o)
+        self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.ParticipantJoined: self._on_joined,
             ev.ParticipantUpdated: self._on_updated,
@@ -147,7 +149,7 @@ class Hub:
         """No Origin (not a browser) is fine; a browser's must be ours or an allowed one."""
         if not origin:
             return True
-        normal = msg.normalise_origin(origin)
+        normal = normalise_origin(origin)
         return normal is not None and normal in self.allowed_origins
 
     # --- sockets arriving and leaving -------------------------------------------------------

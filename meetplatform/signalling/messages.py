@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from meetplatform.web.sanitize import sanitize_html
+from meetplatform.sanitize import sanitize_html
+from meetplatform.text import BadText, check_value, is_valid
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -153,6 +153,15 @@ def decode_request(payload: bytes, is_binary: bool = False,
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("invalid", "frame must be a JSON object")
+    # Lone surrogates are refused, not repaired (meetplatform.text). As text.loads_json
+    # does, nothing is walked unless the frame holds a \u escape (the only way one gets
+    # in once the payload decoded as UTF-8); walked here, after parsing, so that the
+    # error can carry the request's id and type. The socket stays open.
+    if b"\\u" in payload:
+        try:
+            check_value(obj)
+        except BadText as e:
+            raise EnvelopeError("invalid", e.message, *_valid_envelope(obj)) from None
     try:
         request_id = _read_id(obj.get("id"))
     except MessageError as e:
@@ -170,6 +179,21 @@ def decode_request(payload: bytes, is_binary: bool = False,
     if not isinstance(data, dict):
         raise EnvelopeError("invalid", "'data' must be an object", request_id, kind)
     return Request(kind, request_id, data)
+
+
+def _valid_envelope(obj: Mapping[str, Any]) -> tuple[str | int | None, str | None]:
+    """The id and type of a frame refused for broken text, when they are valid themselves
+    (an error frame holding a broken one could not be encoded)."""
+    try:
+        request_id = _read_id(obj.get("id"))
+    except MessageError:
+        request_id = None
+    if isinstance(request_id, str) and not is_valid(request_id):
+        request_id = None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
+        kind = None
+    return request_id, kind
 
 
 # --- per-type validation ------------------------------------------------------------------
@@ -456,27 +480,6 @@ def ended_json(meeting: Meeting) -> Json:
 
 def valid_token(token: str) -> bool:
     return _TOKEN_RE.fullmatch(token) is not None
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def normalise_origin(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case without a default port, or ``None``."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
 
 
 # --- rate limiting ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from meetplatform.embedding import normalise_origin
 from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
@@ -252,7 +253,7 @@ class SignallingProtocol(WebSocketServerProtocol):
                                 lookup: ExtraOrigins) -> Deferred[str | None]:
         """Accept ``request.origin`` if it may embed the seat's room (Autobahn waits for
         the Deferred; a ConnectionDeny failure refuses the handshake)."""
-        wanted = msg.normalise_origin(request.origin or "")
+        wanted = normalise_origin(request.origin or "")
 
         def decide(origins: Collection[str]) -> str | None:
             if wanted is None or wanted not in origins:
@@ -287,6 +288,7 @@ class SignallingProtocol(WebSocketServerProtocol):
                 pass  # some transports refuse when nothing is registered
             transport.registerProducer(_Backpressure(self), True)
             self._direct = _DirectSocket.for_transport(transport, self.factory.turn_sender)
+            self.factory.opened += 1
             self.factory.hub.attach(self)
         except Exception:  # noqa: BLE001 - logged; the socket must survive
             _log.failure("signalling socket failed to open")
@@ -354,6 +356,7 @@ class SignallingProtocol(WebSocketServerProtocol):
     # --- reading ----------------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.received += 1
         if self.phase == "gone" or self.state != _OPEN:
             return
         bucket = self._bucket
@@ -526,6 +529,8 @@ class SignallingFactory(WebSocketServerFactory):
         self.max_backlog = max_backlog
         #: Sends each plain TCP socket's frames of a reactor turn together.
         self.turn_sender = TurnSender(clock)
+        #: Sockets opened and messages received since start (plain ints: the metrics).
+        self.opened = self.received = 0
         self._batched_timer = _clock_timer(clock)
         self.setProtocolOptions(
             maxFramePayloadSize=HARD_MESSAGE_LIMIT,

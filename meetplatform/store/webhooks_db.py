@@ -1,9 +1,15 @@
 """Webhooks in the store: BBB hooks, per-space endpoints, the outbox and delivery state.
 
+Tables and queries only: plain values and records in, records out. What an event means
+for its receivers (which hooks and endpoints match it, the body each one gets, the
+secrets and their signatures) is the webhooks package's business
+(:mod:`meetplatform.webhooks.outbox`, :mod:`meetplatform.webhooks.receivers`); the store
+knows nothing above it.
+
 The **outbox** is what makes delivery at-least-once: an event is fanned out to its
-receivers by :func:`enqueue` in one transaction (one row per receiver, with the event's
-id and its JSON body), and a row is deleted only after its receiver acknowledged it
-(:func:`record_results`). A process killed at any moment leaves the undelivered rows in
+receivers in one transaction (:func:`add_to_outbox`: one row per receiver, with the
+event's id and its JSON body), and a row is deleted only after its receiver acknowledged
+it (:func:`record_results`). A process killed at any moment leaves the undelivered rows in
 place; the next one delivers them, with the same event ids.
 
 Receivers are *targets*: ``("hook", <bbb_hooks.id>)``, ``("endpoint",
@@ -21,15 +27,12 @@ import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from meetplatform.store.database import Database
 from meetplatform.store.keys import new_id
-from meetplatform.webhooks import payloads, signing
-from meetplatform.webhooks.events import Occurrence
 
 ENDPOINT_ID_PREFIX = "we_"
-CALLBACK_ID_PREFIX = "cb_"
 MAX_HOOKS = 1000
 MAX_ENDPOINTS_PER_SPACE = 10
 #: How long the previous secret keeps signing after a rotation.
@@ -167,16 +170,16 @@ def _endpoint(row: sqlite3.Row) -> EndpointRecord:
         next_attempt_at=row["next_attempt_at"], pending=row["pending"])
 
 
-def _seal(db: Database, endpoint_id: str, secret: str) -> bytes:
-    return db.box.seal(signing.key_of(secret), endpoint_id.encode())
+def _seal(db: Database, endpoint_id: str, key: bytes) -> bytes:
+    return db.box.seal(key, endpoint_id.encode())
 
 
 def create_endpoint(db: Database, *, space_id: str, url: str, description: str,
-                    event_types: Sequence[str], now: int,
-                    max_per_space: int = MAX_ENDPOINTS_PER_SPACE) -> tuple[EndpointRecord, str]:
-    """A new endpoint; returns its secret (``whsec_...``), which is shown only this once."""
+                    event_types: Sequence[str], key: bytes, now: int,
+                    max_per_space: int = MAX_ENDPOINTS_PER_SPACE) -> EndpointRecord:
+    """A new endpoint signing with ``key``, which is kept sealed (the caller made it, and
+    shows its secret only this once)."""
     endpoint_id = new_id(ENDPOINT_ID_PREFIX)
-    secret = signing.new_secret()
     with db.transaction() as c:
         count = c.execute("SELECT count(*) FROM webhook_endpoints WHERE space_id = ?",
                           (space_id,)).fetchone()[0]
@@ -186,10 +189,10 @@ def create_endpoint(db: Database, *, space_id: str, url: str, description: str,
             "INSERT INTO webhook_endpoints (id, space_id, url, description, event_types,"
             " secret_box, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (endpoint_id, space_id, url, description, json.dumps(list(event_types)),
-             _seal(db, endpoint_id, secret), now, now))
+             _seal(db, endpoint_id, key), now, now))
     record = get_endpoint(db, endpoint_id)
     assert record is not None
-    return record, secret
+    return record
 
 
 def get_endpoint(db: Database, endpoint_id: str) -> EndpointRecord | None:
@@ -243,22 +246,21 @@ def update_endpoint(db: Database, endpoint_id: str, changes: Mapping[str, Any],
     return get_endpoint(db, endpoint_id)
 
 
-def rotate_endpoint_secret(db: Database, endpoint_id: str, now: int,
-                           grace_ms: int = ROTATION_GRACE_MS) -> tuple[EndpointRecord, str] | None:
-    """A new secret; the previous one keeps signing (as a second signature) for
-    ``grace_ms`` so receivers can switch without losing events."""
-    secret = signing.new_secret()
+def rotate_endpoint_secret(db: Database, endpoint_id: str, key: bytes, now: int,
+                           grace_ms: int = ROTATION_GRACE_MS) -> EndpointRecord | None:
+    """Sign with ``key`` from now on; the previous key keeps signing (as a second
+    signature) for ``grace_ms`` so receivers can switch without losing events."""
     with db.transaction() as c:
         cursor = c.execute(
             "UPDATE webhook_endpoints SET previous_secret_box = secret_box,"
             " previous_secret_expires_at = ?, secret_box = ?, secret_rotated_at = ?,"
             " updated_at = ? WHERE id = ?",
-            (now + grace_ms, _seal(db, endpoint_id, secret), now, now, endpoint_id))
+            (now + grace_ms, _seal(db, endpoint_id, key), now, now, endpoint_id))
         if cursor.rowcount == 0:
             return None
     record = get_endpoint(db, endpoint_id)
     assert record is not None
-    return record, secret
+    return record
 
 
 def delete_endpoint(db: Database, endpoint_id: str) -> bool:
@@ -273,58 +275,51 @@ def delete_endpoint(db: Database, endpoint_id: str) -> bool:
 # --- fan-out into the outbox ------------------------------------------------------------------------
 
 
-def _insert(c: sqlite3.Connection, occ: Occurrence, event_type: str, kind: str,
-            target_id: str, payload: str, *, method: str = "POST",
-            url: str | None = None) -> None:
-    c.execute(
-        "INSERT INTO webhook_outbox (event_id, event_type, target_kind, target_id,"
-        " ordering_key, method, url, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (occ.id, event_type, kind, target_id, occ.ordering_key, method, url, payload, occ.at))
+def all_hooks(db: Database) -> list[HookRecord]:
+    """Every hook, by id (the order their rows of one event are written in)."""
+    return [_hook(r) for r in db.connection.execute("SELECT * FROM bbb_hooks ORDER BY id")]
 
 
-def enqueue(db: Database, occurrences: Sequence[Occurrence]) -> set[Target]:
-    """Write one outbox row per (occurrence, receiver), in one transaction; returns the
-    targets that got rows."""
-    touched: set[Target] = set()
+@dataclass(frozen=True)
+class EndpointSubscription:
+    """An enabled endpoint and the event types it wants (empty: all)."""
+
+    id: str
+    event_types: frozenset[str]
+
+
+def enabled_endpoints(db: Database, space_id: str) -> list[EndpointSubscription]:
+    """The space's enabled endpoints, by id."""
+    return [EndpointSubscription(r["id"], frozenset(json.loads(r["event_types"])))
+            for r in db.connection.execute(
+                "SELECT id, event_types FROM webhook_endpoints WHERE space_id = ?"
+                " AND disabled_at IS NULL ORDER BY id", (space_id,))]
+
+
+class NewOutboxRow(NamedTuple):
+    """One event for one receiver, as it enters the outbox. A named tuple in the order
+    of :func:`add_to_outbox`'s columns: the rows of a busy turn go to SQLite as they
+    are, with nothing built per row on the join's hot path but the tuple itself."""
+
+    event_id: str
+    event_type: str
+    target_kind: str
+    target_id: str
+    ordering_key: str
+    payload: str
+    created_at: int
+    method: str = "POST"
+    url: str | None = None
+
+
+def add_to_outbox(db: Database, rows: Sequence[NewOutboxRow]) -> None:
+    """Write ``rows`` in this order (their ``seq`` follows it), in one transaction (the
+    caller's, if it is in one)."""
     with db.transaction() as c:
-        hooks = [_hook(r) for r in c.execute("SELECT * FROM bbb_hooks ORDER BY id")]
-        endpoints: dict[str, list[tuple[str, frozenset[str]]]] = {}
-        for occ in occurrences:
-            if occ.bbb_name is not None and occ.meeting is not None and hooks:
-                mapped = raw = None
-                for hook in hooks:
-                    if hook.meeting_id is not None and hook.meeting_id != occ.meeting.meeting_id:
-                        continue
-                    if hook.event_ids is not None and occ.bbb_name not in hook.event_ids:
-                        continue
-                    if hook.get_raw:
-                        raw = raw or payloads.bbb_raw(occ)
-                        body = raw
-                    else:
-                        mapped = mapped or payloads.bbb_mapped(occ)
-                        body = mapped
-                    _insert(c, occ, occ.bbb_name, "hook", hook.id, body)
-                    touched.add(("hook", hook.id))
-            if occ.rest_type is not None and occ.space_id is not None:
-                if occ.space_id not in endpoints:
-                    endpoints[occ.space_id] = [
-                        (r["id"], frozenset(json.loads(r["event_types"])))
-                        for r in c.execute(
-                            "SELECT id, event_types FROM webhook_endpoints WHERE space_id = ?"
-                            " AND disabled_at IS NULL ORDER BY id", (occ.space_id,))]
-                body_rest: str | None = None
-                for endpoint_id, types in endpoints[occ.space_id]:
-                    if types and occ.rest_type not in types:
-                        continue
-                    body_rest = body_rest or payloads.rest_body(occ)
-                    _insert(c, occ, occ.rest_type, "endpoint", endpoint_id, body_rest)
-                    touched.add(("endpoint", endpoint_id))
-            for url in occ.callbacks:
-                callback_id = new_id(CALLBACK_ID_PREFIX)
-                _insert(c, occ, "meeting-ended-callback", "callback", callback_id, "",
-                        method="GET", url=url)
-                touched.add(("callback", callback_id))
-    return touched
+        c.executemany(
+            "INSERT INTO webhook_outbox (event_id, event_type, target_kind, target_id,"
+            " ordering_key, payload, created_at, method, url)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 # --- what the dispatcher reads ------------------------------------------------------------------------

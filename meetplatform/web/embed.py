@@ -20,7 +20,7 @@ A space with no embedding origins can be framed by the service's own pages only,
 room is never embeddable anywhere by accident; an unknown room is framable by nobody
 else either. ``Permissions-Policy`` grants camera, microphone, display capture,
 fullscreen and autoplay to the page itself, which the parent delegates with the iframe's
-``allow`` attribute (:data:`ALLOW`). Nothing depends on cookies: the session token lives
+``allow`` attribute (:data:`meetplatform.embedding.ALLOW`). Nothing depends on cookies: the session token lives
 in the page's memory and, where the browser allows it, in ``sessionStorage``.
 """
 
@@ -30,33 +30,28 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from string import Template
 from typing import Any
-from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
 from meetplatform.config import Settings
+from meetplatform.embedding import frame_ancestors, normalise_origin
+from meetplatform.httpkit import HttpProblem, Problem, install_error_pages
 from meetplatform.invitations import Invitations, RoomEntry
 from meetplatform.model import Seat
 from meetplatform.registry import Registry
-from meetplatform.signalling.messages import normalise_origin
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, loads_json
 from meetplatform.web.invite import (
     MAX_NAME_CHARS,
     TOKEN_RE,
     BadRequest,
-    Guard,
     PageKit,
     Refusal,
     describe_refusal,
@@ -64,65 +59,15 @@ from meetplatform.web.invite import (
 )
 from meetplatform.web.pages import ENDED_REASONS, TEMPLATE_DIR, WebPages
 
-_log = Logger()
+__all__ = ["EmbedPages"]
 
-__all__ = ["ALLOW", "EmbedPages", "EmbedSnippet", "embed_snippet", "frame_ancestors"]
-
-#: What the parent page's iframe must allow (the page asks for nothing else).
-ALLOW = "camera; microphone; display-capture; autoplay; fullscreen; clipboard-write"
 #: Room aliases (see the JSON:API's rooms); anything else is not a room.
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 #: Session tokens of seats (``secrets.token_urlsafe``).
 SESSION_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{8,256}$")
 #: Query parameters that look like a credential: refused, credentials go in the fragment.
-#: What a normalised origin may look like in a CSP source list (nothing that ends it).
-_SOURCE_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 CREDENTIAL_PARAMS = (b"t", b"token", b"sessionToken", b"userToken", b"accessToken",
                      b"access_token")
-
-
-def frame_ancestors(space: SpaceRecord | None) -> str:
-    """``'self'`` plus the space's embedding origins (normalised, each once)."""
-    values = ["'self'"]
-    for origin in space.embed_origins if space is not None else ():
-        normal = normalise_origin(origin)
-        if normal is not None and _SOURCE_RE.match(normal) and normal not in values:
-            values.append(normal)
-    return " ".join(values)
-
-
-@dataclass(frozen=True)
-class EmbedSnippet:
-    """How a site embeds a room: the URL, the iframe's ``allow`` and ready-made markup."""
-
-    url: str
-    allow: str
-    html: str
-    script_url: str
-    script: str
-
-
-def embed_snippet(public_url: str, room: RoomRecord) -> EmbedSnippet:
-    """The iframe markup (and the ``embed.js`` equivalent) for ``room``."""
-    base = public_url.rstrip("/")
-    url = f"{base}/embed/{quote(room.alias, safe='')}"
-    title = html.escape(room.name, quote=True)
-    markup = (f'<iframe src="{html.escape(url)}" allow="{ALLOW}" allowfullscreen '
-              f'referrerpolicy="strict-origin-when-cross-origin" title="{title}" '
-              'style="border:0;width:100%;height:100%;min-height:480px"></iframe>')
-    script_url = f"{base}/static/embed.js"
-    script = (f'<div id="meeting" style="height:600px"></div>\n'
-              f'<script src="{html.escape(script_url)}"></script>\n'
-              "<script>\n"
-              "  const meeting = MeetplatformEmbed.create({\n"
-              "    parentNode: document.getElementById(\"meeting\"),\n"
-              f"    url: {json.dumps(url)},\n"
-              "    token: \"<invitation or session token>\",\n"
-              "  });\n"
-              "  meeting.on(\"readyToClose\", () => meeting.dispose());\n"
-              "</script>")
-    return EmbedSnippet(url=url, allow=ALLOW, html=markup, script_url=script_url,
-                        script=script)
 
 
 class EmbedPages:
@@ -147,7 +92,7 @@ class EmbedPages:
 
     def resource(self) -> IResource:
         """The resource to mount at ``/embed``."""
-        return Guard(self.kit, self.app.resource())
+        return self.kit.guard(self.app.resource(), self.answer_problem)
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -245,7 +190,7 @@ class EmbedPages:
         found = await self.room_and_space(alias)
         ancestors = frame_ancestors(found[1] if found else None)
         values = (request.args or {}).get(b"reason") or [b""]
-        reason = values[0].decode("utf-8", "replace")
+        reason = values[0].decode("utf-8")  # the URL guard refused a query that is not UTF-8
         title, text = ENDED_REASONS.get(
             reason, ("You are no longer in the meeting", "You can close this window."))
         return self.kit.message(request, 200, title, text,
@@ -313,8 +258,13 @@ class EmbedPages:
 
     def _json_body(self, request: IRequest) -> dict[str, str]:
         try:
-            value = json.loads(self.kit.body(request) or b"{}")
-        except (UnicodeDecodeError, ValueError):
+            value = loads_json(self.kit.body(request) or b"{}")
+        except BadText as e:  # broken text is refused at the edge (meetplatform.text)
+            where = (e.where or "").lstrip("/")
+            raise BadRequest(400, "Bad request",
+                             f"{where or 'The body'} is not valid Unicode (bad UTF-8 or a "
+                             "lone UTF-16 surrogate such as \\ud800).") from None
+        except (ValueError, RecursionError):
             raise BadRequest(400, "Bad request", "The body is not valid JSON.") from None
         if not isinstance(value, dict):
             raise BadRequest(400, "Bad request", "The body must be a JSON object.")
@@ -369,35 +319,20 @@ class EmbedPages:
         request.setHeader(b"referrer-policy", b"no-referrer")
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
-    # --- errors ---------------------------------------------------------------------------
+    # --- errors: the kit's handlers, in this page's words --------------------------------
 
-    @app.handle_errors(BadRequest)
-    def _bad_request(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        assert isinstance(error, BadRequest)
-        return self.kit.message(request, error.status, error.title, error.text)
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """An HTML page for what the URL guard or routing refused, or a failure; an
+        unknown address is an unknown room."""
+        if problem.problem is Problem.NOT_FOUND:
+            return self.kit.refusal(request, describe_refusal(inv.RoomNotFound("no such room")))
+        return self.kit.problem(request, problem, not_allowed="This page can only be opened.")
 
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        request.setHeader(b"allow", b"GET, HEAD")
-        return self.kit.message(request, 405, "Method not allowed",
-                                "This page can only be opened.")
+    def answer_bad_request(self, request: IRequest, error: BadRequest) -> bytes:
+        return self.kit.bad_request(request, error)
 
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self.kit.refusal(request, describe_refusal(inv.RoomNotFound("no such room")))
-
-    @app.handle_errors(HTTPException)
-    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
-        code = int(getattr(failure.value, "code", None) or 400)
-        return self.kit.message(request, code, "Request refused",
-                                "The request could not be handled.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("embed page failed", failure=failure)
-        return self.kit.message(request, 500, "Something went wrong",
-                                "The page could not be shown. Please try again.")
+    install_error_pages(app, answer_problem, surface="embed page",
+                        own=(BadRequest, answer_bad_request))
 
 
 class SessionNotValid(inv.InvitationError):

@@ -20,7 +20,8 @@ authorises the join. The conference page keeps the seat's session token in
 
 This module also holds what the invitation page and the embed page (``meetplatform.web.
 embed``) share: HTML message pages with a chosen ``frame-ancestors``, bounded bodies, a
-per-address rate limit and the wording of refusals.
+per-address rate limit, the wording of refusals, and the URL guard and error pages of
+:mod:`meetplatform.httpkit` in these pages' words.
 """
 
 from __future__ import annotations
@@ -29,29 +30,34 @@ import html
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from string import Template
-from typing import Any
-from urllib.parse import parse_qsl
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
+from twisted.web.resource import IResource
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
 from meetplatform.config import Settings
+from meetplatform.httpkit import (
+    MAX_URI_BYTES,
+    HttpProblem,
+    Problem,
+    UrlGuard,
+    install_error_pages,
+)
 from meetplatform.invitations import Invitations, InvitationView
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, Store
 from meetplatform.store.database import USER_TOKEN_PREFIX
+from meetplatform.text import BadText, parse_form
 from meetplatform.web.pages import TEMPLATE_DIR, WebPages
+from meetplatform.web.problems import page_words
 
 _log = Logger()
 
@@ -164,6 +170,8 @@ class AddressLimiter:
         self._burst = float(burst)
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Requests refused since start (the metrics read it).
+        self.refused = 0
 
     def take(self, key: str) -> float | None:
         """``None`` if ``key`` may go on, else the seconds until it may."""
@@ -174,7 +182,10 @@ class AddressLimiter:
         self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        return None if allowed else (1.0 - tokens) / self._rate
+        if allowed:
+            return None
+        self.refused += 1
+        return (1.0 - tokens) / self._rate
 
 
 class BadRequest(Exception):
@@ -269,9 +280,14 @@ class PageKit:
         if media != b"application/x-www-form-urlencoded":
             raise BadRequest(415, "Unsupported form", "Send the form from the invitation page.")
         try:
-            pairs = parse_qsl(self.body(request).decode("utf-8"), keep_blank_values=True,
-                              strict_parsing=False, max_num_fields=20)
-        except (UnicodeDecodeError, ValueError):
+            pairs = parse_form(self.body(request), max_num_fields=20)
+        except BadText as e:  # refused, not repaired (meetplatform.text)
+            field = f"The field {e.where}" if e.where else "The form"
+            raise BadRequest(400, "Bad form",
+                             f"{field} holds text that is not valid Unicode (bad UTF-8). "
+                             "Nothing was used; send the form again from the invitation "
+                             "page.") from None
+        except ValueError:
             raise BadRequest(400, "Bad form", "The form sent could not be read.") from None
         out: dict[str, str] = {}
         for name, value in pairs:
@@ -289,27 +305,27 @@ class PageKit:
             raise BadRequest(429, "Too many attempts",
                              f"Please wait {seconds} seconds and try again.")
 
+    # --- refusals -------------------------------------------------------------------------
 
-class Guard(Resource):
-    """Refuses what Klein would choke on (undecodable paths, oversized URLs) with a page."""
+    def guard(self, inner: IResource,
+              answer: Callable[[IRequest, HttpProblem], bytes]) -> IResource:
+        """The URL guard in front of a page's routes (URLs up to the configured query
+        size and at most :data:`~meetplatform.httpkit.MAX_URI_BYTES`; queries in UTF-8)."""
+        return UrlGuard(inner, answer,
+                        max_uri_bytes=min(self.settings.max_query_bytes, MAX_URI_BYTES),
+                        max_query_bytes=self.settings.max_query_bytes, check_query=True)
 
-    isLeaf = True
+    def problem(self, request: IRequest, problem: HttpProblem, *, not_allowed: str) -> bytes:
+        """The page for a refused URL, a routing error or a failure; ``not_allowed`` is
+        the page's own words for a method it does not take."""
+        if problem.problem is Problem.METHOD_NOT_ALLOWED:
+            request.setHeader(b"allow", b"GET, HEAD")
+            return self.message(request, 405, "Method not allowed", not_allowed)
+        return self.message(request, problem.status, *page_words(problem))
 
-    def __init__(self, kit: PageKit, inner: IResource) -> None:
-        super().__init__()
-        self._kit = kit
-        self._inner = inner
-
-    def render(self, request: IRequest) -> Any:  # type: ignore[override]
-        if len(request.uri) > self._kit.settings.max_query_bytes or len(request.uri) > 16384:
-            return self._kit.message(request, 414, "Link too long",
-                                     "This address is too long to be a meeting link.")
-        try:
-            for segment in request.postpath:  # type: ignore[attr-defined]
-                segment.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._kit.message(request, 400, "Bad address", "This address is not valid.")
-        return self._inner.render(request)
+    def bad_request(self, request: IRequest, error: BadRequest) -> bytes:
+        """The page for a request refused before any domain code ran."""
+        return self.message(request, error.status, error.title, error.text)
 
 
 # --- the invitation page ----------------------------------------------------------------------
@@ -331,7 +347,7 @@ class InvitePages:
 
     def resource(self) -> IResource:
         """The resource to mount at ``/j``."""
-        return Guard(self.kit, self.app.resource())
+        return self.kit.guard(self.app.resource(), self.answer_problem)
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -465,36 +481,18 @@ class InvitePages:
         return self.kit.message(request, 404, "This invitation link is not valid",
                                 "The link is incomplete. Open the whole link you were sent.")
 
-    # --- errors ---------------------------------------------------------------------------
+    # --- errors: the kit's handlers, in this page's words --------------------------------
 
-    @app.handle_errors(BadRequest)
-    def _bad_request(self, request: IRequest, failure: Failure) -> bytes:
-        error = failure.value
-        assert isinstance(error, BadRequest)
-        return self.kit.message(request, error.status, error.title, error.text)
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """An HTML page for what the URL guard or routing refused, or a failure."""
+        return self.kit.problem(request, problem,
+                                not_allowed="Open the invitation link, then press Join.")
 
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        request.setHeader(b"allow", b"GET, HEAD")
-        return self.kit.message(request, 405, "Method not allowed",
-                                "Open the invitation link, then press Join.")
+    def answer_bad_request(self, request: IRequest, error: BadRequest) -> bytes:
+        return self.kit.bad_request(request, error)
 
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self.kit.message(request, 404, "Page not found",
-                                "There is no page at this address.")
-
-    @app.handle_errors(HTTPException)
-    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
-        code = int(getattr(failure.value, "code", None) or 400)
-        return self.kit.message(request, code, "Request refused",
-                                "The request could not be handled.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("invitation page failed", failure=failure)
-        return self.kit.message(request, 500, "Something went wrong",
-                                "The page could not be shown. Please try again.")
+    install_error_pages(app, answer_problem, surface="invitation page",
+                        own=(BadRequest, answer_bad_request))
 
 
 async def enter_with_invitation(invitations: Invitations, store: Store, secret: str,

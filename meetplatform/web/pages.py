@@ -23,23 +23,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from meetplatform.config import Settings
+from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_pages
 from meetplatform.model import EndReason
 from meetplatform.registry import Registry
-
-_log = Logger()
+from meetplatform.web.problems import PAGE_WORDS, page_words
 
 __all__ = ["ENDED_REASONS", "StaticAssets", "WebPages"]
 
@@ -125,18 +120,55 @@ class _Asset:
 
 
 def _load_assets(directory: Path) -> dict[str, _Asset]:
-    """Every file of ``directory`` (not recursive) with a known type, read once."""
+    """Every file under ``directory`` with a known type, read once, keyed by its relative path.
+
+    Sub-directories are walked (the conference page's ES modules live in
+    ``static/conference/``); names starting with a dot, files or directories, are never
+    served, and symbolic links to directories are not followed (no loop, nothing from
+    outside the package). Serving from this table, never from the file system, is what
+    makes traversal impossible: a request can only name a key that is here.
+    """
     assets: dict[str, _Asset] = {}
-    if not directory.is_dir():
-        return assets
+    if directory.is_dir():
+        _collect_assets(directory, "", assets)
+    return assets
+
+
+def _collect_assets(directory: Path, prefix: str, assets: dict[str, _Asset]) -> None:
     for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            if not path.is_symlink():
+                _collect_assets(path, f"{prefix}{path.name}/", assets)
+            continue
         content_type = _CONTENT_TYPES.get(path.suffix.lower())
-        if not path.is_file() or content_type is None or path.name.startswith("."):
+        if not path.is_file() or content_type is None:
             continue
         body = path.read_bytes()
         version = hashlib.sha256(body).hexdigest()[:16]
-        assets[path.name] = _Asset(body=body, content_type=content_type, version=version)
-    return assets
+        assets[prefix + path.name] = _Asset(body=body, content_type=content_type,
+                                            version=version)
+
+
+def _asset_name(postpath: list[bytes]) -> str | None:
+    """The asset key a request's path segments name, or ``None`` for anything suspicious.
+
+    Twisted has already percent-decoded each segment, so ``%2e%2e`` arrives as ``..`` and
+    ``%2f`` as a ``/`` inside a segment: empty, dot-led (``.``, ``..``, dotfiles), non-UTF-8
+    segments and segments holding a separator are refused before the table lookup.
+    """
+    segments: list[str] = []
+    for raw in postpath:
+        try:
+            segment = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if (not segment or segment.startswith(".")
+                or any(c in segment for c in "/\\\0")):
+            return None
+        segments.append(segment)
+    return "/".join(segments) if segments else None
 
 
 def _html_error_body(settings: Settings, status: int, title: str, text: str) -> bytes:
@@ -151,12 +183,15 @@ def _html_error_body(settings: Settings, status: int, title: str, text: str) -> 
 
 
 class StaticAssets(Resource):
-    """``/static/<name>``: the page's CSS, JavaScript and images, held in memory.
+    """``/static/<path>``: the page's CSS, JavaScript and images, held in memory.
 
-    Content types are explicit, every response has an ``ETag`` (304 on a match), and
-    a request carrying the file's current content hash as ``?v=`` may be cached for a
-    year; without it the browser revalidates each time. Sub-directories and unknown
-    names get an HTML 404.
+    Content types are explicit (``text/javascript`` for ``.js``, which browsers require
+    of module scripts), every response has an ``ETag`` (304 on a match), and a request
+    carrying the file's current content hash as ``?v=`` may be cached for a year; without
+    it the browser revalidates each time. That is how the conference page's modules
+    (``conference/*.js``, imported by ``conference.js`` without a hash) stay fresh.
+    Files in sub-directories are served by their relative path; directories, dotfiles,
+    traversal attempts and unknown names get an HTML 404.
     """
 
     isLeaf = True
@@ -179,9 +214,8 @@ class StaticAssets(Resource):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             return _html_error_body(self._settings, 405, "Method not allowed",
                                     "Static files can only be read.")
-        postpath = list(getattr(request, "postpath", []))
-        name = postpath[0].decode("utf-8", "replace") if len(postpath) == 1 else ""
-        asset = self.assets.get(name)
+        name = _asset_name(list(getattr(request, "postpath", [])))
+        asset = self.assets.get(name) if name is not None else None
         if asset is None:
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -208,30 +242,6 @@ class StaticAssets(Resource):
         return asset.body
 
 
-class _Guard(Resource):
-    """Refuses what Klein would choke on (non-UTF-8 paths, oversized URLs) with HTML."""
-
-    isLeaf = True
-
-    def __init__(self, pages: WebPages, inner: IResource) -> None:
-        super().__init__()
-        self._pages = pages
-        self._inner = inner
-
-    def render(self, request: IRequest) -> Any:  # type: ignore[override]
-        settings = self._pages.settings
-        if len(request.uri) > settings.max_query_bytes:
-            return self._pages.error(request, 414, "Link too long",
-                                     "This address is too long to be a meeting link.")
-        try:
-            for segment in request.postpath:  # type: ignore[attr-defined]
-                segment.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._pages.error(request, 400, "Bad address",
-                                     "This address is not valid.")
-        return self._inner.render(request)
-
-
 class WebPages:
     """The conference page (``/client/join``), the ended page and the static assets."""
 
@@ -254,7 +264,12 @@ class WebPages:
 
     def resource(self) -> IResource:
         """The resource to mount at ``/client``."""
-        return _Guard(self, self.app.resource())
+        # These pages accept URLs up to the configured query size; the invitation and
+        # embed pages cap them at httpkit.MAX_URI_BYTES as well. A query that is not
+        # UTF-8 is refused here (meetplatform.text: refused, not repaired).
+        return UrlGuard(self.app.resource(), self.answer_problem,
+                        max_uri_bytes=self.settings.max_query_bytes,
+                        max_query_bytes=self.settings.max_query_bytes, check_query=True)
 
     def static_resource(self) -> IResource:
         """The resource to mount at ``/static``."""
@@ -334,7 +349,7 @@ class WebPages:
         values = (request.args or {}).get(name)
         if not values:
             return None
-        return values[0].decode("utf-8", "replace")
+        return values[0].decode("utf-8")  # the URL guard refused a query that is not UTF-8
 
     # --- routes -------------------------------------------------------------------------
 
@@ -376,34 +391,19 @@ class WebPages:
         if request.method not in (b"GET", b"HEAD") and request.path.rstrip(b"/").endswith(
                 (b"/client/join", b"/client/ended")):
             request.setHeader(b"allow", b"GET, HEAD")
-            return self.error(request, 405, "Method not allowed",
-                              "This page can only be opened, not posted to.")
+            return self.error(request, 405, *PAGE_WORDS[Problem.METHOD_NOT_ALLOWED])
         return self.not_found(request)
 
     def not_found(self, request: IRequest) -> bytes:
-        return self.error(request, 404, "Page not found",
-                          "There is no page at this address.")
+        return self.error(request, 404, *PAGE_WORDS[Problem.NOT_FOUND])
 
-    # --- errors -------------------------------------------------------------------------
+    # --- errors: the kit's handlers, in the pages' words --------------------------------
 
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        request.setHeader(b"allow", b"GET, HEAD")
-        return self.error(request, 405, "Method not allowed",
-                          "This page can only be opened, not posted to.")
+    def answer_problem(self, request: IRequest, problem: HttpProblem) -> bytes:
+        """An HTML error page for what the URL guard or Klein's routing refused, or a
+        failure (logged by the kit)."""
+        if problem.problem is Problem.METHOD_NOT_ALLOWED:
+            request.setHeader(b"allow", b"GET, HEAD")
+        return self.error(request, problem.status, *page_words(problem))
 
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self.not_found(request)
-
-    @app.handle_errors(HTTPException)
-    def _http_error(self, request: IRequest, failure: Failure) -> bytes:
-        code = getattr(failure.value, "code", None) or 400
-        return self.error(request, int(code), "Request refused",
-                          "The request could not be handled.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        _log.failure("conference page failed", failure=failure)
-        return self.error(request, 500, "Something went wrong",
-                          "The page could not be shown. Please try again.")
+    install_error_pages(app, answer_problem, surface="conference page")

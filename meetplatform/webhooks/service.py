@@ -18,6 +18,12 @@
 3. hands the targets that got rows to the :class:`~meetplatform.webhooks.delivery.Dispatcher`,
    which delivers them (and, after a restart, whatever the previous process left).
 
+The fan-out (which receivers match, the body each gets) is
+:mod:`meetplatform.webhooks.outbox`; the receivers themselves are managed through
+:attr:`WebhookService.receivers` (:class:`~meetplatform.webhooks.receivers.Receivers`),
+which the surfaces' ``hooks/*`` calls and ``webhookEndpoints`` use, so the dispatcher
+hears of every receiver removed or changed.
+
 It is a Twisted service: attached to the running service, it starts delivering when the
 service starts and, on stop, writes what it still holds (captured events included) to
 the outbox before the store closes. Every five minutes it also wakes targets the
@@ -45,6 +51,7 @@ from meetplatform.store import webhooks_db as wdb
 from meetplatform.store.batch import BatchWriter
 from meetplatform.store.database import Database
 from meetplatform.store.history_db import InterruptedMeeting
+from meetplatform.webhooks import outbox
 from meetplatform.webhooks.delivery import DeliveryPolicy, Dispatcher
 from meetplatform.webhooks.events import (
     Captured,
@@ -55,6 +62,7 @@ from meetplatform.webhooks.events import (
 )
 from meetplatform.webhooks.guard import AddressPolicy
 from meetplatform.webhooks.http import Sender, default_clients
+from meetplatform.webhooks.receivers import Receivers
 
 _log = Logger()
 
@@ -83,14 +91,16 @@ class WebhookService(Service):
             clock, store, sender, secret=settings.secret,
             domain=urlsplit(settings.public_url).hostname or settings.server_name,
             policy=policy, rng=rng)
+        #: The hooks and endpoints, as the surfaces create, change and remove them.
+        self.receivers = Receivers(store, self.dispatcher)
         self._translator = Translator()
         #: Events captured since the last turn, in order (see _on_event).
         self._captured: list[Captured] = []
         self._build_call: IDelayedCall | None = None
         # No clock for the writer: it is fed from _build_captured, already off the moment
         # of the event, and submits that turn's occurrences as one transaction at once.
-        self._outbox: BatchWriter[Occurrence, set[wdb.Target]] = BatchWriter(
-            store, wdb.enqueue, name="webhook outbox",
+        self._outbox: BatchWriter[Occurrence, set[outbox.Target]] = BatchWriter(
+            store, outbox.enqueue, name="webhook outbox",
             on_written=lambda _, targets: self.dispatcher.announce(targets))
         self._scan_interval = scan_interval_s
         self._scan_call: IDelayedCall | None = None
@@ -144,7 +154,7 @@ class WebhookService(Service):
         occurrence = store_occurrence(kind, record, int(self._clock.seconds() * 1000))
         if occurrence is None:
             return None
-        targets = wdb.enqueue(db, [occurrence])
+        targets = outbox.enqueue(db, [occurrence])
 
         def committed() -> None:
             self.enqueued += 1
@@ -198,15 +208,6 @@ class WebhookService(Service):
         retries)."""
         await self.flush()
         await self.dispatcher.when_idle()
-
-    # --- changes made through the surfaces -----------------------------------------------
-
-    def target_removed(self, kind: str, target_id: str) -> None:
-        self.dispatcher.forget((kind, target_id))
-
-    def target_changed(self, kind: str, target_id: str) -> None:
-        """An endpoint was enabled again or changed: read it and its outbox anew."""
-        self.dispatcher.refresh((kind, target_id))
 
     # --- periodic work ---------------------------------------------------------------------
 

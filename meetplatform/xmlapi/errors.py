@@ -1,12 +1,19 @@
 """The XML API's refusals, with BigBlueButton's exact ``messageKey`` and message texts.
 
-Handlers raise :class:`ApiError`; the one error handler of :class:`~meetplatform.xmlapi.app.XmlApi`
+Handlers raise :class:`ApiError`; the one error handler of the pipeline
+(:class:`~meetplatform.xmlapi.pipeline.ApiPipeline`)
 turns it into ``<response><returncode>FAILED</returncode><messageKey>..`` (or the legacy
 ``<errors>`` list for the few calls where bbb-web answers that way), into JSON, or, on a
 redirecting ``join``, into a redirect carrying ``errors=[...]``.
 """
 
 from __future__ import annotations
+
+import re
+
+from meetplatform.text import BadText
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class ApiError(Exception):
@@ -63,6 +70,13 @@ def body_too_large(limit: int) -> ApiError:
 
 def validation(message: str) -> ApiError:
     return ApiError("validationError", message)
+
+
+def bad_text(bad: BadText) -> ApiError:
+    """A parameter that is not valid Unicode (the service-wide rule, :mod:`meetplatform.text`)."""
+    field = f"Param '{_CONTROL.sub('', bad.where)[:100]}'" if bad.where else "A parameter name"
+    return validation(f"{field} is not valid UTF-8 text; parameters must be UTF-8, "
+                      "percent-encoded.")
 
 
 def invalid_parameters() -> ApiError:

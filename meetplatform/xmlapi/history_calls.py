@@ -2,7 +2,7 @@
 
 Both read the durable meeting history (:class:`~meetplatform.history.History`), so they
 answer the same after a restart. Registered on the XML API with ``add_call``;
-``getStats`` replaces the in-memory version of :class:`~meetplatform.xmlapi.app.XmlApi`.
+``getStats`` replaces the in-memory version of :class:`~meetplatform.xmlapi.misc_calls.MiscCalls`.
 
 ``getMeetingEvents`` follows the Mconf-LB specification:
 
@@ -32,7 +32,7 @@ from meetplatform.config import Settings
 from meetplatform.history import History
 from meetplatform.store import history_db as hdb
 from meetplatform.xmlapi import errors
-from meetplatform.xmlapi.app import Answer, CallContext, Nodes, XmlApi
+from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes
 from meetplatform.xmlapi.render import Items
 
 DEFAULT_LIMIT = 50
@@ -78,7 +78,7 @@ class HistoryCalls:
         self._settings = settings
         self._history = history
 
-    def register(self, api: XmlApi) -> None:
+    def register(self, api: ApiPipeline) -> None:
         api.add_call("getMeetingEvents", self.get_meeting_events)
         api.add_call("getStats", self.get_stats)
 

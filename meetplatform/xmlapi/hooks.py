@@ -1,6 +1,6 @@
 """bbb-webhooks' API on the XML surface: ``hooks/create``, ``hooks/list``, ``hooks/destroy``.
 
-Registered on :class:`~meetplatform.xmlapi.app.XmlApi` with ``add_call``, so each call
+Registered on the XML API's pipeline with ``add_call``, so each call
 has BBB's checksum (over the call name ``hooks/create`` etc.), JSON/JSONP and error
 handling. Answers and messageKeys are bbb-webhooks' (v3):
 
@@ -22,14 +22,13 @@ import re
 
 from twisted.internet.interfaces import IReactorTime
 
-from meetplatform import checksum as bbb_checksum
 from meetplatform.config import Settings
 from meetplatform.store import Store
-from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks.guard import UrlRefused, check_url
+from meetplatform.webhooks.receivers import Receivers, TooMany
 from meetplatform.webhooks.service import WebhookService
-from meetplatform.xmlapi.app import Answer, CallContext, Nodes, XmlApi
 from meetplatform.xmlapi.errors import ApiError
+from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes
 from meetplatform.xmlapi.render import Items
 
 _EVENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -54,34 +53,24 @@ def create_hook_error(message: str) -> ApiError:
 
 
 def call_algorithm(ctx: CallContext, allowed: tuple[str, ...]) -> str:
-    """The checksum algorithm the caller signed this call with (by the checksum's length)."""
-    given = ctx.params.raw("checksum")
-    if given is None:
-        uri = ctx.request.uri
-        mark = uri.find(b"?")
-        if mark >= 0:
-            try:
-                value, _ = bbb_checksum.split_checksum(uri[mark + 1:])
-            except bbb_checksum.ChecksumRefused:
-                value = b""
-            given = value.decode("ascii", "replace")
-    algorithm = bbb_checksum.ALGORITHM_BY_LENGTH.get(len(given or ""))
-    if algorithm is None:
+    """The checksum algorithm the caller signed this call with (the pipeline verified it)."""
+    if ctx.algorithm is None:
         return "sha1" if "sha1" in allowed else allowed[0]
-    return algorithm
+    return ctx.algorithm
 
 
 class HookCalls:
-    """The ``hooks/*`` calls; :meth:`register` adds them to an :class:`XmlApi`."""
+    """The ``hooks/*`` calls; :meth:`register` adds them to the XML API."""
 
     def __init__(self, clock: IReactorTime, settings: Settings, store: Store,
                  webhooks: WebhookService | None = None) -> None:
         self._clock = clock
         self._settings = settings
-        self._store = store
-        self._webhooks = webhooks
+        # The service's receivers tell its dispatcher of a hook destroyed; without the
+        # service (tests of the calls alone) nobody needs telling.
+        self._receivers = webhooks.receivers if webhooks is not None else Receivers(store)
 
-    def register(self, api: XmlApi) -> None:
+    def register(self, api: ApiPipeline) -> None:
         api.add_call("hooks/create", self.create)
         api.add_call("hooks/list", self.list_hooks)
         api.add_call("hooks/destroy", self.destroy)
@@ -123,10 +112,10 @@ class HookCalls:
         algorithm = call_algorithm(ctx, self._settings.checksum_algorithms)
         now = self._now()
         try:
-            hook, duplicated = await self._store.run(lambda db: wdb.create_hook(
-                db, callback_url=url, meeting_id=meeting_id, event_ids=event_ids,
-                get_raw=get_raw, checksum_algorithm=algorithm, now=now))
-        except wdb.TooMany as e:
+            hook, duplicated = await self._receivers.create_hook(
+                callback_url=url, meeting_id=meeting_id, event_ids=event_ids,
+                get_raw=get_raw, checksum_algorithm=algorithm, now=now)
+        except TooMany as e:
             raise create_hook_error(f"Cannot create the hook: {e}.") from None
         if duplicated:
             return [("hookID", hook.id), ("messageKey", "duplicateWarning"),
@@ -135,7 +124,7 @@ class HookCalls:
 
     async def list_hooks(self, ctx: CallContext) -> Answer:
         meeting_id = ctx.params.text("meetingID").strip() or None
-        hooks = await self._store.run(lambda db: wdb.list_hooks(db, meeting_id))
+        hooks = await self._receivers.list_hooks(meeting_id)
         items = []
         for hook in hooks:
             nodes: Nodes = [("hookID", hook.id), ("callbackURL", hook.callback_url)]
@@ -153,9 +142,7 @@ class HookCalls:
             raise missing_hook_id()
         if len(hook_id) > 100:
             raise destroy_missing_hook()
-        removed = await self._store.run(lambda db: wdb.destroy_hook(db, hook_id))
+        removed = await self._receivers.destroy_hook(hook_id)
         if not removed:
             raise destroy_missing_hook()
-        if self._webhooks is not None:
-            self._webhooks.target_removed("hook", hook_id)
         return [("removed", True)]

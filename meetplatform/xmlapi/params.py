@@ -19,6 +19,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from lxml import etree
 
+from meetplatform import text
 from meetplatform.model import Document, GuestPolicy, MeetingSpec, Role
 from meetplatform.xmlapi import errors
 
@@ -66,7 +67,12 @@ def _decode(part: bytes) -> str:
 def parse_pairs(raw: bytes) -> list[tuple[str, str]]:
     """Decode ``a=1&b=2`` into ``[("a", "1"), ("b", "2")]`` in order; empty parts skipped.
 
-    Raises ``validationError`` when a name or value is not UTF-8.
+    The service-wide text rule (:mod:`meetplatform.text`): a name or value that is not
+    UTF-8 once percent-decoded (``%FF``, an encoded surrogate ``%ED%A0%80``) is refused,
+    never repaired, with a ``validationError`` naming the parameter. This is the one
+    decoding of query strings and urlencoded bodies (multipart forms:
+    :func:`decode_form_pairs`); it is on every call's path, so the field is only looked
+    for once decoding has failed.
     """
     pairs: list[tuple[str, str]] = []
     append = pairs.append
@@ -80,7 +86,34 @@ def parse_pairs(raw: bytes) -> list[tuple[str, str]]:
             else:
                 append((name.decode("utf-8"), value.decode("utf-8")))
     except UnicodeDecodeError:
-        raise errors.validation("Parameters must be UTF-8 text, percent-encoded.") from None
+        raise errors.bad_text(_first_bad_text(raw)) from None
+    return pairs
+
+
+def _first_bad_text(raw: bytes) -> text.BadText:
+    """The :class:`~meetplatform.text.BadText` of the first broken name or value."""
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        try:
+            key = _decode(name)
+        except UnicodeDecodeError:
+            return text.BadText("bad parameter name")
+        try:
+            _decode(value)
+        except UnicodeDecodeError:
+            return text.BadText("bad parameter value", key)
+    return text.BadText("bad parameter")
+
+
+def decode_form_pairs(fields: dict[bytes, list[bytes]]) -> list[tuple[str, str]]:
+    """Multipart form fields (already split by Twisted) under the rule of :func:`parse_pairs`."""
+    try:
+        pairs: list[tuple[str, str]] = []
+        for name, values in fields.items():
+            key = text.decode(name)
+            pairs.extend((key, text.decode(value, key)) for value in values)
+    except text.BadText as bad:
+        raise errors.bad_text(bad) from None
     return pairs
 
 

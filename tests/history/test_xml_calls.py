@@ -202,7 +202,7 @@ def test_get_stats_lists_meetings_that_ran_with_every_stretch(w: World) -> None:
 def test_stats_and_events_survive_a_restart(tmp_path: Path) -> None:
     """After a restart (same data directory), getStats and getMeetingEvents still answer
     with the meetings of the previous process."""
-    from tests.restapi.harness import result
+    from tests.support import result
 
     first = World(tmp_path)
     held(first, "before-restart", users=1)

@@ -4,52 +4,37 @@ Not a conftest (importing Klein there would install a reactor before pytest-twis
 Requests go through treq.testing's in-memory agent (what StubTreq uses) and are
 answered synchronously: the store runs its queries in the calling thread
 (``Store.open_inline``), so every Deferred here has fired when ``request`` returns.
+
+By default the harness serves the JSON:API alone (no meeting history, no webhook
+service listening to the registry): what the REST tests are about. Given ``parts``
+(:func:`meetplatform.build.build_parts`) it serves those instead, mounted as the
+service mounts them, which is how the webhook and history world uses it.
 """
 
 from __future__ import annotations
 
 import base64
 import json as jsonlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import treq
 from treq.testing import RequestTraversalAgent
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
-from meetplatform.config import Settings
+from meetplatform.build import Parts, mount
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.store import ClientRecord, SpaceRecord, Store
 from meetplatform.webhooks.http import ImmediateBody
-
-T = TypeVar("T")
+from tests.support import make_clock, make_settings, result, run
 
 PUBLIC_URL = "https://meet.example.com"
-START = 1_700_000_000.0
 JSONAPI = "application/vnd.api+json"
-
-
-def result(d: Deferred[T] | Any) -> T:
-    """The result of a Deferred that has fired already (raises its failure)."""
-    if not isinstance(d, Deferred):
-        return d  # type: ignore[no-any-return]
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]  # type: ignore[no-any-return]
-
-
-def run(coro: Any) -> Any:
-    """Run a coroutine whose awaits all resolve synchronously."""
-    return result(Deferred.fromCoroutine(coro))
 
 
 @dataclass
@@ -88,26 +73,39 @@ class Client:
 
 
 class Harness:
-    def __init__(self, data_dir: Path, *, rate_limits: RateLimits | None = None,
+    def __init__(self, data_dir: Path | None = None, *, rate_limits: RateLimits | None = None,
                  store: Store | None = None, clock: Clock | None = None,
-                 **settings: Any) -> None:
-        self.clock = clock or Clock()
-        if clock is None:
-            self.clock.advance(START)
-        self.settings = Settings(secret="x" * 40, public_url=PUBLIC_URL, data_dir=data_dir,
-                                 **settings)
-        self.registry = Registry(self.clock, server_url=PUBLIC_URL)
-        self.store = store or Store.open_inline(data_dir)
-        self.api = RestApi(self.clock, self.settings, self.registry, self.store,
-                           rate_limits=rate_limits or RateLimits())
-        root = Resource()
-        api = Resource()
-        root.putChild(b"api", api)
-        api.putChild(b"v2", self.api.resource())
-        self.root = root
+                 parts: Parts | None = None, root: Resource | None = None,
+                 after_request: Callable[[], None] | None = None, **settings: Any) -> None:
+        """The JSON:API alone over a new store in ``data_dir`` (or ``store``), or, with
+        ``parts``, the whole tree of those parts (``root`` if it is mounted already).
+        ``after_request`` runs after every request (the world takes a turn of the
+        reactor)."""
+        self._after_request = after_request
+        if parts is not None:
+            assert data_dir is store is clock is rate_limits is None and not settings, (
+                "the parts bring their own data directory, store, clock and settings")
+            self.clock: Any = parts.clock
+            self.settings = parts.settings
+            self.registry = parts.registry
+            self.store = parts.store
+            self.api = parts.rest_api
+            self.root = root if root is not None else mount(parts)
+        else:
+            assert data_dir is not None, "a data directory or parts"
+            self.clock = clock or make_clock()
+            self.settings = make_settings(public_url=PUBLIC_URL, data_dir=data_dir, **settings)
+            self.registry = Registry(self.clock, server_url=PUBLIC_URL)
+            self.store = store or Store.open_inline(data_dir)
+            self.api = RestApi(self.clock, self.settings, self.registry, self.store,
+                               rate_limits=rate_limits or RateLimits())
+            self.root = Resource()
+            api = Resource()
+            self.root.putChild(b"api", api)
+            api.putChild(b"v2", self.api.resource())
         #: The raw agent of treq.testing (StubTreq's), without treq's automatic gzip
         #: decoding, so that tests see exactly what the server sent.
-        self.agent = RequestTraversalAgent(root)
+        self.agent = RequestTraversalAgent(self.root)
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -135,6 +133,8 @@ class Harness:
         content: bytes = result(body_d)
         headers_out = {k.decode().lower(): [v.decode("latin-1") for v in vs]
                        for k, vs in response.headers.getAllRawHeaders()}
+        if self._after_request is not None:
+            self._after_request()
         return Response(response.code, headers_out, content)
 
     def new_client(self, name: str = "acme", *, with_token: bool = True) -> Client:

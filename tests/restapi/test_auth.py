@@ -12,7 +12,8 @@ import pytest
 
 from meetplatform.restapi.auth import parse_params, sign
 from meetplatform.store.keys import signing_key_for
-from tests.restapi.harness import PUBLIC_URL, Client, Harness, run
+from tests.restapi.harness import PUBLIC_URL, Client, Harness
+from tests.support import run
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -447,7 +447,7 @@ def test_everything_created_through_the_api_survives_a_restart(tmp_path: Path) -
     used = h.invite(client, room["id"])["attributes"]["token"]
     pending = h.invite(client, room["id"])
     assert h.activate(used).status == 200
-    from tests.restapi.harness import run
+    from tests.support import run
 
     run(h.store.close())
     again = Harness(tmp_path, store=Store.open_inline(tmp_path), clock=h.clock)

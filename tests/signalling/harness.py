@@ -17,14 +17,13 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump
 
-from meetplatform.config import IceServer, Settings
+from meetplatform.config import IceServer
 from meetplatform.model import GuestPolicy, Meeting, MeetingSpec, Role, Seat
 from meetplatform.registry import Registry
 from meetplatform.signalling import SignallingService
+from tests.support import PUBLIC_URL, START, make_settings
 
-PUBLIC_URL = "https://meet.example.test"
 ORIGIN = "https://meet.example.test"
-START = 1_700_000_000.0
 
 
 class Client(WebSocketClientProtocol):
@@ -151,7 +150,6 @@ class World:
         self.clock = MemoryReactorClock()
         self.clock.advance(START)
         defaults: dict[str, Any] = {
-            "secret": "s" * 32,
             "public_url": PUBLIC_URL,
             "ice_servers": (IceServer(("stun:stun.example.test:3478",)),
                             IceServer(("turn:turn.example.test:3478",), "u", "p")),
@@ -159,7 +157,7 @@ class World:
             "extra_origins": ("https://lms.example.org",),
         }
         defaults.update(settings)
-        self.settings = Settings(**defaults)
+        self.settings = make_settings(**defaults)
         clock: Any = self.clock  # a MemoryReactorClock provides IReactorTime
         self.registry = Registry(clock, server_url=PUBLIC_URL)
         self.service = SignallingService(clock, self.settings, self.registry)

@@ -15,12 +15,12 @@ from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from meetplatform.config import Settings
 from meetplatform.model import MeetingSpec, Role
 from meetplatform.registry import Registry
 from meetplatform.signalling import SignallingService
 from meetplatform.signalling.hub import frame
 from meetplatform.signalling.protocol import SignallingProtocol, _Backpressure
+from tests.support import make_settings
 
 
 class _Browser(WebSocketClientProtocol):
@@ -72,7 +72,7 @@ async def _serving(reactor: Any) -> AsyncIterator[tuple[Registry, SignallingServ
     """The signalling socket on a twisted.web Site on 127.0.0.1:0; yields the registry,
     the service and the port."""
     registry = Registry(reactor)
-    settings = Settings(secret="s" * 32, public_url="http://127.0.0.1:1")
+    settings = make_settings(public_url="http://127.0.0.1:1")
     service = SignallingService(reactor, settings, registry)
     root = Resource()
     root.putChild(b"ws", service.resource())  # type: ignore[arg-type]

@@ -176,12 +176,26 @@ def test_error_frames_carry_id_only_when_known() -> None:
     assert json.loads(msg.ack("a", {"x": 1})) == {"type": "ack", "id": "a", "data": {"x": 1}}
 
 
-def test_origins_are_normalised() -> None:
-    """Origins compare by scheme, host and port, ignoring case and default ports."""
-    assert msg.normalise_origin("HTTPS://Meet.Example:443/x") == "https://meet.example"
-    assert msg.normalise_origin("http://h:8080") == "http://h:8080"
-    assert msg.normalise_origin("null") is None
-    assert msg.normalise_origin("http://h:99999") is None
+def test_broken_text_is_refused_naming_where_with_the_id_when_it_is_valid() -> None:
+    """A lone surrogate anywhere (valid JSON, not valid Unicode) is `invalid` with the
+    JSON pointer of the string; the id and type are given back only when they are valid
+    text themselves (an error frame holding them could not be sent)."""
+    cases = [
+        (b'{"type":"chat","id":"c1","data":{"text":"hi \\ud800"}}', "c1", "chat", "/data/text"),
+        (b'{"type":"chat","id":7,"data":{"\\udc00":1}}', 7, "chat", "/data"),
+        (b'{"type":"chat","id":"\\ud800","data":{}}', None, "chat", "/id"),
+        (b'{"type":"\\ud800","id":"c2"}', "c2", None, "/type"),
+    ]
+    for payload, request_id, request_type, where in cases:
+        with pytest.raises(msg.EnvelopeError) as caught:
+            msg.decode_request(payload)
+        error = caught.value
+        assert (error.code, error.request_id, error.request_type) == (
+            "invalid", request_id, request_type), payload
+        assert where in error.message and "not valid Unicode" in error.message
+        msg.error(error.code, error.message, error.request_id, error.request_type)  # encodes
+    ok = msg.decode_request(b'{"type":"chat","data":{"text":"\\ud83d\\ude00 \\u00e9"}}')
+    assert ok.data == {"text": "\U0001f600 \u00e9"}
 
 
 def test_session_tokens_are_url_safe_and_bounded() -> None:

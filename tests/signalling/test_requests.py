@@ -44,6 +44,25 @@ def test_chat_reaches_everyone_including_the_sender(world: World) -> None:
     assert ann.fails("chat", {"text": "x" * 501}) == "invalid"
 
 
+def test_broken_text_in_chat_is_an_error_frame_and_nobody_else_notices(world: World) -> None:
+    """A chat text holding a lone surrogate (valid JSON, not valid Unicode) gets a typed
+    `invalid` error naming the field; nothing is fanned out, the sender's socket stays
+    open, and everyone (a later joiner included) goes on as before."""
+    mod, ann, ben = room(world)
+    rid = ann.request("chat", {"text": "hi \ud800"})
+    answer = ann.reply(rid)
+    assert (answer["type"], answer["code"], answer["request"]) == ("error", "invalid", "chat")
+    assert "/data/text" in answer["message"]
+    assert not any(c.of_type("chat") for c in (mod, ann, ben))
+    late = world.join(world.registry.get_meeting("m1"), "Late")  # type: ignore[arg-type]
+    assert late.open and sorted(p["name"] for p in late.joined["participants"]) == [
+        "Ann", "Ben", "Late", "Mod"]
+    ack = ann.ok("chat", {"text": "hello"})
+    for c in (mod, ann, ben, late):
+        assert [m["data"]["id"] for m in c.of_type("chat")] == [ack["id"]]
+        assert c.open
+
+
 def test_chat_sent_through_the_api_arrives_as_a_chat_event(world: World) -> None:
     """sendChatMessage (registry.send_chat without a sender) arrives with from=null."""
     _, ann, _ = room(world)

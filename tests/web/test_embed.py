@@ -12,16 +12,13 @@ from typing import Any
 import pytest
 import txaio
 
-from meetplatform.config import Settings
-from meetplatform.invitations import Invitations
+from meetplatform.build import build_parts
+from meetplatform.embedding import ALLOW
 from meetplatform.model import MeetingSpec, Role
-from meetplatform.signalling import SignallingService
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.web.embed import ALLOW, EmbedPages
-from meetplatform.web.pages import WebPages
-from tests.restapi.harness import run
 from tests.signalling.harness import Refused
 from tests.signalling.harness import World as SignallingWorld
+from tests.support import make_settings, run
 from tests.web.test_invite import BASE, Page, Site
 
 LMS = "https://lms.example.org"
@@ -295,12 +292,11 @@ def test_the_rest_api_returns_the_iframe_snippet(site: Site, space: SpaceRecord,
                                                  room: RoomRecord) -> None:
     """GET /api/v2/rooms/{id}/embed gives the URL, the allow attribute, the iframe markup
     and the embed.js variant."""
-    from tests.restapi.harness import Harness
+    from tests.restapi.harness import Client, Harness
 
-    h = Harness(site.settings.data_dir, store=site.store, clock=site.clock)
+    h = Harness(parts=site.parts, root=site.root)
     record, space2, secret = run(site.store.create_client("lms", site.now()))
     run(site.store.update_space(space2.id, {"embed_origins": [LMS]}, site.now()))
-    from tests.restapi.harness import Client
 
     client = Client(record, space2, secret)
     client.token = h.token_for(client)
@@ -327,20 +323,18 @@ def test_the_rest_api_returns_the_iframe_snippet(site: Site, space: SpaceRecord,
 
 
 class EmbedWorld(SignallingWorld):
-    """The signalling test world with the embed pages' origin lookup plugged in."""
+    """The signalling test world with the service's own signalling: built with the embed
+    pages' origin lookup plugged in (:func:`build_parts`)."""
 
     def __init__(self, tmp_path: Path) -> None:
         super().__init__(extra_origins=())
         clock: Any = self.clock
-        settings = Settings(secret="s" * 32, public_url=self.settings.public_url,
-                            data_dir=tmp_path)
+        settings = make_settings(public_url=self.settings.public_url, data_dir=tmp_path)
         self.store = Store.open_inline(tmp_path)
-        self.invitations = Invitations(clock, settings, self.registry, self.store)
-        pages = WebPages(clock, settings, self.registry)
-        self.embed = EmbedPages(clock, settings, self.registry, self.store,
-                                invitations=self.invitations, pages=pages)
-        self.service = SignallingService(clock, settings, self.registry,
-                                         extra_origins_for=self.embed.origins_for_seat)
+        self.parts = build_parts(clock, settings, self.registry, self.store)
+        self.invitations = self.parts.invitations
+        self.embed = self.parts.embed
+        self.service = self.parts.signalling
 
     def room_seat(self, origins: tuple[str, ...]) -> str:
         now = int(self.clock.seconds() * 1000)
@@ -407,3 +401,57 @@ def test_a_failing_origin_lookup_refuses_with_500(world: EmbedWorld,
     assert len(fail_on_logged_failures) == 1
     fail_on_logged_failures.clear()
 
+
+
+# --- broken text (meetplatform.text) -------------------------------------------------------------
+
+
+def test_queries_that_are_not_utf8_are_refused(site: Site, room: RoomRecord) -> None:
+    """The embed and invitation pages refuse a query that is not UTF-8 (HTML 400)."""
+    for path in ("/embed/algebra/ended?reason=%ED%A0%80", "/embed/algebra?x=%FF",
+                 "/j/mput_abcdefghij?x=%FF"):
+        page = site.get(path)
+        assert page.status == 400, path
+        assert page.header("content-type") == "text/html; charset=utf-8"
+
+
+def test_a_name_with_a_lone_surrogate_is_refused_and_breaks_nobody(world: EmbedWorld) -> None:
+    """``displayName: "Eve\\ud800"`` (valid JSON, not valid Unicode) is a 400 naming the
+    field; nobody gets a seat with it, so later joiners connect and see each other (no
+    1011) and the room's REST reads answer 200."""
+    from meetplatform.build import mount
+    from tests.restapi.harness import Harness
+
+    h = Harness(parts=world.parts, root=mount(world.parts))
+    client = h.new_client()
+    r = h.request("PATCH", f"/spaces/{client.space.id}", token=client.token, json={
+        "data": {"type": "spaces", "id": client.space.id,
+                 "attributes": {"visibility": "public"}}})
+    assert r.status == 200, r.body
+    room = h.create_room(client, name="Open", alias="open-room", visibility="public")
+
+    def session(body: bytes) -> tuple[int, Any]:
+        r = h.request("POST", "https://meet.example.test/embed/open-room/session", body=body,
+                      content_type="application/json", headers={"Accept": "*/*"})
+        return r.status, r.json
+
+    status, answer = session(b'{"displayName": "Eve\\ud800"}')
+    assert status == 400, answer
+    assert answer["error"]["code"] == "request.invalid"
+    assert answer["error"]["message"].startswith("displayName is not valid Unicode")
+    status, answer = session(b'{"displayName": "Eve\xed\xa0\x80"}')
+    assert status == 400 and "not valid Unicode" in answer["error"]["message"]
+
+    joiners = []
+    for name in ("Ada", "Bob"):
+        status, answer = session(json.dumps({"displayName": name}).encode())
+        assert status == 200, answer
+        joiners.append(world.open_socket(answer["sessionToken"]))
+    ada, bob = joiners
+    assert ada.open and bob.open
+    assert sorted(p["name"] for p in bob.joined["participants"]) == ["Ada", "Bob"]
+    world.flush()
+    assert ada.open and bob.open
+    assert h.request("GET", f"/rooms/{room['id']}", token=client.token).status == 200
+    r = h.request("GET", f"/rooms/{room['id']}/participants", token=client.token)
+    assert r.status == 200 and len(r.json["data"]) == 2

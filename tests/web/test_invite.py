@@ -1,4 +1,5 @@
-"""The invitation link ``/j/<token>`` through the real resource tree (``build_site``)."""
+"""The invitation link ``/j/<token>`` through the real resource tree (``build_parts`` and
+``mount``, as the service builds it)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,17 @@ import pytest_twisted
 import treq
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import Clock
 from twisted.web.http_headers import Headers
 
-from meetplatform.config import Settings
-from meetplatform.invitations import CreatedInvitation, Invitations
+from meetplatform.build import build_parts, mount
+from meetplatform.invitations import CreatedInvitation
 from meetplatform.model import GuestStatus, Role
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
-from meetplatform.tap import build_site
 from meetplatform.webhooks.http import ImmediateBody
-from tests.restapi.harness import result, run
+from tests.support import make_clock, make_settings, result, run
 
 BASE = "https://meet.example.com"
-START = 1_700_000_000.0
 FORM = "application/x-www-form-urlencoded"
 HOUR_MS = 3_600_000
 
@@ -53,17 +51,16 @@ class Page:
 
 
 class Site:
-    """The whole site (``build_site``) over an in-memory agent, with a fake clock."""
+    """The whole site (every part, mounted) over an in-memory agent, with a fake clock."""
 
     def __init__(self, tmp_path: Path, *, store: Store | None = None) -> None:
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.settings = Settings(secret="s" * 32, public_url=BASE, data_dir=tmp_path,
-                                 server_name="Meet")
+        self.clock = make_clock()
+        self.settings = make_settings(public_url=BASE, data_dir=tmp_path, server_name="Meet")
         self.registry = Registry(self.clock, server_url=BASE)
         self.store = store or Store.open_inline(tmp_path)
-        self.invitations = Invitations(self.clock, self.settings, self.registry, self.store)
-        self.root = build_site(self.clock, self.settings, self.registry, self.store)
+        self.parts = build_parts(self.clock, self.settings, self.registry, self.store)
+        self.invitations = self.parts.invitations
+        self.root = mount(self.parts)
         self.agent = RequestTraversalAgent(self.root)
         self._rooms = 0
 
@@ -292,6 +289,26 @@ def test_a_name_is_required_and_asking_for_it_consumes_nothing(
     assert too_long.status == 422
     assert site.post_form("/j/", {"token": invitation.secret,
                                   "displayName": "Ada"}).status == 303
+
+
+def test_a_form_that_is_not_utf8_is_refused_and_consumes_nothing(
+        site: Site, space: SpaceRecord) -> None:
+    """A name whose percent-decoded bytes are not UTF-8 (a UTF-8-encoded surrogate, a
+    stray byte) is refused with an HTML 400 naming the field, not repaired; the invitation
+    stays unused and works afterwards."""
+    invitation = site.invite(space, site.room(space), max_uses=1)
+    for raw in (b"Eve%ED%A0%80", b"Eve%FF"):
+        page = site.request("POST", "/j/", body=b"token=" + invitation.secret.encode()
+                            + b"&displayName=" + raw, headers={"Content-Type": FORM})
+        assert page.status == 400, page.text
+        assert page.header("content-type") == "text/html; charset=utf-8"
+        assert "The field displayName" in page.text and "not valid Unicode" in page.text
+    page = site.request("POST", "/j/", body=b"token=\xff", headers={"Content-Type": FORM})
+    assert page.status == 400 and "The form holds text" in page.text
+    assert site.uses(invitation) == 0
+    assert site.post_form("/j/", {"token": invitation.secret,
+                                  "displayName": "Eve"}).status == 303
+    assert site.uses(invitation) == 1
 
 
 def test_a_full_meeting_gives_the_use_back(site: Site, space: SpaceRecord) -> None:

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from treq.testing import StubTreq
-from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
-from meetplatform.config import Settings
 from meetplatform.model import GuestPolicy, MeetingSpec, Role
 from meetplatform.registry import Registry
 from meetplatform.web.pages import WebPages
+from tests.support import make_clock, make_settings
 
 BASE = "https://meet.example"
 
 
 class Harness:
     def __init__(self, public_url: str = BASE, max_query_bytes: int = 64 * 1024) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.settings = Settings(secret="s" * 32, public_url=public_url, server_name="Meet",
-                                 max_query_bytes=max_query_bytes)
+        self.clock = make_clock()
+        self.settings = make_settings(public_url=public_url, server_name="Meet",
+                                      max_query_bytes=max_query_bytes)
         self.registry = Registry(self.clock, server_url=public_url)
         self.pages = WebPages(self.clock, self.settings, self.registry)
         root = Resource()
@@ -222,6 +221,17 @@ async def test_non_utf8_path_is_refused_with_html(h: Harness) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_non_utf8_query_is_refused_with_html_not_repaired(h: Harness) -> None:
+    """A query value that is not UTF-8 once percent-decoded gets an HTML 400 (the
+    service-wide text rule: refused, not repaired into U+FFFD)."""
+    for path in ("/client/join?sessionToken=%FF", "/client/ended?reason=%ED%A0%80"):
+        response, body = await h.get(path)
+        assert response.code == 400, path
+        assert header(response, "content-type") == "text/html; charset=utf-8"
+        assert "not valid" in body
+
+
+@pytest_twisted.ensureDeferred
 async def test_oversized_address_is_refused() -> None:
     """An address longer than the configured limit is refused before any lookup."""
     h = Harness(max_query_bytes=1000)
@@ -266,6 +276,66 @@ async def test_static_unknown_and_traversal_are_404(h: Harness) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_conference_modules_are_served(h: Harness) -> None:
+    """Every module the page's entry script imports, and what they import, is served as JS."""
+    seen: set[str] = set()
+    todo = ["/static/conference.js"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        response, body = await h.get(path)
+        assert response.code == 200, path
+        assert header(response, "content-type") == "text/javascript; charset=utf-8", path
+        assert header(response, "x-content-type-options") == "nosniff", path
+        assert header(response, "cache-control") == "no-cache", path
+        assert header(response, "etag") == f'"{h.pages.static.version(path[8:])}"', path
+        base = path.rsplit("/", 1)[0]
+        imports = re.findall(r'^import [^;]*? from "(\./[^"]+)";', body, re.MULTILINE)
+        for spec in imports:
+            todo.append(f"{base}/{spec[2:]}")
+    expected = {f"/static/{name}" for name in h.pages.static.assets
+                if name.startswith("conference/")} | {"/static/conference.js"}
+    assert seen == expected  # every module file is imported, and only these
+    assert len(seen) > 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_static_sub_directory_traversal_is_refused(h: Harness) -> None:
+    """Dot segments, encoded or not, dotfiles and directories never reach a file."""
+    for path in ("/static/../x", "/static/conference/../../x", "/static/conference/../pages.py",
+                 "/static/conference/../conference.js",
+                 "/static/%2e%2e/x", "/static/conference/%2e%2e/%2e%2e/x",
+                 "/static/conference/%2E%2E/conference.js", "/static/conference%2fchat.js",
+                 "/static/conference%2f..%2f..%2fpages.py", "/static/./conference.js",
+                 "/static/conference/./chat.js", "/static/conference//chat.js",
+                 "/static/conference", "/static/conference/", "/static/.hidden",
+                 "/static/conference/%00chat.js", "/static/..%5cpages.py"):
+        response, _body = await h.get(path)
+        assert response.code == 404, path
+        assert "text/html" in header(response, "content-type"), path
+    assert all(".." not in name and not name.startswith(".") for name in h.pages.static.assets)
+
+
+def test_static_tree_skips_dotfiles_and_keys_by_relative_path(tmp_path: Path) -> None:
+    """Sub-directories are served by relative path; dotfiles and dot-directories never."""
+    from meetplatform.web.pages import StaticAssets
+
+    (tmp_path / "app.js").write_text("a")
+    (tmp_path / ".env.js").write_text("secret")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "hook.js").write_text("secret")
+    (tmp_path / "mod" / "deep").mkdir(parents=True)
+    (tmp_path / "mod" / "one.js").write_text("1")
+    (tmp_path / "mod" / "deep" / "two.js").write_text("2")
+    (tmp_path / "mod" / "notes.unknown").write_text("?")
+    assets = StaticAssets(Harness().settings, directory=tmp_path).assets
+    assert set(assets) == {"app.js", "mod/one.js", "mod/deep/two.js"}
+    assert assets["mod/deep/two.js"].content_type == "text/javascript; charset=utf-8"
+
+
+@pytest_twisted.ensureDeferred
 async def test_page_references_existing_assets(h: Harness) -> None:
     """Every asset the page links to is served."""
     seat = h.seat()
@@ -288,10 +358,10 @@ async def test_page_markup_needs_no_inline_script_or_style(h: Harness) -> None:
 
 def test_browser_sanitiser_allows_what_the_server_allows() -> None:
     """The page's own welcome sanitiser keeps exactly the server's allow-list."""
+    from meetplatform.sanitize import ALLOWED_TAGS, DROP_CONTENT_TAGS
     from meetplatform.web.pages import STATIC_DIR
-    from meetplatform.web.sanitize import ALLOWED_TAGS, DROP_CONTENT_TAGS
 
-    source = (STATIC_DIR / "conference.js").read_text("utf-8")
+    source = (STATIC_DIR / "conference" / "sanitize.js").read_text("utf-8")
     block = re.search(r"const ALLOWED_TAGS = \{(.*?)\};", source, re.DOTALL)
     assert block is not None
     js_tags = dict(re.findall(r"(\w+): \[([^\]]*)\]", block.group(1)))

@@ -1,10 +1,13 @@
 """A world for history and webhook tests: fake clock, real registry, store, XML API, REST.
 
-Everything the composition root wires for history and webhooks is built here the same
-way (:func:`meetplatform.tap.build_site` does it for the service): the XML API with the
-``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API with sessions and
-webhook endpoints, one :class:`History` and one :class:`WebhookService`. The store runs
-inline (every query in the calling thread); tests move time with ``clock.advance``.
+The parts are the service's own: :func:`meetplatform.build.build_parts` builds them (the
+XML API with the ``hooks/*``, ``getMeetingEvents`` and ``getStats`` calls, the JSON:API
+with sessions and webhook endpoints, one :class:`History` and one
+:class:`WebhookService`, and the pages and the signalling, which nothing here calls) and
+:func:`meetplatform.build.mount` mounts them as the service does. The world injects its
+sender, delivery policy, random source, rate limits, recordings and revision through the
+builder instead of replacing parts afterwards. The store runs inline (every query in the
+calling thread); tests move time with ``clock.advance``.
 
 The webhook service turns events into outbox rows on the *next turn* of the reactor
 (``callLater(0)``), not while the join or call that caused them runs. A real reactor
@@ -28,29 +31,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
-from twisted.web.resource import Resource
 
-from meetplatform.config import Settings
-from meetplatform.history import History
+from meetplatform.build import build_parts, mount
 from meetplatform.model import Meeting, MeetingSpec, Participant, Role
 from meetplatform.recordings import InMemoryRecordings
 from meetplatform.registry import Registry
-from meetplatform.restapi import RateLimits, RestApi
+from meetplatform.restapi import RateLimits
 from meetplatform.restapi.ratelimit import Limit
 from meetplatform.store import Store
-from meetplatform.webhooks import DeliveryPolicy, WebhookService
+from meetplatform.webhooks import DeliveryPolicy
 from meetplatform.webhooks.http import Sender
-from meetplatform.xmlapi import XmlApi
-from meetplatform.xmlapi.history_calls import HistoryCalls
-from meetplatform.xmlapi.hooks import HookCalls
 from tests.restapi.harness import Harness
-from tests.xmlapi.helpers import SECRET, Answer, Env
+from tests.support import PUBLIC_URL, make_clock, make_settings
+from tests.xmlapi.helpers import Answer, Env
 
-START = 1_700_000_000.0
-PUBLIC_URL = "https://meet.example.test"
 UNLIMITED = RateLimits(client=Limit(1e6, 10**6), user=Limit(1e6, 10**6),
                        anonymous=Limit(1e6, 10**6))
 
@@ -117,16 +114,11 @@ class World:
                  policy: DeliveryPolicy | None = None, clock: Clock | None = None,
                  start: bool = True, spread: bool = False, **settings: Any) -> None:
         self.data_dir = data_dir
-        if clock is None:
-            clock = Clock()
-            clock.advance(START)
-        self.clock = clock
+        self.clock = clock if clock is not None else make_clock()
         settings.setdefault("allow_webhook_networks", ("127.0.0.0/8",))
-        self.settings = Settings(secret=SECRET, public_url=PUBLIC_URL, data_dir=data_dir,
-                                 **settings)
+        self.settings = make_settings(public_url=PUBLIC_URL, data_dir=data_dir, **settings)
         self.registry = Registry(self.clock, server_url=PUBLIC_URL)
         self.store = Store.open_inline(data_dir)
-        self.history = History(self.clock, self.settings, self.registry, self.store)
         #: The sender the world delivers with (a FakeSender unless one was given).
         self.sender: Any = sender if sender is not None else FakeSender()
         policy = policy or DeliveryPolicy()
@@ -134,37 +126,19 @@ class World:
             # Spreading a burst of requests over turns of the reactor uses the clock, which
             # only the tests that are about it advance (``spread=True``).
             policy = dataclasses.replace(policy, sends_per_turn=1_000_000)
-        self.webhooks = WebhookService(
-            self.clock, self.settings, self.registry, self.store, sender=self.sender,
-            policy=policy, rng=random.Random(7))
-        self.xml_api = XmlApi(self.clock, self.settings, self.registry, revision="abc")
-        HistoryCalls(self.clock, self.settings, self.history).register(self.xml_api)
-        HookCalls(self.clock, self.settings, self.store, self.webhooks).register(self.xml_api)
-        self.xml = Env(self.clock, self.settings, self.registry, InMemoryRecordings(),
-                       self.xml_api)
-        self.rest = Harness(data_dir, store=self.store, clock=self.clock,
-                            rate_limits=UNLIMITED,
-                            allow_webhook_networks=self.settings.allow_webhook_networks)
-        self.rest.registry = self.registry
-        self.rest.api = RestApi(self.clock, self.rest.settings, self.registry, self.store,
-                                rate_limits=UNLIMITED, history=self.history,
-                                webhooks=self.webhooks)
-        root = Resource()
-        api = Resource()
-        root.putChild(b"api", api)
-        api.putChild(b"v2", self.rest.api.resource())
-        from treq.testing import RequestTraversalAgent
-
-        self.rest.root = root
-        self.rest.agent = RequestTraversalAgent(root)
-        plain_request = self.rest.request
-
-        def request_then_turn(*args: Any, **kwargs: Any) -> Any:
-            response = plain_request(*args, **kwargs)
-            self.turn()
-            return response
-
-        self.rest.request = request_then_turn  # type: ignore[method-assign]
+        recordings = InMemoryRecordings()
+        self.parts = build_parts(
+            self.clock, self.settings, self.registry, self.store, webhook_sender=self.sender,
+            delivery_policy=policy, rng=random.Random(7), rate_limits=UNLIMITED,
+            recordings=recordings, revision="abc")
+        self.history = self.parts.history
+        self.webhooks = self.parts.webhooks
+        self.xml_api = self.parts.xml_api
+        self.root = mount(self.parts)
+        self.xml = Env(self.clock, self.settings, self.registry, recordings, self.xml_api,
+                       root=self.root)
+        #: The JSON:API over the same tree; every request ends with a turn.
+        self.rest = Harness(parts=self.parts, root=self.root, after_request=self.turn)
         if start:
             self.start()
 
@@ -173,8 +147,6 @@ class World:
         self.webhooks.startService()
 
     def stop(self) -> Deferred[None]:
-        from twisted.internet.defer import gatherResults
-
         return gatherResults([self.webhooks.stopService(), self.history.stopService()]
                              ).addCallback(lambda _: None)
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 
 from meetplatform.model import EndReason, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import AddressPolicy, default_clients
+from tests.support import make_clock
 from tests.webhooks.harness import World
 from tests.webhooks.receiver import Receiver, listen, stop
 
@@ -30,8 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 def world(tmp_path: Path, reactor: Any) -> World:
-    clock = Clock()
-    clock.advance(time.time())
+    clock = make_clock(time.time())
     sender = default_clients(reactor, AddressPolicy(["127.0.0.0/8"]), clock=clock)
     return World(tmp_path, sender=sender, clock=clock)
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from meetplatform.model import EndReason, Role
+from tests.support import SECRET
 from tests.webhooks.harness import FakeSender, Sent, World
-from tests.xmlapi.helpers import SECRET
 
 
 @pytest.fixture

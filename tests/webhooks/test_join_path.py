@@ -18,7 +18,8 @@ from meetplatform.model import EndReason, MeetingSpec, Role
 from meetplatform.store import RoomRecord, SpaceRecord
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
-from tests.restapi.harness import result
+from meetplatform.webhooks import outbox as fanout
+from tests.support import result
 from tests.webhooks.harness import FakeSender, Sent, World
 
 
@@ -216,9 +217,9 @@ def space_with_endpoint(w: World) -> str:
     made: tuple[Any, SpaceRecord, str] = result(
         Deferred.fromCoroutine(w.store.create_client("app", 0)))
     space = made[1]
-    result(Deferred.fromCoroutine(w.store.run(lambda db: wdb.create_endpoint(
-        db, space_id=space.id, url="http://127.0.0.1:9/space", description="t",
-        event_types=[], now=0))))
+    result(Deferred.fromCoroutine(w.webhooks.receivers.create_endpoint(
+        space_id=space.id, url="http://127.0.0.1:9/space", description="t",
+        event_types=[], now=0)))
     return space.id
 
 
@@ -253,18 +254,18 @@ def test_a_failing_outbox_write_does_not_fail_the_change(
     logged, and no half-written outbox rows stay behind."""
     w = World(tmp_path, sender=FakeSender(hold=True))
     space_id = space_with_endpoint(w)
-    real_enqueue = wdb.enqueue
+    real_enqueue = fanout.enqueue
 
     def broken(db: Any, occurrences: Any) -> Any:
         real_enqueue(db, occurrences)  # rows written, then the failure
         raise RuntimeError("boom")
 
-    wdb.enqueue = broken  # type: ignore[assignment]
+    fanout.enqueue = broken  # type: ignore[assignment]
     try:
         room: RoomRecord = result(
             Deferred.fromCoroutine(w.store.create_room(space_id, ROOM_FIELDS, 0)))
     finally:
-        wdb.enqueue = real_enqueue  # type: ignore[assignment]
+        fanout.enqueue = real_enqueue  # type: ignore[assignment]
     assert result(Deferred.fromCoroutine(w.store.get_room(room.id))) == room
     assert outbox(w) == 0
     assert len(fail_on_logged_failures) == 1

@@ -17,14 +17,13 @@ import pytest
 import pytest_twisted
 from standardwebhooks.webhooks import Webhook
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 
 from meetplatform.model import EndReason, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import AddressPolicy, DeliveryPolicy, default_clients
+from tests.support import SECRET, make_clock
 from tests.webhooks.harness import World
 from tests.webhooks.receiver import Received, Receiver, listen, stop
-from tests.xmlapi.helpers import SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +66,7 @@ class Watched:
 
 def make_world(tmp_path: Path, reactor: Any, *, allow: tuple[str, ...] = ("127.0.0.0/8",),
                policy: DeliveryPolicy | None = None) -> tuple[World, Watched]:
-    clock = Clock()
-    clock.advance(time.time())
+    clock = make_clock(time.time())
     sender = Watched(default_clients(reactor, AddressPolicy(allow), timeout=5.0, clock=clock),
                      reactor)
     world = World(tmp_path, sender=sender, clock=clock, allow_webhook_networks=allow,
@@ -222,9 +220,9 @@ async def test_the_guard_refuses_private_addresses_after_resolution(tmp_path: Pa
     w, sender = make_world(tmp_path, reactor, allow=())
     try:
         client = w.rest.new_client()
-        endpoint, _ = await w.store.run(lambda db: wdb.create_endpoint(
-            db, space_id=client.space.id, url=f"http://localhost:{number}/x",
-            description="", event_types=[], now=w.rest.now_ms()))
+        endpoint, _ = await w.webhooks.receivers.create_endpoint(
+            space_id=client.space.id, url=f"http://localhost:{number}/x",
+            description="", event_types=[], now=w.rest.now_ms())
         w.rest.create_room(client)
         await sender.finished(1, reactor)
         assert receiver.received == []

@@ -8,9 +8,7 @@ from urllib.parse import urlencode
 
 from lxml import etree
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from meetplatform.checksum import checksum
@@ -19,20 +17,9 @@ from meetplatform.model import Meeting, Seat
 from meetplatform.recordings import InMemoryRecordings
 from meetplatform.registry import Registry
 from meetplatform.xmlapi import XmlApi
+from tests.support import PUBLIC_URL, SECRET, make_clock, make_settings, result
 
-SECRET = "639259d4-9dd8-4b25-bf01-95f9567eaf4b"
-PUBLIC_URL = "https://meet.example.test"
 BASE = "http://meet.example.test/bigbluebutton/api/"
-
-
-def result(deferred: Deferred[Any]) -> Any:
-    """The result of a Deferred that has already fired (StubTreq fires synchronously)."""
-    box: list[Any] = []
-    deferred.addBoth(box.append)
-    assert box, "the Deferred has not fired"
-    if isinstance(box[0], Failure):
-        box[0].raiseException()
-    return box[0]
 
 
 @dataclass
@@ -69,11 +56,15 @@ class Env:
     registry: Registry
     recordings: InMemoryRecordings
     api: XmlApi
+    #: The tree to send requests to (default: one with only the XML API mounted).
+    root: Resource | None = None
     stub: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        root = Resource()
-        root.putChild(b"bigbluebutton", self.api.resource())
+        root = self.root
+        if root is None:
+            root = Resource()
+            root.putChild(b"bigbluebutton", self.api.resource())
         self.stub = StubTreq(root)
 
     def request(self, method: str, url: str, **kwargs: Any) -> Answer:
@@ -114,9 +105,8 @@ class Env:
 
 
 def make_env(**settings: Any) -> Env:
-    clock: Any = Clock()
-    clock.advance(1_700_000_000)
-    config = Settings(secret=SECRET, public_url=PUBLIC_URL, **settings)
+    clock: Any = make_clock()
+    config = make_settings(**settings)
     registry = Registry(clock, server_url=PUBLIC_URL)
     recordings = InMemoryRecordings()
     api = XmlApi(clock, config, registry, recordings, revision="abc123")

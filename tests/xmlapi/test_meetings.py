@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from meetplatform import events as ev
 from meetplatform.model import EndReason, Role
-from tests.xmlapi.helpers import BASE, PUBLIC_URL, make_env
+from tests.support import PUBLIC_URL
+from tests.xmlapi.helpers import BASE, make_env
 
 NO_REDIRECT: dict[str, Any] = {"allow_redirects": False}
 
@@ -407,8 +408,8 @@ def test_get_meetings_fast_xml_equals_generic_rendering() -> None:
         for i, role in enumerate((Role.MODERATOR, Role.VIEWER))]
     env.registry.update_media(people[1], video_streams=1, joined_voice=True)
     for meeting in env.registry.meetings():
-        assert xml_body([("", _raw(env.api._meeting_xml(meeting)))]) == xml_body(
-            env.api._meeting_nodes(meeting))
+        assert xml_body([("", _raw(env.api.renderer.xml(meeting)))]) == xml_body(
+            env.api.renderer.nodes(meeting))
 
 
 def _raw(xml: str) -> Any:
@@ -555,7 +556,7 @@ def test_config_xml_calls() -> None:
                       method="POST")
     assert stored.returncode == "SUCCESS", stored.body
     token = stored.text("configToken") or ""
-    assert env.api.config_xml(env.meeting("m1"), token) == config
+    assert env.api.configs.config_xml(env.meeting("m1"), token) == config
     joined = env.call("join", {"meetingID": "m1", "fullName": "A", "role": "viewer",
                                "configToken": token, "redirect": "false"})
     assert joined.returncode == "SUCCESS"

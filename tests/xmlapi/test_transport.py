@@ -10,7 +10,9 @@ import pytest
 
 from meetplatform.checksum import checksum, rebuilt_form_query
 from meetplatform.xmlapi.errors import ApiError
-from tests.xmlapi.helpers import BASE, SECRET, make_env
+from meetplatform.xmlapi.negotiation import answer_format
+from tests.support import SECRET
+from tests.xmlapi.helpers import BASE, make_env
 
 FORM = {"Content-Type": ["application/x-www-form-urlencoded"]}
 
@@ -256,6 +258,19 @@ def test_added_calls_are_signed_too() -> None:
     assert env.request("GET", BASE + "hooks/create?checksum=00").key == "checksumError"
 
 
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+def test_the_context_carries_the_verified_algorithm(algorithm: str) -> None:
+    """A handler learns which algorithm signed its call (hooks sign callbacks with it)."""
+    env = make_env()
+    env.api.add_call("echo", lambda ctx: [("algorithm", ctx.algorithm)])
+    assert env.call("echo", {"a": "1"}, algorithm).text("algorithm") == algorithm
+    pairs = [("a", "1")]
+    value = checksum("echo", rebuilt_form_query(pairs), SECRET, algorithm)
+    body = urlencode(pairs + [("checksum", value)]).encode()
+    form = env.request("POST", BASE + "echo", data=body, headers=FORM)
+    assert form.text("algorithm") == algorithm
+
+
 def test_a_bug_answers_xml_and_is_logged(fail_on_logged_failures: list[Any]) -> None:
     """An unexpected exception answers BBB XML (internalError) and logs the failure."""
     env = make_env()
@@ -271,27 +286,33 @@ def test_a_bug_answers_xml_and_is_logged(fail_on_logged_failures: list[Any]) -> 
     fail_on_logged_failures.clear()
 
 
-def test_klein_routes_answer_like_the_fast_path() -> None:
-    """The Klein app alone serves every call exactly as the mounted resource does."""
-    from treq.testing import StubTreq
-    from twisted.web.resource import Resource
+def test_every_spelling_of_a_call_takes_the_one_path() -> None:
+    """A call answers the same bytes whatever the spelling of its address.
 
-    from tests.xmlapi.helpers import result
-
+    Before the split, ``/api/<call>`` went straight to the dispatcher and the other
+    spellings (a trailing slash, an escaped letter) through a Klein app; this test compared
+    the two paths. There is one path now; the spellings the Klein routes used to serve
+    must still answer exactly like the plain address.
+    """
     env = make_env()
     env.create("m1", attendeePW="ap", moderatorPW="mp")
-    root = Resource()
-    root.putChild(b"bigbluebutton", env.api.app.resource())
-    klein_only: Any = StubTreq(root)
     query = urlencode({"meetingID": "m1"})
-    url = f"{BASE}getMeetingInfo?{query}&checksum={checksum('getMeetingInfo', query, SECRET)}"
-    stubs: list[Any] = [klein_only, env.stub]
-    for stub in stubs:
-        response = result(stub.get(url))
-        stub.flush()
-        body = result(stub.content(response))
-        assert response.code == 200
-        assert body == env.call("getMeetingInfo", {"meetingID": "m1"}).body
+    signed = f"{query}&checksum={checksum('getMeetingInfo', query, SECRET)}"
+    expected = env.call("getMeetingInfo", {"meetingID": "m1"}).body
+    for path in ("getMeetingInfo", "getMeetingInfo/", "getMeetingInfo//", "%67etMeetingInfo"):
+        answer = env.request("GET", f"{BASE}{path}?{signed}")
+        assert answer.status == 200, path
+        assert answer.body == expected, path
+
+
+def test_odd_call_names_are_refused_in_the_api_format() -> None:
+    """A name that starts with a slash is not an API address (404); bytes that are not
+    UTF-8 name no call (unsupportedRequest, no logged failure)."""
+    env = make_env()
+    slash = env.request("GET", BASE + "/getMeetings")
+    assert slash.status == 404 and slash.key == "notFound"
+    binary = env.request("GET", BASE + "%FF")
+    assert binary.status == 200 and binary.key == "unsupportedRequest"
 
 
 def test_other_paths_answer_a_404_in_the_api_format() -> None:
@@ -302,3 +323,49 @@ def test_other_paths_answer_a_404_in_the_api_format() -> None:
                 "http://meet.example.test/bigbluebutton/apis"):
         answer = env.request("GET", url)
         assert answer.status == 404 and answer.key == "notFound", url
+
+
+@pytest.mark.parametrize(("accept", "fmt"), [
+    (None, "xml"),
+    ("", "xml"),
+    ("application/json, text/plain, */*", "xml"),  # axios (bigbluebutton-js 0.2.0)
+    ("*/*", "xml"),
+    ("text/*", "xml"),
+    ("application/*", "xml"),
+    ("text/xml", "xml"),
+    ("application/xml", "xml"),
+    ("application/json, text/xml;q=0.1", "xml"),
+    ("application/json, */*;q=0.01", "xml"),
+    ("image/png", "xml"),  # nothing we can produce: BBB's XML
+    ("application/json", "json"),
+    ("APPLICATION/JSON; charset=utf-8", "json"),
+    ("application/json, application/xml;q=0", "json"),
+    ("application/json, */*;q=0", "json"),
+    ("application/json, text/*;q=0, application/xml;q=0.0", "json"),
+    ("application/json, */*;q=0.5, text/xml;q=0, application/xml;q=0", "json"),
+    ("application/json, text/xml;q=0, */*;q=0.5", "xml"),  # application/xml via */*
+    ("application/json;q=0, text/plain", "xml"),
+    ("application/json, text/plain", "json"),
+    ("application/json;q=bogus", "xml"),
+])
+def test_the_accept_rule(accept: str | None, fmt: str) -> None:
+    """JSON only when the client accepts JSON and does not accept XML (q-values count)."""
+    assert answer_format(None if accept is None else accept.encode("latin-1")) == fmt
+
+
+def test_axios_accept_header_gets_xml() -> None:
+    """Regression: axios' default Accept (it names application/json) answered JSON, which
+    bigbluebutton-js 0.2.0 cannot read (``xmlData.replace is not a function``)."""
+    env = make_env()
+    axios = {"Accept": ["application/json, text/plain, */*"]}
+    env.create("m1")
+    for answer in (env.call("getMeetings", headers=axios),
+                   env.call("getMeetingInfo", {"meetingID": "zz"}, headers=axios),
+                   env.request("GET", BASE + "getMeetings", headers=axios),
+                   env.request("GET", BASE, headers=axios)):
+        assert answer.header("content-type") == "text/xml;charset=utf-8"
+        assert answer.xml.tag == "response"
+    json_only = {"Accept": ["application/json, application/xml;q=0"]}
+    answer = env.call("getMeetings", headers=json_only)
+    assert answer.header("content-type") == "application/json;charset=utf-8"
+    assert json.loads(answer.body)["response"]["meetings"][0]["meetingID"] == "m1"

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meetplatform.web.sanitize import ALLOWED_TAGS, safe_link, sanitize_html
+from meetplatform.sanitize import ALLOWED_TAGS, safe_link, sanitize_html
 
 
 class _Collect(HTMLParser):

@@ -1,0 +1,152 @@
+"""Building the parts, apart from mounting them and from running them.
+
+Three steps, each in one function, so that the service and the tests put together the
+same thing:
+
+* :func:`build_parts` constructs every part once, all over one clock, one
+  :class:`Settings`, one registry and one store, and returns them as :class:`Parts`.
+  Each part is built by one plain constructor call (add a part with one line here and
+  one field in :class:`Parts`). Its keyword arguments are what tests inject instead of
+  patching: the webhook sender (an in-memory one instead of real HTTP clients), the
+  delivery policy and its random source, the REST rate limits, the recordings and the
+  revision the XML API reports;
+* :func:`mount` puts their resources in a fresh resource tree (one ``putChild`` per
+  surface) and returns its root;
+* :func:`attach` makes the parts with a lifecycle children of the running service: the
+  meeting history and the webhook delivery (they write what they hold before the store
+  closes) and the signalling (it closes its sockets on shutdown), and starts the
+  history's recovery of meetings a killed process left open.
+
+:class:`~meetplatform.tap.MeetplatformService` calls all three once it knows its public
+URL; tests call :func:`build_parts` and :func:`mount` (and start the services they need
+themselves).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from twisted.application.service import IServiceCollection
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+
+from meetplatform.config import Settings
+from meetplatform.history import History
+from meetplatform.invitations import Invitations
+from meetplatform.recordings import RecordingCatalogue
+from meetplatform.registry import Registry
+from meetplatform.restapi import RateLimits, RestApi
+from meetplatform.signalling import SignallingService
+from meetplatform.site import HealthResource, LandingPage, RootResource
+from meetplatform.store import Store
+from meetplatform.web.embed import EmbedPages
+from meetplatform.web.invite import InvitePages
+from meetplatform.web.pages import WebPages
+from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
+from meetplatform.xmlapi import XmlApi
+from meetplatform.xmlapi.history_calls import HistoryCalls
+from meetplatform.xmlapi.hooks import HookCalls
+
+_log = Logger()
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every part of one meetplatform, built by :func:`build_parts`."""
+
+    clock: IReactorTime
+    settings: Settings
+    registry: Registry
+    store: Store
+    #: Shared by the REST API, the invitation pages and the embed pages.
+    invitations: Invitations
+    history: History
+    webhooks: WebhookService
+    #: The BigBlueButton API with every call family registered.
+    xml_api: XmlApi
+    #: The conference page and the static assets (the other pages render with them).
+    pages: WebPages
+    embed: EmbedPages
+    invite: InvitePages
+    signalling: SignallingService
+    rest_api: RestApi
+
+
+def build_parts(
+    clock: IReactorTime,
+    settings: Settings,
+    registry: Registry,
+    store: Store,
+    *,
+    webhook_sender: Sender | None = None,
+    delivery_policy: DeliveryPolicy | None = None,
+    rng: random.Random | None = None,
+    rate_limits: RateLimits | None = None,
+    recordings: RecordingCatalogue | None = None,
+    revision: str | None = None,
+) -> Parts:
+    """Every part, wired to its collaborators; nothing mounted, nothing started.
+
+    The keyword arguments default to what the service runs with (real HTTP clients for
+    webhooks, the default policies, the revision of the installed code).
+    """
+    invitations = Invitations(clock, settings, registry, store)
+    history = History(clock, settings, registry, store)
+    webhooks = WebhookService(clock, settings, registry, store, sender=webhook_sender,
+                              policy=delivery_policy, rng=rng)
+    xml_api = XmlApi(clock, settings, registry, recordings, revision=revision)
+    HistoryCalls(clock, settings, history).register(xml_api)
+    HookCalls(clock, settings, store, webhooks).register(xml_api)
+    pages = WebPages(clock, settings, registry)
+    embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
+    invite = InvitePages(clock, settings, registry, store, invitations=invitations,
+                         pages=pages)
+    signalling = SignallingService(clock, settings, registry,
+                                   extra_origins_for=embed.origins_for_seat)
+    rest_api = RestApi(clock, settings, registry, store, invitations=invitations,
+                       rate_limits=rate_limits, history=history, webhooks=webhooks)
+    return Parts(clock=clock, settings=settings, registry=registry, store=store,
+                 invitations=invitations, history=history, webhooks=webhooks,
+                 xml_api=xml_api, pages=pages, embed=embed, invite=invite,
+                 signalling=signalling, rest_api=rest_api)
+
+
+def mount(parts: Parts) -> Resource:
+    """A new resource tree serving ``parts``: one child per surface under the root."""
+    root = RootResource()
+    root.putChild(b"", LandingPage(parts.settings))
+    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry))
+    root.putChild(b"bigbluebutton", parts.xml_api.resource())
+    root.putChild(b"client", parts.pages.resource())
+    root.putChild(b"static", parts.pages.static_resource())
+    root.putChild(b"embed", parts.embed.resource())
+    root.putChild(b"j", parts.invite.resource())
+    root.putChild(b"ws", parts.signalling.resource())
+    api = Resource()
+    api.putChild(b"v2", parts.rest_api.resource())
+    root.putChild(b"api", api)
+    return root
+
+
+def attach(parts: Parts, parent: IServiceCollection) -> None:
+    """Make the parts with a lifecycle children of ``parent`` and start the recovery.
+
+    Children stop in the reverse order: the signalling closes its sockets first, then
+    the webhook delivery and the history write what they still hold.
+    """
+    parts.history.setServiceParent(parent)
+    parts.webhooks.setServiceParent(parent)
+    recovered = Deferred.fromCoroutine(parts.history.recover())
+    recovered.addCallback(parts.webhooks.meetings_interrupted)
+    recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
+    parts.signalling.setServiceParent(parent)
+
+
+def build_site(clock: IReactorTime, settings: Settings, registry: Registry,
+               store: Store) -> Resource:
+    """The resource tree of a default build, for scripts that only serve it (the
+    benchmarks); nothing is attached to a service."""
+    return mount(build_parts(clock, settings, registry, store))

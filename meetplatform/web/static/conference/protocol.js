@@ -1,0 +1,264 @@
+// Protocol events: one handler per server event (docs/signalling-protocol.md), leaving
+// the page, and the DOM events an embedding page (and tests) listen to.
+
+import { $, config, isDefaultLogoutUrl, isSafeHttpUrl, log, notify } from "./util.js";
+import { forgetSessionToken, state } from "./session.js";
+import {
+  count, detachSocket, request, RequestError, setConnectionStatus
+} from "./socket.js";
+import {
+  media, openAudioDialog, reportMedia, setMuted, stopAllMedia, stopScreenShare
+} from "./media.js";
+import { closeAllPeers, closePeer, createPeer, peers } from "./peers.js";
+import {
+  removeParticipantViews, renderAllParticipants, renderMeetingInfo, renderParticipant,
+  renderPeopleCount, renderScreenStage, showScreen, updateToolbar
+} from "./view.js";
+import { addChatMessage } from "./chat.js";
+import { admitGuest, renderModeratorControls, renderWaiting } from "./moderation.js";
+
+const handlers = {
+  ack(message) {
+    const pending = state.pending.get(message.id);
+    if (!pending) return;
+    state.pending.delete(message.id);
+    clearTimeout(pending.timer);
+    pending.resolve(message.data ?? {});
+  },
+
+  error(message) {
+    const pending = message.id !== undefined ? state.pending.get(message.id) : undefined;
+    if (pending) {
+      state.pending.delete(message.id);
+      clearTimeout(pending.timer);
+      pending.reject(new RequestError(message.code, message.message, pending.type));
+      return;
+    }
+    if (message.code === "meetingFull") {
+      state.meetingFull = true;
+      return;
+    }
+    log.warn("server error", message.code, message.message, message.request ?? "");
+  },
+
+  joined(message) {
+    const data = message.data ?? {};
+    const first = !state.everJoined;
+    state.everJoined = true;
+    state.inLobby = false;
+    state.attempts = 0;
+    state.self = data.self;
+    state.meeting = data.meeting ?? {};
+    state.iceServers = Array.isArray(data.iceServers) ? data.iceServers : [];
+    setConnectionStatus("");
+    showScreen("meeting-screen");
+    renderMeetingInfo();
+
+    // Participants: the server's list is the truth (incl. self).
+    state.participants.clear();
+    for (const p of data.participants ?? []) state.participants.set(p.id, p);
+    state.participants.set(state.self.id, state.self);
+    renderAllParticipants();
+
+    for (const item of data.chat ?? []) addChatMessage(item);
+
+    state.waiting.clear();
+    for (const guest of data.waitingGuests ?? []) state.waiting.set(guest.id, guest);
+    renderWaiting();
+    renderModeratorControls();
+
+    // Peers: we are the later one toward everybody listed, so we are polite and
+    // initiate. A resume counts as joining again: start every peer afresh.
+    closeAllPeers();
+    const polite = data.polite ?? true;
+    for (const p of state.participants.values()) {
+      if (p.id !== state.self.id) createPeer(p.id, polite);
+    }
+    reportMedia();
+    emit("joined", { participantId: state.self.id, role: state.self.role, resumed: Boolean(data.resumed) });
+    if (first && media.audioMode === "none" && !$("audio-dialog").open) openAudioDialog();
+  },
+
+  lobby(message) {
+    const data = message.data ?? {};
+    state.inLobby = true;
+    state.attempts = 0;
+    setConnectionStatus("");
+    $("lobby-meeting-name").textContent = data.meeting?.name ?? "";
+    $("lobby-text").textContent = "Please wait: a moderator will let you in shortly.";
+    if (data.meeting?.name) document.title = `${data.meeting.name} · waiting`;
+    showScreen("lobby-screen");
+    emit("knocking", {});
+  },
+
+  admitted() {
+    $("lobby-text").textContent = "You were let in. Joining…";
+  },
+
+  denied() {
+    goAway("denied");
+  },
+
+  participantJoined(message) {
+    const p = message.data?.participant;
+    if (!p || !state.self) return;
+    state.participants.set(p.id, p);
+    renderParticipant(p);
+    renderPeopleCount();
+    if (p.id !== state.self.id) createPeer(p.id, message.data.polite ?? false);
+    emit("participantJoined", { participantId: p.id, name: p.name });
+  },
+
+  participantUpdated(message) {
+    const p = message.data?.participant;
+    if (!p || !state.self) return;
+    const before = state.participants.get(p.id);
+    state.participants.set(p.id, p);
+    if (p.id === state.self.id) {
+      const wasModerator = isModerator();
+      const wasPresenter = state.self.presenter;
+      state.self = p;
+      if (wasModerator !== isModerator()) {
+        notify(isModerator() ? "You are now a moderator." : "You are no longer a moderator.");
+        renderModeratorControls();
+        renderAllParticipants();
+        emit("roleChanged", { role: p.role });
+      }
+      if (wasPresenter !== p.presenter) {
+        notify(p.presenter ? "You are now the presenter." : "You are no longer the presenter.");
+        if (!p.presenter && media.screen) stopScreenShare();
+      }
+      updateToolbar();
+    }
+    if (before && before.raisedHand !== p.raisedHand && p.raisedHand && p.id !== state.self.id) {
+      notify(`${p.name} raised a hand.`);
+    }
+    renderParticipant(p);
+  },
+
+  participantLeft(message) {
+    const id = message.data?.id;
+    if (!id) return;
+    state.participants.delete(id);
+    closePeer(id);
+    removeParticipantViews(id);
+    renderPeopleCount();
+    renderScreenStage();
+    emit("participantLeft", { participantId: id, reason: message.data.reason });
+  },
+
+  peerReset(message) {
+    const id = message.data?.id;
+    if (!id || !state.self || id === state.self.id) return;
+    closePeer(id);
+    createPeer(id, message.data.polite ?? false);
+  },
+
+  chat(message) {
+    addChatMessage(message.data);
+  },
+
+  muteRequested(message) {
+    const by = message.data?.by;
+    if (media.micTrack && !media.muted) {
+      setMuted(true);
+      notify(by ? `${by} muted your microphone.` : "Your microphone was muted.");
+    }
+  },
+
+  guestWaiting(message) {
+    const guest = message.data;
+    if (!guest?.id) return;
+    const isNew = !state.waiting.has(guest.id);
+    state.waiting.set(guest.id, guest);
+    renderWaiting();
+    if (isNew) {
+      notify(`${guest.name} is waiting to join.`, {
+        timeout: 10000,
+        action: { label: "Admit", run: () => admitGuest(guest.id) },
+      });
+      emit("knocking", { participantId: guest.id, displayName: guest.name });
+    }
+  },
+
+  guestHandled(message) {
+    if (message.data?.id) state.waiting.delete(message.data.id);
+    renderWaiting();
+  },
+
+  guestLeft(message) {
+    if (message.data?.id) state.waiting.delete(message.data.id);
+    renderWaiting();
+  },
+
+  signal(message) {
+    const data = message.data ?? {};
+    if (!data.from || !state.self || data.from === state.self.id) return;
+    let peer = peers.get(data.from);
+    if (!peer) {
+      // An offer from someone we have not heard of yet (should not happen: the server
+      // sends participantJoined first). They are the later one, so we are impolite.
+      peer = createPeer(data.from, false);
+    }
+    peer?.receive(data);
+  },
+
+  ended(message) {
+    const data = message.data ?? {};
+    goAway(data.reason || "ended", data.logoutUrl);
+  },
+
+  removed() {
+    goAway("removed");
+  },
+
+  replaced() {
+    goAway("replaced");
+  },
+};
+
+export function dispatch(message) {
+  if (!message || typeof message.type !== "string") return;
+  count("received", message.type === "signal"
+    ? `signal:${message.data?.description ? message.data.description.type : "candidate"}` : message.type);
+  const handler = handlers[message.type];
+  if (handler) handler(message);
+  else log.info("ignoring event", message.type);
+}
+
+export function isModerator() {
+  return state.self?.role === "MODERATOR";
+}
+
+// Leave the page for the meeting's logoutURL (when set) or the ended page.
+export function goAway(reason, logoutUrl) {
+  if (state.leaving) return;
+  state.leaving = true;
+  clearTimeout(state.reconnectTimer);
+  emit("leaving", { reason });
+  forgetSessionToken();
+  stopAllMedia();
+  closeAllPeers();
+  detachSocket();
+  const target = logoutUrl || state.meeting?.logoutUrl;
+  const destination = target && isSafeHttpUrl(target) && !isDefaultLogoutUrl(target)
+    ? target
+    : `${config.endedUrl}?reason=${encodeURIComponent(reason)}`;
+  emit("left", { reason });
+  location.replace(destination);
+}
+
+export async function leaveMeeting() {
+  if (state.leaving) return;
+  try {
+    await request("leave", {}, { timeout: 3000 });
+  } catch (err) {
+    log.warn("leave was not acknowledged", err);
+  }
+  goAway("left");
+}
+
+// Events for an embedding page (and tests): DOM events on window.
+export function emit(name, detail) {
+  window.dispatchEvent(new CustomEvent(`meetplatform:${name}`, { detail }));
+}
