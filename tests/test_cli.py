@@ -188,6 +188,7 @@ def _clients_create_then_list(tmp_path: Path, data_dir: str, *argv: str) -> list
 def test_common_options_work_before_or_after_every_command(tmp_path: Path) -> None:
     """--data-dir (and every configuration option) is accepted before the command, after
     it, and after a clients sub-command: `clients create --name X --data-dir D` works."""
+    argv: tuple[str, ...]
     for place, argv in {
         "before": ("--data-dir", "a", "clients", "create", "--name", "X"),
         "between": ("clients", "--data-dir", "b", "create", "--name", "X"),
