@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from meetplatform import cli
 from meetplatform.cli import main
 from meetplatform.media.node_settings import secrets_from_master
 from meetplatform.store import nodes_db as ndb
@@ -73,8 +72,6 @@ def test_options_through_the_environment_and_config_file(tmp_path: Path) -> None
     assert code == 0 and out.startswith("NAME") and "\na " in out
 
 
-@pytest.mark.skipif(not hasattr(cli, "CONFIG_LEVELS"),
-                    reason="options after the sub-command come with the common-options CLI")
 def test_options_after_the_sub_command(tmp_path: Path) -> None:
     assert add(tmp_path, "sfu-1")[0] == 0
     code, out, err = run(tmp_path, "nodes", "list", "--data-dir", "data")
