@@ -101,6 +101,16 @@ class Settings:
     request_head_timeout: float = 30.0
     #: A Janus binary the service runs as media node ``local`` (``--janus-local``).
     janus_local: Path | None = None
+    #: Where composed recordings live (None: ``<data_dir>/recordings``; issue 12).
+    recordings_dir: Path | None = None
+    #: Seconds a signed playback link is valid; 0: playback links are not signed.
+    protected_recordings: int = 0
+
+    @property
+    def recordings_path(self) -> Path:
+        """The recordings directory (``--recordings-dir`` or ``<data_dir>/recordings``)."""
+        return self.recordings_dir if self.recordings_dir is not None else (
+            self.data_dir / "recordings")
 
     @property
     def api_url(self) -> str:
@@ -426,6 +436,12 @@ def _executable(raw: object, origin: _Origin) -> Path | None:
     return path
 
 
+def _link_seconds(raw: object, origin: _Origin) -> int:
+    if isinstance(raw, str) and raw.strip().lower() in ("off", ""):
+        return 0
+    return int(_number(raw, integer=True, minimum=0, maximum=7 * 86400))
+
+
 def _retention_days(raw: object, origin: _Origin) -> int:
     return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
 
@@ -610,6 +626,11 @@ KEYS: tuple[Key, ...] = (
         "seconds a client has to send a request's line and headers", "30"),
     Key("janus_local", _executable,
         "run, supervise and stop a local Janus (this binary) as media node 'local'", "off"),
+    # Recordings (issue 12).
+    Key("recordings_dir", _path, "directory of the composed recordings (playback files)",
+        "<data-dir>/recordings"),
+    Key("protected_recordings", _link_seconds,
+        "sign playback links, valid this many seconds; unsigned links answer 403", "off"),
 )
 #: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
 OPERATIONS_KEYS: tuple[Key, ...] = (
@@ -654,6 +675,8 @@ class ServiceConfig:
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
     janus_local: Path | None = None
+    recordings_dir: Path | None = None
+    protected_recordings: int = 0
     # Operations (meetplatform.logs, meetplatform.metrics): not part of the Settings.
     #: ``(namespace, level)`` pairs, ``""`` for the default level (info when absent).
     log_level: tuple[tuple[str, str], ...] = ()
@@ -717,6 +740,8 @@ class ServiceConfig:
             trusted_proxies=self.trusted_proxies,
             request_head_timeout=self.request_head_timeout,
             janus_local=self.janus_local,
+            recordings_dir=self.recordings_dir,
+            protected_recordings=self.protected_recordings,
         )
 
 

@@ -104,7 +104,9 @@ def add_parser(subparsers: Any,
                         help="where the files will live on the node [default: /etc/janus]")
     config.add_argument("--rtp-port-range", default="20000-40000",
                         help="UDP ports for media [default: 20000-40000]")
-    config.add_argument("--recordings-dir", type=Path, default=Path("/srv/janus-recordings"),
+    # Not --recordings-dir: that is the service's own option (its composed recordings).
+    config.add_argument("--node-recordings-dir", dest="node_recordings_dir", type=Path,
+                        default=Path("/srv/janus-recordings"),
                         help="recording directory on the node [default: /srv/janus-recordings]")
     config.add_argument("--nat-1-1-mapping", help="the node's public IP when behind 1:1 NAT")
     config.add_argument("--ice-enforce-list",
@@ -206,7 +208,7 @@ def _run(db: Database, args: argparse.Namespace, settings: Settings, out: TextIO
         config = ns.janus_config_for(
             node, public_url=settings.public_url, configs_folder=args.configs_folder,
             rtp_port_range=ns.check_rtp_range(args.rtp_port_range),
-            recordings_dir=args.recordings_dir, nat_1_1_mapping=args.nat_1_1_mapping,
+            recordings_dir=args.node_recordings_dir, nat_1_1_mapping=args.nat_1_1_mapping,
             ice_enforce_list=args.ice_enforce_list)
         if args.output_dir is not None:
             write_config(config, args.output_dir)

@@ -42,6 +42,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.webhooks": 2,
     "meetplatform.documents": 2,
     "meetplatform.media": 2,
+    "meetplatform.recording": 2,
     # 3: the surfaces, each translating one protocol, and the HTTP site under them.
     "meetplatform.xmlapi": 3,
     "meetplatform.restapi": 3,
