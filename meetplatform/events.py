@@ -124,3 +124,13 @@ class ChatMessageSent(Event):
 class DocumentsInserted(Event):
     meeting: Meeting
     count: int
+
+
+@dataclass(frozen=True)
+class RecordingChanged(Event):
+    """Recording started (``recording``) or stopped; ``by`` is the moderator who asked, or
+    None (``autoStartRecording``, the API). Between a start and a stop is one segment."""
+
+    meeting: Meeting
+    recording: bool
+    by: Participant | None = None

@@ -411,6 +411,32 @@ class Registry:
             raise NotAllowed("only moderators may do this")
 
 
+    # --- recording ----------------------------------------------------------------------
+
+    def set_recording(self, meeting: Meeting, recording: bool,
+                      by: Participant | None = None) -> bool:
+        """Start or stop recording (BigBlueButton's recording marks); False if it was so.
+
+        Only a meeting created with ``record=true`` records. A moderator (``by``) may start
+        and stop it only with ``allowStartStopRecording``; ``autoStartRecording`` starts it
+        when the first participant joins (``by`` is None: the service itself).
+        """
+        self.require_moderator(by)
+        if meeting.ended:
+            raise NotAllowed("the meeting is over")
+        if not meeting.spec.record:
+            raise NotAllowed("this meeting is not recorded (record=false)")
+        if by is not None and not meeting.spec.allow_start_stop_recording:
+            raise NotAllowed("recording cannot be started or stopped in this meeting")
+        if meeting.recording == recording:
+            return False
+        meeting.recording = recording
+        _log.info("meeting {meeting_id}: recording {what}", meeting_id=meeting.meeting_id,
+                  what="started" if recording else "stopped")
+        self._emit(ev.RecordingChanged(at=self.now(), meeting=meeting, recording=recording,
+                                       by=by))
+        return True
+
     # --- participants -----------------------------------------------------------------
 
     def connect(self, seat: Seat) -> Participant:
@@ -466,6 +492,8 @@ class Registry:
         if first:
             self._emit(ev.MeetingStarted(at=now, meeting=meeting))
         self._emit(ev.ParticipantJoined(at=now, participant=participant))
+        if first and meeting.spec.record and meeting.spec.auto_start_recording:
+            self.set_recording(meeting, True)
         if meeting.spec.end_when_no_moderator and not meeting.moderators():
             self._arm_no_moderator(meeting)
 

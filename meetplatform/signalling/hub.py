@@ -140,6 +140,7 @@ class Hub:
             ev.GuestAdmitted: self._on_guest_admitted,
             ev.GuestDenied: self._on_guest_denied,
             ev.MeetingEnded: self._on_meeting_ended,
+            ev.RecordingChanged: self._on_recording_changed,
         }
         self._unsubscribe = registry.subscribe(self._on_event)
 
@@ -434,6 +435,13 @@ class Hub:
         room = self.rooms.get(event.message.meeting)
         if room is not None and room.conns:
             room.broadcast(frame(msg.event("chat", msg.chat_json(event.message))))
+
+    def _on_recording_changed(self, event: ev.RecordingChanged) -> None:
+        room = self.rooms.get(event.meeting)
+        if room is not None and room.conns:
+            room.broadcast(frame(msg.event("recordingChanged", {
+                "recording": event.recording,
+                "by": event.by.full_name if event.by is not None else None})))
 
     def _on_guest_waiting(self, event: ev.GuestWaiting) -> None:
         room = self.rooms.get(event.seat.meeting)

@@ -260,6 +260,11 @@ def parse_raise_hand(data: Mapping[str, Any]) -> bool:
     return True if raised is None else raised
 
 
+def parse_recording(data: Mapping[str, Any]) -> bool:
+    """``recording {recording: true|false}``: a moderator starts or stops recording."""
+    return bool(_bool(data, "recording"))
+
+
 def parse_target(data: Mapping[str, Any]) -> str:
     return _user_id(data)
 
@@ -360,6 +365,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "leave": parse_empty,
     "signal": parse_signal,
     "ping": parse_ping,
+    "recording": parse_recording,
 }
 
 #: Requests a guest may send while it waits in the lobby.
@@ -447,6 +453,8 @@ def meeting_json(meeting: Meeting, moderator: bool, welcome_html: str) -> Json:
         "welcome": welcome_html,
         "logoutUrl": spec.logout_url,
         "record": spec.record,
+        "recording": meeting.recording,
+        "allowStartStopRecording": spec.allow_start_stop_recording,
         "guestPolicy": spec.guest_policy.value,
     }
     if moderator:

@@ -445,6 +445,10 @@ class SignallingProtocol(WebSocketServerProtocol):
         message = self.factory.hub.registry.send_chat(me.meeting, text, me.full_name, me)
         return {"id": message.id}
 
+    def handle_recording(self, recording: bool) -> None:
+        """A moderator starts or stops recording (the registry checks who may)."""
+        self.factory.hub.registry.set_recording(self._meeting, recording, by=self._me)
+
     def handle_raiseHand(self, raised: bool) -> None:
         self.factory.hub.registry.set_raised_hand(self._me, raised, by=self._me)
 

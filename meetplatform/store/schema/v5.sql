@@ -232,6 +232,7 @@ CREATE TABLE recordings
   metadata TEXT NOT NULL,               -- JSON object (lower-case names, as meta_*)
   node TEXT,                            -- the media node that recorded it (NULL: none)
   source_dir TEXT,                      -- where that node wrote the meeting's .mjr files
+  room TEXT,                            -- the meeting's VideoRoom room id on that node
   segments TEXT NOT NULL,               -- JSON [[start_ms, end_ms], ...] in order
   length_ms INTEGER,                    -- of the composed video
   size INTEGER,                         -- bytes of the composed video

@@ -16,6 +16,7 @@ import {
 } from "./view.js";
 import { addChatMessage } from "./chat.js";
 import { admitGuest, renderModeratorControls, renderWaiting } from "./moderation.js";
+import { recordingChanged, recordingJoined, renderRecording } from "./recording.js";
 
 const handlers = {
   ack(message) {
@@ -66,6 +67,7 @@ const handlers = {
     for (const guest of data.waitingGuests ?? []) state.waiting.set(guest.id, guest);
     renderWaiting();
     renderModeratorControls();
+    recordingJoined();
 
     // Peers: we are the later one toward everybody listed, so we are polite and
     // initiate. A resume counts as joining again: start every peer afresh.
@@ -121,6 +123,7 @@ const handlers = {
       if (wasModerator !== isModerator()) {
         notify(isModerator() ? "You are now a moderator." : "You are no longer a moderator.");
         renderModeratorControls();
+        renderRecording();
         renderAllParticipants();
         emit("roleChanged", { role: p.role });
       }
@@ -157,6 +160,8 @@ const handlers = {
   chat(message) {
     addChatMessage(message.data);
   },
+
+  recordingChanged,
 
   muteRequested(message) {
     const by = message.data?.by;
