@@ -39,6 +39,10 @@ from meetplatform.invitations import Invitations
 from meetplatform.media.events import JanusEventsResource
 from meetplatform.media.nodes import MediaNodes
 from meetplatform.media.service import build_media, local_janus
+from meetplatform.recording.jobs import RetryPolicy
+from meetplatform.recording.notify import RecordingNotifier
+from meetplatform.recording.playback import PlaybackResource
+from meetplatform.recording.service import RecordingService
 from meetplatform.recordings import RecordingCatalogue
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
@@ -80,6 +84,8 @@ class Parts:
     rest_api: RestApi
     #: The media nodes (Janus): health, placement, getServers.
     media: MediaNodes
+    #: Recordings: start/stop, the durable processing queue, playback (issue 12).
+    recording: RecordingService
 
 
 def build_parts(
@@ -94,6 +100,7 @@ def build_parts(
     rate_limits: RateLimits | None = None,
     recordings: RecordingCatalogue | None = None,
     revision: str | None = None,
+    recording_policy: RetryPolicy | None = None,
 ) -> Parts:
     """Every part, wired to its collaborators; nothing mounted, nothing started.
 
@@ -104,10 +111,16 @@ def build_parts(
     history = History(clock, settings, registry, store)
     webhooks = WebhookService(clock, settings, registry, store, sender=webhook_sender,
                               policy=delivery_policy, rng=rng)
-    xml_api = XmlApi(clock, settings, registry, recordings, revision=revision)
+    media = build_media(clock, store, registry)
+    recording = RecordingService(clock, settings, registry, store, media=media,
+                                 policy=recording_policy)
+    recording.stage_listeners.append(
+        RecordingNotifier(webhooks, settings.secret, lambda: clock.seconds() * 1000).stage)
+    xml_api = XmlApi(clock, settings, registry,
+                     recordings if recordings is not None else recording.catalogue,
+                     revision=revision)
     HistoryCalls(clock, settings, history).register(xml_api)
     HookCalls(clock, settings, store, webhooks).register(xml_api)
-    media = build_media(clock, store, registry)
     MediaCalls(settings, media).register(xml_api)
     xml_api.renderer.server = ServerBlock(settings, media)
     pages = WebPages(clock, settings, registry)
@@ -121,14 +134,18 @@ def build_parts(
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,
-                 signalling=signalling, rest_api=rest_api, media=media)
+                 signalling=signalling, rest_api=rest_api, media=media,
+                 recording=recording)
 
 
 def mount(parts: Parts) -> Resource:
     """A new resource tree serving ``parts``: one child per surface under the root."""
     root = RootResource()
     root.putChild(b"", LandingPage(parts.settings))
-    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry, parts.media))
+    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry, parts.media,
+                                             recordings=parts.recording.health))
+    root.putChild(b"playback", PlaybackResource(parts.recording.catalogue,
+                                                parts.recording.directory))
     # A node's event handler posts batches of events (SDPs included): up to 1 MiB.
     root.mount(b"janus-events", JanusEventsResource(parts.media), max_body_bytes=1 << 20)
     # Surfaces that read a body say how large; the others get the root's small default.
@@ -161,6 +178,7 @@ def attach(parts: Parts, parent: IServiceCollection) -> None:
     if local is not None:
         local.setServiceParent(parent)
     parts.media.setServiceParent(parent)
+    parts.recording.setServiceParent(parent)
 
 
 def build_site(clock: IReactorTime, settings: Settings, registry: Registry,

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-#: Every state a recording can be in, in BigBlueButton's words.
-STATES = ("processing", "processed", "published", "unpublished", "deleted")
+#: Every state a recording can be in, in BigBlueButton's words, plus ``failed``
+#: (processing gave up after its retries; the reason is logged and shown by the REST API).
+STATES = ("processing", "processed", "published", "unpublished", "deleted", "failed")
 
 
 @dataclass(frozen=True)

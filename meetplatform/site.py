@@ -13,6 +13,7 @@ import io
 import json
 import os
 import stat
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
 
@@ -65,11 +66,14 @@ class HealthResource(Resource):
     isLeaf = True
 
     def __init__(self, clock: IReactorTime, registry: Registry,
-                 media: MediaNodes | None = None) -> None:
+                 media: MediaNodes | None = None, *,
+                 recordings: Callable[[], dict[str, object]] | None = None) -> None:
         super().__init__()
         self._clock = clock
         self._registry = registry
         self._media = media
+        #: The recordings section (its directory writable, with room; issue 12).
+        self._recordings = recordings
         self._started = clock.seconds()
 
     def render(self, request: Request) -> bytes:  # type: ignore[override]
@@ -87,6 +91,11 @@ class HealthResource(Resource):
         }
         if self._media is not None and self._media.configured:
             body["mediaNodes"] = self._media.health_summary()
+        if self._recordings is not None:
+            recordings = self._recordings()
+            body["recordings"] = recordings
+            if recordings.get("status") != "ok":
+                body["status"] = "degraded"  # meetings go on; recordings cannot be made
         return _json(request, 200, body)
 
 

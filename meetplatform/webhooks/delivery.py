@@ -393,6 +393,9 @@ class Dispatcher:
                                                   int(self._clock.seconds()), payload)}
             return "POST", info.url, headers, payload, True
         assert row.url is not None
+        if row.method == "POST":  # a one-off callback with a form body (recording ready)
+            return ("POST", row.url, {"Content-Type": "application/x-www-form-urlencoded"},
+                    row.payload.encode("utf-8"), False)
         return row.method, row.url, {}, b"", False
 
     def _send(self, target: _Target, rows: list[wdb.OutboxRow]) -> None:

@@ -55,6 +55,10 @@ BBB_EVENTS: dict[str, str] = {
     "guest-waiting": "GuestsWaitingForApprovalEvtMsg",
     "guest-admitted": "GuestsWaitingApprovedEvtMsg",
     "guest-denied": "GuestsWaitingApprovedEvtMsg",
+    # Recording processing (bbb-webhooks' rap-* events; issue 12).
+    **{f"rap-{stage}-{edge}": "RecordingStatusEvtMsg"
+       for stage in ("archive", "sanity", "process", "publish", "post-publish")
+       for edge in ("started", "ended")},
 }
 
 #: The JSON:API's event types for per-space endpoints.
@@ -64,6 +68,7 @@ REST_EVENT_TYPES: tuple[str, ...] = (
     "participant.joined", "participant.left", "participant.knocked",
     "lobby.admitted", "lobby.denied",
     "userToken.created", "userToken.activated", "userToken.revoked",
+    "recording.ready",
 )
 
 
@@ -115,6 +120,8 @@ class Occurrence:
     rest_data: Mapping[str, Any] = field(default_factory=dict)
     #: URLs to GET because a meeting ended (``meta_endCallbackUrl``, ``meetingEndedURL``).
     callbacks: tuple[str, ...] = ()
+    #: (URL, form body) pairs to POST once each (``meta_bbb-recording-ready-url``).
+    posts: tuple[tuple[str, str], ...] = ()
 
 
 def meeting_ref(meeting: Meeting) -> MeetingRef:

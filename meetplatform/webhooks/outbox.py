@@ -6,7 +6,9 @@
   all), with bbb-webhooks' mapped body, or the raw one for ``getRaw`` hooks;
 - every enabled endpoint of the event's space that wants its type, with the JSON:API
   body;
-- every end callback URL the occurrence carries (a one-off GET, each its own target).
+- every end callback URL the occurrence carries (a one-off GET, each its own target);
+- every one-off POST it carries (``meta_bbb-recording-ready-url``: a form body, signed
+  already), each its own ``callback`` target too.
 
 Bodies are rendered here, once, when the event enters the outbox, so that every retry
 sends the same bytes with the same event id. The rows themselves (and the hooks and
@@ -79,6 +81,11 @@ def enqueue(db: Database, occurrences: Sequence[Occurrence]) -> set[Target]:
                 callback_id = new_id(CALLBACK_ID_PREFIX)
                 rows.append(_row(occ, "meeting-ended-callback", "callback", callback_id, "",
                                  method="GET", url=url))
+                touched.add(("callback", callback_id))
+            for url, body in occ.posts:
+                callback_id = new_id(CALLBACK_ID_PREFIX)
+                rows.append(_row(occ, "recording-ready-callback", "callback", callback_id,
+                                 body, method="POST", url=url))
                 touched.add(("callback", callback_id))
         wdb.add_to_outbox(db, rows)
     return touched

@@ -556,7 +556,10 @@ def parse_config_xml(text: str) -> None:
 # --- recordings -----------------------------------------------------------------------------
 
 
-RECORDING_STATES = ("processing", "processed", "published", "unpublished", "deleted")
+#: BigBlueButton's states, plus ``failed`` (processing gave up; only listed when asked
+#: for, with ``state=failed`` or ``state=any``, so BBB clients never meet it by default).
+RECORDING_STATES = ("processing", "processed", "published", "unpublished", "deleted",
+                    "failed")
 DEFAULT_RECORDING_STATES = ("published", "unpublished")
 
 
@@ -571,7 +574,7 @@ def recording_states(params: Params) -> tuple[str, ...]:
         if state not in RECORDING_STATES:
             raise errors.validation(
                 f"Unknown recording state '{state[:40]}': use processing, processed, "
-                "published, unpublished, deleted or any")
+                "published, unpublished, deleted, failed or any")
     return tuple(dict.fromkeys(states))
 
 
