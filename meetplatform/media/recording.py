@@ -7,9 +7,10 @@ module only tells a node's VideoRoom, with the room's secret (held by the servic
 * ``enable_recording {room, secret, record}``: every publisher of the room starts (or
   stops) writing ``.mjr`` files, and so does every later publisher; each start makes new
   files, so a stop and a start make a second segment;
-* ``edit {room, secret, new_lock_record: true}``: makes sure the room refuses a client's
-  ``configure {record, filename}`` (rooms the service creates have ``lock_record``
-  already; this covers a room created otherwise);
+* ``edit {room, secret, new_lock_record: true, new_rec_dir}``: makes sure the room
+  refuses a client's ``configure {record, filename}`` (rooms the service creates have
+  ``lock_record`` already; this covers a room created otherwise) and, when the service
+  knows the node's recording directory (the local node), records into it;
 * ``configure {record: true}`` on a publisher's own handle, for the relay that holds it
   (a publisher that joined before ``enable_recording`` in Janus builds that miss it).
 
@@ -32,18 +33,23 @@ _log = Logger()
 class RoomRecorder:
     """Turns recording on and off in one VideoRoom room of one node."""
 
-    def __init__(self, rooms: VideoRoom, room: int, secret: str) -> None:
+    def __init__(self, rooms: VideoRoom, room: int, secret: str,
+                 rec_dir: str | None = None) -> None:
         self._rooms = rooms
         self._room = int(room)
         self._secret = secret
+        self._rec_dir = rec_dir
 
     async def _request(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return await self._rooms._send(dict(request))
 
     async def lock(self) -> None:
         """No browser may change recording (``lock_record``)."""
-        await self._request({"request": "edit", "room": self._room, "secret": self._secret,
-                             "new_lock_record": True})
+        request: dict[str, Any] = {"request": "edit", "room": self._room,
+                                   "secret": self._secret, "new_lock_record": True}
+        if self._rec_dir is not None:
+            request["new_rec_dir"] = self._rec_dir
+        await self._request(request)
 
     async def start(self) -> None:
         """Every publisher of the room records (new ``.mjr`` files: a new segment)."""

@@ -102,7 +102,7 @@ def progress(message: str) -> None:
 def _run(argv: list[str], what: str, timeout: float = 3600) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, preexec_fn=_die_with_parent)
     except FileNotFoundError as e:
         raise ProcessingError(f"{what}: {argv[0]} is not installed") from e
     except subprocess.TimeoutExpired as e:
@@ -370,8 +370,24 @@ def run(task: Task) -> dict[str, Any]:
             "compose_s": round(time.monotonic() - started, 3)}
 
 
+def _die_with_parent() -> None:
+    """Linux: this worker (and each tool it runs) gets SIGKILL when its parent dies (a
+    ``kill -9`` of the service), so a resumed job never races an orphan over the files."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: an orphan may finish its step; a resumed job redoes it
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        _die_with_parent()
     if len(args) != 1:
         print("usage: python -m meetplatform.recording.compose JOB.json", file=sys.stderr)
         return 2

@@ -217,7 +217,10 @@ class RecordingService(MultiService):
             rooms = self._media._control(placement).rooms
         except JanusError:
             return None
-        return RoomRecorder(rooms, placement.room, placement.secret)
+        rec_dir = None
+        if placement.node.name == LOCAL_NODE and self._settings.janus_local is not None:
+            rec_dir = str(node_recordings_dir(self._settings, LOCAL_NODE))
+        return RoomRecorder(rooms, placement.room, placement.secret, rec_dir)
 
     def _ended(self, meeting: Meeting, at: int) -> None:
         state = self._meetings.pop(meeting.internal_id, None)
@@ -227,6 +230,11 @@ class RecordingService(MultiService):
             state.segments[-1][1] = at
         segments = tuple((s, e) for s, e in state.segments if e > s)
         if not segments:
+            return
+        if state.node is None:
+            _log.warn("meeting {meeting_id} recorded {n} segment(s) but ran without a media "
+                      "node (mesh): there is no media to make a recording of",
+                      meeting_id=meeting.meeting_id, n=len(segments))
             return
         participants = len({a.user_id for a in meeting.attendance})
         row = rdb.RecordingRow(

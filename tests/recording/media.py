@@ -143,10 +143,11 @@ def blocking_rooms(janus: JanusProcess) -> VideoRoom:
     return VideoRoom(send, janus.config.admin_key)
 
 
-def now_done(coroutine: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that awaits only completed Deferreds."""
+def now_done(work: Coroutine[Any, Any, T] | Deferred[T]) -> T:
+    """The result of a coroutine (or Deferred) that awaits only completed Deferreds."""
     result: list[Any] = []
-    Deferred.fromCoroutine(coroutine).addBoth(result.append)
+    d = work if isinstance(work, Deferred) else Deferred.fromCoroutine(work)
+    d.addBoth(result.append)
     assert result, "the request did not complete synchronously"
     if isinstance(result[0], Failure):
         result[0].raiseException()
