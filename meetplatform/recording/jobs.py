@@ -41,6 +41,11 @@ from meetplatform.store import recordings_db as rdb
 
 _log = Logger()
 
+#: Failures that need the operator (the disk): the recording shows ``failed`` at once,
+#: while the retries go on.
+DISK_PROBLEMS = ("not writable", "No space left", "Read-only file system",
+                 "Permission denied", "Disk quota exceeded")
+
 #: Where the package lives, so that the worker imports the same code.
 _PACKAGE_ROOT = str(Path(meetplatform.__file__).resolve().parent.parent)
 
@@ -213,7 +218,7 @@ class RecordingJobs(Service):
         if job.kind == "delete":
             await self._delete(job)
             return
-        if row is None or row.state not in ("processing",):
+        if row is None or row.state not in ("processing", "failed"):
             await self._store.run(lambda db: rdb.forget(db, job.record_id, job.id))
             return
         started = self._now()
@@ -267,10 +272,12 @@ class RecordingJobs(Service):
                                                                  job.id, now))
             return
         delay = self.policy.delay(attempts)
+        disk = any(sign in reason for sign in DISK_PROBLEMS)
         _log.warn("recording {id}: processing attempt {n} failed: {reason}; retrying in "
                   "{delay:g} s", id=row.record_id, n=attempts, reason=reason, delay=delay)
-        await self._store.run(lambda db: rdb.retry_later(db, job.id, reason,
-                                                         now + int(delay * 1000)))
+        await self._store.run(lambda db: rdb.retry_later(
+            db, job.id, reason, now + int(delay * 1000),
+            show_failed=row.record_id if disk else None))
 
     async def _process(self, row: rdb.RecordingRow) -> dict[str, Any]:
         source = self._sources(row)

@@ -26,6 +26,7 @@ from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
 from meetplatform.restapi.ratelimit import RateLimiter
+from meetplatform.restapi.recordings import RECORDING, RecordingRoutes
 from meetplatform.restapi.rooms import RoomRoutes
 from meetplatform.restapi.routes import Output, Reply, allowed_methods, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
@@ -37,6 +38,7 @@ from meetplatform.webhooks.receivers import Receivers
 
 if TYPE_CHECKING:
     from meetplatform.history import History
+    from meetplatform.recording.catalogue import StoreRecordings
     from meetplatform.webhooks import WebhookService
 
 _log = Logger()
@@ -52,13 +54,14 @@ INDEX_SCHEMA = {
 
 
 class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, ParticipantRoutes,
-              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes):
+              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes, RecordingRoutes):
     """The JSON:API v2 for client applications (one Klein app, state per instance).
 
     ``resource()`` is what the composition root mounts at ``/api/v2``. Optional keyword
     arguments: ``invitations`` (share one :class:`Invitations` with the web pages),
     ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``, ``history`` (the meeting
-    history the sessions read) and ``webhooks`` (told when a webhook endpoint changes).
+    history the sessions read), ``webhooks`` (told when a webhook endpoint changes) and
+    ``recordings`` (the catalogue the ``recordings`` resources show).
     """
 
     app = routes.app
@@ -67,7 +70,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
                  store: Store, *, invitations: Invitations | None = None,
                  rate_limits: RateLimits | None = None, max_body_bytes: int = 64 * 1024,
                  access_token_ttl_s: int | None = None, history: History | None = None,
-                 webhooks: WebhookService | None = None) -> None:
+                 webhooks: WebhookService | None = None,
+                 recordings: StoreRecordings | None = None) -> None:
         super().__init__(clock, settings, registry, store, invitations=invitations,
                          rate_limits=rate_limits, max_body_bytes=max_body_bytes,
                          access_token_ttl_s=access_token_ttl_s)
@@ -79,6 +83,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
                                   else Receivers(store))
+        #: The recordings catalogue (``recordings`` resources; issue 12).
+        self.recordings = recordings
 
     @property
     def rate_limiters(self) -> Mapping[str, RateLimiter]:
@@ -107,7 +113,7 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     def openapi_document(self) -> dict[str, Any]:
         if self._openapi is None:
             self._openapi = build_document(
-                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE),
+                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE, RECORDING),
                 self.base_url)
         return self._openapi
 

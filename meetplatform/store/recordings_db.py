@@ -119,10 +119,12 @@ def get_recording(db: Database, record_id: str) -> RecordingRow | None:
 def search(db: Database, *, record_ids: Sequence[str] = (), meeting_ids: Sequence[str] = (),
            states: Sequence[str] = ("published", "unpublished"),
            metadata: Mapping[str, str] | None = None, offset: int = 0,
-           limit: int | None = None) -> tuple[list[RecordingRow], int]:
+           limit: int | None = None,
+           after: tuple[int, str] | None = None) -> tuple[list[RecordingRow], int]:
     """getRecordings' filters in SQL (``record_ids`` are prefixes and, when given, win over
     ``meeting_ids``, as in bbb-web; every metadata pair must match); the page and the total
-    before ``offset``/``limit``, ordered by start time then record id."""
+    before ``offset``/``limit``, ordered by start time then record id. ``after`` (a
+    ``(start_time, record_id)`` cursor) starts the page after that recording."""
     where: list[str] = []
     args: list[Any] = []
     states = [s for s in states if s in STATES]
@@ -141,15 +143,21 @@ def search(db: Database, *, record_ids: Sequence[str] = (), meeting_ids: Sequenc
     for name, value in (metadata or {}).items():
         where.append("json_extract(metadata, ?) IS ?")
         args.extend((f'$."{name.replace(chr(34), "")}"', value))
+    total_clause = " AND ".join(where)
+    if after is not None:
+        where.append("(start_time > ? OR (start_time = ? AND record_id > ?))")
+        args_page = [*args, after[0], after[0], after[1]]
+    else:
+        args_page = list(args)
     clause = " AND ".join(where)
     conn = db.connection
-    total = int(conn.execute(f"SELECT COUNT(*) FROM recordings WHERE {clause}",
+    total = int(conn.execute(f"SELECT COUNT(*) FROM recordings WHERE {total_clause}",
                              args).fetchone()[0])
     limit = -1 if limit is None else int(limit)
     rows = conn.execute(
         f"SELECT * FROM recordings WHERE {clause}"
         " ORDER BY start_time, record_id LIMIT ? OFFSET ?",
-        [*args, limit, int(offset)]).fetchall()
+        [*args_page, limit, int(offset)]).fetchall()
     return [_row(r) for r in rows], total
 
 
@@ -227,7 +235,7 @@ def fail_processing(db: Database, record_id: str, reason: str, job_id: int, now:
     """Processing gave up: state ``failed`` with the reason; the job is gone."""
     with db.transaction() as c:
         c.execute("UPDATE recordings SET state = 'failed', failure = ?, updated_at = ?"
-                  " WHERE record_id = ? AND state = 'processing'", (reason, now, record_id))
+                  " WHERE record_id = ? AND state IN ('processing', 'failed')", (reason, now, record_id))
         c.execute("DELETE FROM recording_jobs WHERE id = ?", (job_id,))
 
 
@@ -250,10 +258,18 @@ def next_due(db: Database) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def retry_later(db: Database, job_id: int, error: str, due_at: int) -> None:
+def retry_later(db: Database, job_id: int, error: str, due_at: int, *,
+                show_failed: str | None = None) -> None:
+    """Count a failed attempt and set the next one. With ``show_failed`` (a record id),
+    the recording shows ``failed`` with the error meanwhile (a full or unwritable disk:
+    the operator must act); a later attempt that works still publishes it."""
     with db.transaction() as c:
         c.execute("UPDATE recording_jobs SET attempts = attempts + 1, last_error = ?,"
                   " due_at = ? WHERE id = ?", (error, due_at, job_id))
+        if show_failed is not None:
+            c.execute("UPDATE recordings SET state = 'failed', failure = ?, updated_at = ?"
+                      " WHERE record_id = ? AND state = 'processing'",
+                      (error, due_at, show_failed))
 
 
 def jobs(db: Database) -> list[Job]:

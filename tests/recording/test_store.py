@@ -10,12 +10,12 @@ from meetplatform.store.database import Database
 
 
 def row(record_id: str, meeting_id: str, start: int, **extra: object) -> rdb.RecordingRow:
-    fields: dict[str, object] = dict(
-        record_id=record_id, meeting_id=meeting_id, internal_meeting_id=record_id,
-        name=f"meeting {meeting_id}", is_breakout=False, state="processing", publish=True,
-        start_time=start, end_time=start + 60_000, participants=2,
-        metadata={"course": "math"}, node="local", source_dir="/nodes/local", room="4242",
-        segments=((start, start + 30_000), (start + 40_000, start + 60_000)))
+    fields: dict[str, object] = {
+        "record_id": record_id, "meeting_id": meeting_id, "internal_meeting_id": record_id,
+        "name": f"meeting {meeting_id}", "is_breakout": False, "state": "processing", "publish": True,
+        "start_time": start, "end_time": start + 60_000, "participants": 2,
+        "metadata": {"course": "math"}, "node": "local", "source_dir": "/nodes/local", "room": "4242",
+        "segments": ((start, start + 30_000), (start + 40_000, start + 60_000))}
     fields.update(extra)
     return rdb.RecordingRow(**fields)  # type: ignore[arg-type]
 
@@ -54,7 +54,7 @@ def test_search_filters_as_bbb_web(tmp_path: Path) -> None:
     for job in rdb.jobs(d):
         rdb.finish_processing(d, job.record_id, length_ms=1, size=1, processing_ms=1,
                               participants=1, job_id=job.id, now=2)
-    ids = lambda **q: [r.record_id for r in rdb.search(d, **q)[0]]  # noqa: E731
+    ids = lambda **q: [r.record_id for r in rdb.search(d, **q)[0]]
     assert ids() == ["abc2", "abc1", "abc0"]  # by start time
     assert ids(meeting_ids=["m1"]) == ["abc2", "abc0"]
     assert ids(record_ids=["abc1", "abc2"], meeting_ids=["m1"]) == ["abc2", "abc1"]

@@ -27,6 +27,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from meetplatform.build import Parts, mount
+from meetplatform.recording.catalogue import StoreRecordings
+from meetplatform.recording.links import PlaybackLinks
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.store import ClientRecord, SpaceRecord, Store
@@ -97,8 +99,10 @@ class Harness:
             self.settings = make_settings(public_url=PUBLIC_URL, data_dir=data_dir, **settings)
             self.registry = Registry(self.clock, server_url=PUBLIC_URL)
             self.store = store or Store.open_inline(data_dir)
+            links = PlaybackLinks(self.clock, PUBLIC_URL, self.settings.secret)
             self.api = RestApi(self.clock, self.settings, self.registry, self.store,
-                               rate_limits=rate_limits or RateLimits())
+                               rate_limits=rate_limits or RateLimits(),
+                               recordings=StoreRecordings(self.clock, self.store, links))
             self.root = Resource()
             api = Resource()
             self.root.putChild(b"api", api)

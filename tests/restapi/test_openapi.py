@@ -11,7 +11,9 @@ from jsonschema import Draft202012Validator
 
 from meetplatform.history import History
 from meetplatform.restapi import RestApi
+from meetplatform.store import recordings_db as rdb
 from tests.restapi.harness import PUBLIC_URL, Harness, Response
+from tests.support import run
 
 BASE = "/api/v2"
 
@@ -187,6 +189,16 @@ def exercise(call: Recorder, h: Harness) -> None:
         "attributes": {"eventTypes": ["session.ended"]}}})
     call("POST", f"/webhookEndpoints/{endpoint}/rotateSecret", token=token)
     call("DELETE", f"/webhookEndpoints/{endpoint}", token=token)
+    run(h.store.run(lambda db: rdb.add_recording(db, rdb.RecordingRow(
+        record_id="rec-1", meeting_id=f"{space}/{room}", internal_meeting_id="rec-1",
+        name="Room", is_breakout=False, state="processing", publish=True, start_time=1,
+        end_time=2, participants=1, segments=((1, 2),)), h.now_ms())))
+    call("GET", f"/rooms/{room}/recordings", token=token)
+    call("GET", "/recordings/rec-1", token=token)
+    call("GET", "/recordings/missing", token=token)
+    call("PATCH", "/recordings/rec-1", token=token, json={"data": {
+        "type": "recordings", "id": "rec-1", "attributes": {"published": False}}})
+    call("DELETE", "/recordings/rec-1", token=token)
     history.close()
     call("DELETE", f"/userTokens/{created['id']}", token=token)
     call("DELETE", f"/rooms/{room}", token=token)
