@@ -57,7 +57,7 @@ class Receiver:
         self.received = received
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 received.append((self.path, dict(self.headers.items()),
                                  self.rfile.read(length)))
@@ -65,7 +65,7 @@ class Receiver:
                 self.send_header("content-length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -266,7 +266,7 @@ def test_a_recorded_meeting_survives_a_kill_and_plays_back(
 
         # The recording-ready callback, signed with the shared secret.
         wait_until(lambda: receiver.received, "the recording-ready callback")
-        path, headers, body = receiver.received[0]
+        _path, headers, body = receiver.received[0]
         assert headers["Content-Type"] == "application/x-www-form-urlencoded"
         claims = verify_jwt(dict(parse_qsl(body.decode()))["signed_parameters"], secret)
         assert claims == {"meeting_id": "rec-1", "record_id": record_id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from meetplatform.model import Role
-from tests.signalling.harness import Client, World
+from tests.signalling.harness import Client, World, pair
 
 
 def room(world: World) -> tuple[Client, Client, Client]:
@@ -262,3 +262,24 @@ def test_error_frames_are_json_objects_with_the_request_type(world: World) -> No
     ann.send_raw(json.dumps({"type": "end", "id": 42}).encode())
     assert ann.take() == [{"type": "error", "id": 42, "code": "notAllowed",
                            "message": "only moderators may do this", "request": "end"}]
+
+
+def test_moderators_start_and_stop_recording_and_everyone_sees_it(world: World) -> None:
+    """`recording` (issue 12): a moderator starts and stops it when the meeting may record
+    (record=true, allowStartStopRecording); everyone gets `recordingChanged`."""
+    mod, ann = pair(world, record=True)
+    assert ann.fails("recording", {"recording": True}) == "notAllowed"
+    mod.ok("recording", {"recording": True})
+    for client in (mod, ann):
+        assert client.of_type("recordingChanged")[-1]["data"] == {"recording": True,
+                                                                  "by": "Mod"}
+    mod.ok("recording", {"recording": False})
+    assert ann.of_type("recordingChanged")[-1]["data"]["recording"] is False
+    assert mod.fails("recording", {}) == "invalid"
+
+
+def test_recording_is_refused_without_record_or_start_stop(world: World) -> None:
+    mod, _ = pair(world, record=False)
+    assert mod.fails("recording", {"recording": True}) == "notAllowed"
+    mod2, _ = pair(world, meeting_id="m2", record=True, allow_start_stop_recording=False)
+    assert mod2.fails("recording", {"recording": True}) == "notAllowed"
