@@ -115,24 +115,39 @@ class RecordingRoutes(ApiBase):
                            parameter="recordingId")
         return row
 
+    async def _list(self, ctx: Ctx, path: str, *, meeting_id: str | None = None,
+                    prefix: str | None = None) -> Reply:
+        catalogue = self._catalogue()
+        size, after = self.page(ctx)
+        rows, _ = await self._store.run(lambda db: rdb.search(
+            db, meeting_ids=[meeting_id] if meeting_id is not None else (),
+            meeting_prefix=prefix, states=[s for s in rdb.STATES if s != "deleted"],
+            limit=size + 1, after=after))
+        more = len(rows) > size
+        rows = rows[:size]
+        last = (rows[-1].start_time, rows[-1].record_id) if rows else None
+        self_link, next_link = self.page_links(ctx, path, last, more)
+        return Reply(200, jsonapi.collection(
+            [recording_resource(r, catalogue, self.base_url) for r in rows],
+            self_link=self_link, next_link=next_link))
+
     @api_route("GET", "/rooms/{roomId}/recordings", summary="List a room's recordings",
                tag="Recordings", auth="client", scope="meetings:read",
                output=Output("collection", RECORDING), query=PAGE_QUERY)
     async def list_room_recordings(self, ctx: Ctx, roomId: str) -> Reply:
         """Oldest first; every state but deleted (processing and failed ones too)."""
         room = await self.room_for(ctx, roomId)
-        catalogue = self._catalogue()
-        size, after = self.page(ctx)
-        rows, _ = await self._store.run(lambda db: rdb.search(
-            db, meeting_ids=[room_meeting_id(room)],
-            states=[s for s in rdb.STATES if s != "deleted"], limit=size + 1, after=after))
-        more = len(rows) > size
-        rows = rows[:size]
-        last = (rows[-1].start_time, rows[-1].record_id) if rows else None
-        self_link, next_link = self.page_links(ctx, f"/rooms/{room.id}/recordings", last, more)
-        return Reply(200, jsonapi.collection(
-            [recording_resource(r, catalogue, self.base_url) for r in rows],
-            self_link=self_link, next_link=next_link))
+        return await self._list(ctx, f"/rooms/{room.id}/recordings",
+                                meeting_id=room_meeting_id(room))
+
+    @api_route("GET", "/spaces/{spaceId}/recordings", summary="List the space's recordings",
+               tag="Recordings", auth="client", scope="meetings:read",
+               output=Output("collection", RECORDING), query=PAGE_QUERY)
+    async def list_space_recordings(self, ctx: Ctx, spaceId: str) -> Reply:
+        """Oldest first: its rooms' and its ``POST /meetings`` meetings' recordings."""
+        space = await self.space_for(ctx, spaceId)
+        return await self._list(ctx, f"/spaces/{space.id}/recordings",
+                                prefix=f"{space.id}/")
 
     @api_route("GET", "/recordings/{recordingId}", summary="Read a recording",
                tag="Recordings", auth="client", scope="meetings:read",

@@ -119,12 +119,13 @@ def get_recording(db: Database, record_id: str) -> RecordingRow | None:
 def search(db: Database, *, record_ids: Sequence[str] = (), meeting_ids: Sequence[str] = (),
            states: Sequence[str] = ("published", "unpublished"),
            metadata: Mapping[str, str] | None = None, offset: int = 0,
-           limit: int | None = None,
-           after: tuple[int, str] | None = None) -> tuple[list[RecordingRow], int]:
+           limit: int | None = None, after: tuple[int, str] | None = None,
+           meeting_prefix: str | None = None) -> tuple[list[RecordingRow], int]:
     """getRecordings' filters in SQL (``record_ids`` are prefixes and, when given, win over
     ``meeting_ids``, as in bbb-web; every metadata pair must match); the page and the total
     before ``offset``/``limit``, ordered by start time then record id. ``after`` (a
-    ``(start_time, record_id)`` cursor) starts the page after that recording."""
+    ``(start_time, record_id)`` cursor) starts the page after that recording;
+    ``meeting_prefix`` keeps the meetings whose id starts with it (a space's)."""
     where: list[str] = []
     args: list[Any] = []
     states = [s for s in states if s in STATES]
@@ -140,6 +141,9 @@ def search(db: Database, *, record_ids: Sequence[str] = (), meeting_ids: Sequenc
     elif meeting_ids:
         where.append(f"meeting_id IN ({','.join('?' * len(meeting_ids))})")
         args.extend(meeting_ids)
+    if meeting_prefix is not None:
+        where.append("substr(meeting_id, 1, ?) = ?")
+        args.extend((len(meeting_prefix), meeting_prefix))
     for name, value in (metadata or {}).items():
         where.append("json_extract(metadata, ?) IS ?")
         args.extend((f'$."{name.replace(chr(34), "")}"', value))

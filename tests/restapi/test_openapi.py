@@ -194,6 +194,7 @@ def exercise(call: Recorder, h: Harness) -> None:
         name="Room", is_breakout=False, state="processing", publish=True, start_time=1,
         end_time=2, participants=1, segments=((1, 2),)), h.now_ms())))
     call("GET", f"/rooms/{room}/recordings", token=token)
+    call("GET", f"/spaces/{space}/recordings?page[size]=1", token=token)
     call("GET", "/recordings/rec-1", token=token)
     call("GET", "/recordings/missing", token=token)
     call("PATCH", "/recordings/rec-1", token=token, json={"data": {
