@@ -11,6 +11,7 @@ import gzip
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _escape  # the C escaper when available
 from typing import Any
 
 MEDIA_TYPE = "application/vnd.api+json"
@@ -79,10 +80,63 @@ class ApiError(Exception):
 
 
 def encode(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
-    """JSON bytes, indented by two spaces unless ``pretty`` is false."""
+    """JSON bytes, indented by two spaces unless ``pretty`` is false.
+
+    Indented output is what every response gets by default, and the standard library
+    writes it with its pure-Python encoder (its C encoder does not indent): a third of
+    a read's CPU. :func:`_indented` writes the same bytes (strings escaped by the C
+    escaper) for the plain types documents are made of, and leaves anything else to
+    :func:`json.dumps`."""
     if pretty:
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            text = _indented(document, "")
+        except _Unusual:
+            text = json.dumps(document, indent=2, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class _Unusual(Exception):
+    """A value :func:`_indented` does not write exactly as :func:`json.dumps` would."""
+
+
+_INFINITY = float("inf")
+
+
+def _indented(value: Any, indent: str) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)`` for str, int, finite float,
+    bool, None, list, tuple and dict with str keys (exact types); raises :class:`_Unusual`
+    on anything else (subclasses included: their ``json.dumps`` form may differ)."""
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            parts.append(_escape(key) + ": " + _indented(item, inner))
+        return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        return ("[\n" + inner + (",\n" + inner).join([_indented(v, inner) for v in value])
+                + "\n" + indent + "]")
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and -_INFINITY < value < _INFINITY:
+        return float.__repr__(value)
+    raise _Unusual
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -93,6 +93,10 @@ class Store:
         self._db: Database | None = None
         self._closed = False
         self._observers: list[ChangeObserver] = []
+        #: Grows after every change made through this store that can end an access
+        #: token's validity (revocations, rotations, deletions); caches of verified tokens
+        #: (:class:`meetplatform.restapi.auth.TokenCache`) drop what they hold when it moves.
+        self.credentials_epoch = 0
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -230,6 +234,14 @@ class Store:
                 _log.failure("store observer's follow-up failed")
         return result
 
+    async def _revoking(self, fn: Callable[[Database], T]) -> T:
+        """Run a change that may end access tokens; move :attr:`credentials_epoch` once it
+        has run (committed or failed), so that no cache keeps a token it revoked."""
+        try:
+            return await self._call(fn)
+        finally:
+            self.credentials_epoch += 1
+
     # --- clients -------------------------------------------------------------------------
 
     async def create_client(self, name: str, now: int) -> tuple[ClientRecord, SpaceRecord, str]:
@@ -248,10 +260,10 @@ class Store:
         return await self._call(lambda db: db.client_signing_key(client_id))
 
     async def revoke_client(self, client_id: str, now: int) -> ClientRecord | None:
-        return await self._call(lambda db: db.revoke_client(client_id, now))
+        return await self._revoking(lambda db: db.revoke_client(client_id, now))
 
     async def rotate_client(self, client_id: str, now: int) -> tuple[ClientRecord, str] | None:
-        return await self._call(lambda db: db.rotate_client(client_id, now))
+        return await self._revoking(lambda db: db.rotate_client(client_id, now))
 
     # --- access tokens -------------------------------------------------------------------
 
@@ -263,10 +275,10 @@ class Store:
         return await self._call(lambda db: db.find_access_token(token))
 
     async def revoke_access_token(self, token: str, client_id: str, now: int) -> bool:
-        return await self._call(lambda db: db.revoke_access_token(token, client_id, now))
+        return await self._revoking(lambda db: db.revoke_access_token(token, client_id, now))
 
     async def purge_expired_access_tokens(self, now: int) -> int:
-        return await self._call(lambda db: db.purge_expired_access_tokens(now))
+        return await self._revoking(lambda db: db.purge_expired_access_tokens(now))
 
     # --- spaces --------------------------------------------------------------------------
 
@@ -312,7 +324,10 @@ class Store:
             room, deleted = result
             return ("room.deleted", room) if deleted and room is not None else None
 
-        return (await self._change(delete, event))[1]
+        try:
+            return (await self._change(delete, event))[1]
+        finally:
+            self.credentials_epoch += 1  # its invitations' access tokens went with it
 
     # --- user tokens ---------------------------------------------------------------------
 
@@ -333,9 +348,12 @@ class Store:
         return await self._call(lambda db: db.list_user_tokens(space_id, room_id, after, limit))
 
     async def revoke_user_token(self, token_id: str, now: int) -> UserTokenRecord | None:
-        return await self._change(
-            lambda db: db.revoke_user_token(token_id, now),
-            lambda token: None if token is None else ("userToken.revoked", token))
+        try:
+            return await self._change(
+                lambda db: db.revoke_user_token(token_id, now),
+                lambda token: None if token is None else ("userToken.revoked", token))
+        finally:
+            self.credentials_epoch += 1  # the access tokens its activations handed out
 
     async def activate_user_token(self, secret: str, now: int, *,
                                   grant_scope: Sequence[str] = (),
@@ -347,4 +365,4 @@ class Store:
             if outcome.won and outcome.token is not None else None)
 
     async def refund_activation(self, token_id: str, access_token_id: str | None) -> None:
-        await self._call(lambda db: db.refund_activation(token_id, access_token_id))
+        await self._revoking(lambda db: db.refund_activation(token_id, access_token_id))
