@@ -324,6 +324,14 @@ class Registry:
         self._emit(ev.SeatIssued(at=now, seat=seat))
         return seat
 
+    def withdraw_seat(self, seat: Seat) -> None:
+        """Take back a seat that was never handed to anyone: the invitation activation it
+        was issued for lost (its use could not be recorded), so its token must not work."""
+        if seat.participant is not None:  # pragma: no cover - its token was never given out
+            return
+        seat.meeting.seats.pop(seat.token, None)
+        self._forget_seat(seat, "withdrawn")
+
     def _holders(self, meeting: Meeting, now: int) -> set[str]:
         """External ids holding a place: connected, or seated recently and not yet in."""
         horizon = now - int(self.SEAT_RESERVATION_SECONDS * 1000)

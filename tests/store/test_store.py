@@ -103,3 +103,53 @@ async def test_errors_come_back_as_failures(tmp_path: Path) -> None:
         assert await store.list_clients() == []
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_activations_share_transactions_and_fail_alone(tmp_path: Path) -> None:
+    """Activations sent together are group-committed (fewer transactions than activations,
+    each answered once its transaction committed); exactly as many win as there are uses,
+    each winner's observer ran, and one that fails is undone alone."""
+    from twisted.internet.defer import DeferredList, ensureDeferred
+
+    store = Store.open(reactor(), tmp_path)
+    try:
+        _, space, _ = await store.create_client("acme", NOW)
+        room = await store.create_room(space.id, ROOM, NOW)
+        token, secret = await store.create_user_token(
+            space_id=space.id, room_id=room.id, role="participant", display_name="",
+            external_user_id="", permissions={}, max_uses=30, not_before=None,
+            expires_at=NOW + DAY, now=NOW)
+        batches: list[int] = []
+        seen: list[str] = []
+
+        def observer(db: Any, kind: str, record: Any) -> None:
+            seen.append(kind)
+
+        store.observe(observer)
+        real = store._commit_activations
+
+        def counting() -> None:
+            batches.append(len(store._activations))
+            real()
+
+        store._commit_activations = counting  # type: ignore[method-assign]
+        good = [ensureDeferred(store.activate_user_token(
+            secret, NOW + 1, grant_scope=("rooms:read",), grant_ttl_ms=DAY))
+            for _ in range(20)]
+        bad = ensureDeferred(store.activate_user_token(  # its scope cannot be stored
+            secret, NOW + 1, grant_scope=(object(),), grant_ttl_ms=DAY))  # type: ignore[arg-type]
+        good += [ensureDeferred(store.activate_user_token(
+            secret, NOW + 1, grant_scope=("rooms:read",), grant_ttl_ms=DAY))
+            for _ in range(20)]
+        results = await DeferredList([*good, bad], consumeErrors=True)
+        outcomes = [r for ok, r in results[:40] if ok]
+        assert len(outcomes) == 40
+        assert not results[40][0]  # the bad one failed, alone
+        assert sum(o.won for o in outcomes) == 30
+        assert len(batches) < 41 and sum(batches) == 41
+        assert seen.count("userToken.activated") == 30
+        stored = await store.get_user_token(token.id)
+        assert stored is not None and stored.uses == 30
+    finally:
+        await store.close()
