@@ -88,6 +88,10 @@ class Registry:
         #: Meetings that ended since the process started, oldest first.
         self.history: deque[Meeting] = deque(maxlen=self.HISTORY_LIMIT)
         self._ended_by_id: dict[str, Meeting] = {}
+        #: (internal meeting id, external user id) -> the connected participant with that
+        #: identity (at most one: :meth:`connect` replaces a second), so that a join into
+        #: a big meeting does not scan every participant.
+        self._by_external: dict[tuple[str, str], Participant] = {}
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -432,9 +436,9 @@ class Registry:
         if seat.participant is not None and seat.participant.user_id in meeting.participants:
             return seat.participant
         now = self.now()
-        for other in list(meeting.participants.values()):
-            if other.external_user_id == seat.external_user_id and other.seat is not seat:
-                return self._replace(other, seat, now)
+        other = self._by_external.get((meeting.internal_id, seat.external_user_id))
+        if other is not None and other.seat is not seat:
+            return self._replace(other, seat, now)
         limit = meeting.spec.max_participants
         if limit > 0 and len(meeting.participants) >= limit:
             raise MaxParticipantsReached(meeting.meeting_id)
@@ -447,6 +451,7 @@ class Registry:
         meeting = participant.meeting
         first = not meeting.has_user_joined
         meeting.participants[participant.user_id] = participant
+        self._by_external[(meeting.internal_id, participant.external_user_id)] = participant
         meeting.has_user_joined = True
         if not meeting.start_time:
             meeting.start_time = now
@@ -507,6 +512,9 @@ class Registry:
     def _drop(self, participant: Participant, reason: str, now: int, react: bool) -> None:
         meeting = participant.meeting
         meeting.participants.pop(participant.user_id, None)
+        key = (meeting.internal_id, participant.external_user_id)
+        if self._by_external.get(key) is participant:
+            del self._by_external[key]
         participant.seat.participant = None
         if participant.attendance is not None and participant.attendance.left_time is None:
             participant.attendance.left_time = now

@@ -76,9 +76,16 @@ class Connection(Protocol):
 
 
 class Room:
-    """The sockets of one meeting."""
+    """The sockets of one meeting, and its roster kept encoded for newcomers.
 
-    __slots__ = ("conns", "lobby", "meeting", "welcome")
+    Every newcomer's ``joined`` lists every participant. Encoding 1,000 participants for
+    each of 1,000 joiners is quadratic work, so the room keeps each participant's JSON
+    encoded (``cards``) until the participant changes, and the whole encoded array
+    (``roster``) until anyone changes; a join appends one card to it. The hub drops a
+    card on every registry event that changes what it shows (joined, updated, replaced,
+    left) and when the participant's ``reconnecting`` flag turns (resume grace)."""
+
+    __slots__ = ("cards", "conns", "lobby", "meeting", "roster", "welcome")
 
     def __init__(self, meeting: Meeting) -> None:
         self.meeting = meeting
@@ -87,6 +94,16 @@ class Room:
         #: waiting guest's user id -> its lobby socket.
         self.lobby: dict[str, Connection] = {}
         self.welcome = msg.sanitize_html(meeting.welcome)
+        #: participant -> ``participant_json`` of it as it is now, encoded.
+        self.cards: dict[Participant, bytes] = {}
+        #: The encoded JSON array of the cards of ``meeting.participants`` in their order,
+        #: or ``None`` when it must be built again.
+        self.roster: bytes | None = None
+
+    def forget(self, participant: Participant) -> None:
+        """The participant changed (or left): its card and the roster are stale."""
+        self.cards.pop(participant, None)
+        self.roster = None
 
     def broadcast(self, data: bytes, exclude: str | None = None) -> None:
         """Write one prepared frame to every participant's socket (but ``exclude``)."""
@@ -228,6 +245,7 @@ class Hub:
             if timer.active():
                 timer.cancel()
             resumed = True
+            room.forget(participant)  # no longer "reconnecting"
         old = room.conns.get(participant.user_id)
         if old is not None and old is not conn:
             self._supersede(old)
@@ -235,10 +253,11 @@ class Hub:
         conn.participant = participant
         conn.phase = "joined"
         room.conns[participant.user_id] = conn
-        conn.send("joined", self._joined_json(room, participant, resumed))
+        conn.write_frame(frame(msg.event_of_parts(
+            "joined", self._joined_parts(room, participant, resumed))))
         if resumed:
-            updated = frame(msg.event("participantUpdated",
-                                      {"participant": msg.participant_json(participant)}))
+            updated = frame(msg.event_of_parts("participantUpdated",
+                                               [("participant", self._card(room, participant))]))
             reset = frame(msg.event("peerReset", {"id": participant.user_id, "polite": False}))
             for user_id, other in room.conns.items():
                 if user_id != participant.user_id:
@@ -291,9 +310,10 @@ class Hub:
             self.registry.disconnect(participant, "disconnected")
             return
         self.grace[participant] = self.clock.callLater(grace, self._grace_over, participant)
+        room.forget(participant)  # now "reconnecting"
         if room.conns:
-            room.broadcast(frame(msg.event("participantUpdated", {
-                "participant": msg.participant_json(participant, reconnecting=True)})))
+            room.broadcast(frame(msg.event_of_parts("participantUpdated", [
+                ("participant", self._card(room, participant))])))
 
     def _grace_over(self, participant: Participant) -> None:
         self.grace.pop(participant, None)
@@ -333,15 +353,29 @@ class Hub:
 
     # --- the joined snapshot ----------------------------------------------------------------
 
-    def _joined_json(self, room: Room, me: Participant, resumed: bool) -> dict[str, Any]:
+    def _card(self, room: Room, p: Participant) -> bytes:
+        """``participant_json(p)`` encoded, from the room's cache when still valid."""
+        card = room.cards.get(p)
+        if card is None:
+            card = room.cards[p] = msg.encode(msg.participant_json(p, p in self.grace))
+        return card
+
+    def _roster(self, room: Room) -> bytes:
+        """Every participant's card as one encoded JSON array (meeting order)."""
+        roster = room.roster
+        if roster is None:
+            card = self._card
+            roster = room.roster = b"[" + b",".join(
+                [card(room, p) for p in room.meeting.participants.values()]) + b"]"
+        return roster
+
+    def _joined_parts(self, room: Room, me: Participant,
+                      resumed: bool) -> list[tuple[str, bytes]]:
+        """The members of ``joined``, encoded; the roster is spliced in from the cache."""
         meeting = room.meeting
         moderator = me.is_moderator
-        grace = self.grace
-        data: dict[str, Any] = {
-            "self": msg.participant_json(me),
-            "meeting": msg.meeting_json(meeting, moderator, room.welcome),
-            "participants": [msg.participant_json(p, p in grace)
-                             for p in meeting.participants.values()],
+        encode = msg.encode
+        tail: dict[str, Any] = {
             "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
             "iceServers": self.ice_servers,
             "resumeGraceSeconds": self.settings.resume_grace_seconds,
@@ -356,8 +390,13 @@ class Hub:
             "serverTime": self.registry.now(),
         }
         if moderator:
-            data["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
-        return data
+            tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        return [
+            ("self", self._card(room, me)),
+            ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome))),
+            ("participants", self._roster(room)),
+            *((name, encode(value)) for name, value in tail.items()),
+        ]
 
     # --- registry events ------------------------------------------------------------------
 
@@ -369,17 +408,28 @@ class Hub:
     def _on_joined(self, event: ev.ParticipantJoined) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
-        if room is not None and room.conns:
-            room.broadcast(frame(msg.event("participantJoined", {
-                "participant": msg.participant_json(p), "polite": False})), exclude=p.user_id)
+        if room is None:
+            return
+        room.cards.pop(p, None)
+        card = self._card(room, p)
+        roster = room.roster
+        if roster is not None:  # the newcomer is the meeting's last participant
+            room.roster = (roster[:-1] + b"," + card + b"]" if len(roster) > 2
+                           else b"[" + card + b"]")
+        if room.conns:
+            room.broadcast(frame(msg.event_of_parts("participantJoined", [
+                ("participant", card), ("polite", b"false")])), exclude=p.user_id)
 
     def _on_updated(self, event: ev.ParticipantUpdated) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
-        if room is None or not room.conns:
+        if room is None:
             return
-        room.broadcast(frame(msg.event("participantUpdated", {
-            "participant": msg.participant_json(p, p in self.grace)})))
+        room.forget(p)
+        if not room.conns:
+            return
+        room.broadcast(frame(msg.event_of_parts("participantUpdated", [
+            ("participant", self._card(room, p))])))
         if "role" in event.changed and p.is_moderator:
             # A new moderator learns who is waiting, as if it had just joined.
             conn = room.conns.get(p.user_id)
@@ -397,6 +447,7 @@ class Hub:
         room = self.rooms.get(p.meeting)
         if room is None:
             return
+        room.forget(p)
         conn = room.conns.get(p.user_id)
         if conn is not None and conn.participant is p:
             del room.conns[p.user_id]
@@ -417,6 +468,7 @@ class Hub:
         room = self.rooms.get(event.participant.meeting)
         if room is None:
             return
+        room.forget(event.participant)  # it took the new seat's name and role
         old = room.conns.get(event.participant.user_id)
         if old is not None and old.seat is event.old_seat:
             self._supersede(old)
