@@ -85,7 +85,7 @@ class Room:
     card on every registry event that changes what it shows (joined, updated, replaced,
     left) and when the participant's ``reconnecting`` flag turns (resume grace)."""
 
-    __slots__ = ("cards", "conns", "lobby", "meeting", "roster", "welcome")
+    __slots__ = ("cards", "conns", "lobby", "marks", "meeting", "pending", "roster", "welcome")
 
     def __init__(self, meeting: Meeting) -> None:
         self.meeting = meeting
@@ -99,19 +99,57 @@ class Room:
         #: The encoded JSON array of the cards of ``meeting.participants`` in their order,
         #: or ``None`` when it must be built again.
         self.roster: bytes | None = None
+        #: ``participantJoined`` frames of this reactor turn, not yet written (see
+        #: :meth:`flush_joins`), and, for a socket that came in meanwhile, the index of
+        #: the first of them it needs (it has the earlier ones in its roster).
+        self.pending: list[bytes] = []
+        self.marks: dict[str, int] = {}
 
     def forget(self, participant: Participant) -> None:
         """The participant changed (or left): its card and the roster are stale."""
         self.cards.pop(participant, None)
         self.roster = None
 
+    def flush_joins(self) -> None:
+        """Write the turn's ``participantJoined`` frames, joined into one write per socket.
+
+        While a room fills, every join is announced to everyone present: a write per
+        socket per join. The announcements of one reactor turn are written together
+        instead (at the end of the turn, or before anything else is written to the room,
+        so that no socket ever sees a later message first). A socket that joined during
+        the turn gets only the announcements after its own join."""
+        pending = self.pending
+        if not pending:
+            return
+        marks = self.marks
+        self.pending, self.marks = [], {}
+        count = len(pending)
+        everything = pending[0] if count == 1 else b"".join(pending)
+        if not marks:
+            for conn in self.conns.values():
+                conn.write_frame(everything)
+            return
+        tails: dict[int, bytes] = {0: everything}
+        for user_id, conn in self.conns.items():
+            start = marks.get(user_id, 0)
+            if start >= count:
+                continue
+            tail = tails.get(start)
+            if tail is None:
+                tail = tails[start] = b"".join(pending[start:])
+            conn.write_frame(tail)
+
     def broadcast(self, data: bytes, exclude: str | None = None) -> None:
         """Write one prepared frame to every participant's socket (but ``exclude``)."""
+        if self.pending:
+            self.flush_joins()
         for user_id, conn in self.conns.items():
             if user_id != exclude:
                 conn.write_frame(data)
 
     def to_moderators(self, data: bytes) -> None:
+        if self.pending:
+            self.flush_joins()
         for conn in self.conns.values():
             p = conn.participant
             if p is not None and p.is_moderator:
@@ -140,6 +178,9 @@ class Hub:
         self.grace: dict[Participant, IDelayedCall] = {}
         self.closing = False
         self._drained: list[Deferred[None]] = []
+        #: Rooms with ``participantJoined`` frames to write at the end of this turn.
+        self._joins_pending: list[Room] = []
+        self._joins_call: IDelayedCall | None = None
         self.ice_servers = [s.as_json() for s in settings.ice_servers]
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(msg.normalise_origin, allowed) if o)
@@ -253,12 +294,15 @@ class Hub:
         conn.participant = participant
         conn.phase = "joined"
         room.conns[participant.user_id] = conn
+        if room.pending:  # its roster has the joins announced so far this turn
+            room.marks[participant.user_id] = len(room.pending)
         conn.write_frame(frame(msg.event_of_parts(
             "joined", self._joined_parts(room, participant, resumed))))
         if resumed:
             updated = frame(msg.event_of_parts("participantUpdated",
                                                [("participant", self._card(room, participant))]))
             reset = frame(msg.event("peerReset", {"id": participant.user_id, "polite": False}))
+            room.flush_joins()
             for user_id, other in room.conns.items():
                 if user_id != participant.user_id:
                     other.write_frame(updated)
@@ -270,6 +314,8 @@ class Hub:
         """An older socket of the same identity: tell it and close it (4008)."""
         if old.superseded:
             return
+        if old.seat is not None:
+            self._settle(old.seat.meeting)
         old.superseded = True
         old.phase = "gone"
         old.send("replaced")
@@ -338,6 +384,8 @@ class Hub:
         target = room.conns.get(signal.to) if room is not None else None
         if target is None:
             raise NotFound("that participant is not connected")
+        assert room is not None
+        room.flush_joins()  # the target learns of the sender before its signal
         data = {"from": sender.user_id}
         data.update(signal.relay)
         target.write_frame(frame(msg.event("signal", data)))
@@ -405,6 +453,18 @@ class Hub:
         if handler is not None:
             handler(event)
 
+    def _settle(self, meeting: Meeting) -> None:
+        """Write the meeting's pending join announcements before writing anything else."""
+        room = self.rooms.get(meeting)
+        if room is not None and room.pending:
+            room.flush_joins()
+
+    def _flush_joins(self) -> None:
+        self._joins_call = None
+        rooms, self._joins_pending = self._joins_pending, []
+        for room in rooms:
+            room.flush_joins()
+
     def _on_joined(self, event: ev.ParticipantJoined) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
@@ -416,9 +476,16 @@ class Hub:
         if roster is not None:  # the newcomer is the meeting's last participant
             room.roster = (roster[:-1] + b"," + card + b"]" if len(roster) > 2
                            else b"[" + card + b"]")
-        if room.conns:
-            room.broadcast(frame(msg.event_of_parts("participantJoined", [
-                ("participant", card), ("polite", b"false")])), exclude=p.user_id)
+        if not room.conns:
+            return
+        if not room.pending:
+            self._joins_pending.append(room)
+            if self._joins_call is None:
+                self._joins_call = self.clock.callLater(0, self._flush_joins)
+        room.pending.append(frame(msg.event_of_parts("participantJoined", [
+            ("participant", card), ("polite", b"false")])))
+        if p.user_id in room.conns:  # never announce a participant to itself
+            room.marks[p.user_id] = len(room.pending)
 
     def _on_updated(self, event: ev.ParticipantUpdated) -> None:
         p = event.participant
@@ -448,6 +515,7 @@ class Hub:
         if room is None:
             return
         room.forget(p)
+        room.flush_joins()
         conn = room.conns.get(p.user_id)
         if conn is not None and conn.participant is p:
             del room.conns[p.user_id]
@@ -478,6 +546,7 @@ class Hub:
         room = self.rooms.get(p.meeting)
         conn = room.conns.get(p.user_id) if room is not None else None
         if conn is not None:
+            self._settle(p.meeting)
             conn.send("muteRequested", {"by": event.by.full_name if event.by else None})
 
     def _on_chat(self, event: ev.ChatMessageSent) -> None:
@@ -537,6 +606,7 @@ class Hub:
         room = self.rooms.pop(meeting, None)
         if room is None:
             return
+        room.flush_joins()
         ended = frame(msg.event("ended", msg.ended_json(meeting)))
         for conn in [*room.conns.values(), *room.lobby.values()]:
             conn.phase = "gone"

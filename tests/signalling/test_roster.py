@@ -89,3 +89,53 @@ def test_resume_and_updates_reach_the_next_roster(world: World) -> None:
     assert ann_card["reconnecting"] is False and ann_card["role"] == "MODERATOR"
     assert second.joined["participants"] == fresh_roster(world, meeting)
     assert mod.open
+
+
+class _Recorder:
+    """A socket that records the frames written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write_frame(self, data: bytes) -> None:
+        self.data += data
+
+
+def test_a_turns_join_announcements_go_out_together_and_in_order(world: World) -> None:
+    """Joins of one turn are written as one write per socket at the end of the turn, or
+    before anything else is written to the room; a socket that arrived during the turn
+    gets only the announcements after its own join."""
+    from meetplatform.signalling.hub import Room, frame
+
+    room = Room(world.meeting())
+    early, late = _Recorder(), _Recorder()
+    room.conns["early"] = early  # type: ignore[assignment]
+    first, second = frame(b'{"n":1}'), frame(b'{"n":2}')
+    room.pending.append(first)
+    room.conns["late"] = late  # type: ignore[assignment]
+    room.marks["late"] = 1
+    room.pending.append(second)
+    update = frame(b'{"n":3}')
+    room.broadcast(update)
+    assert early.data == first + second + update
+    assert late.data == second + update
+    assert room.pending == [] and room.marks == {}
+
+
+def test_join_announcements_precede_later_messages_on_the_wire(world: World) -> None:
+    """Participants joining in the same turn as a chat message and a hand raised: every
+    socket sees each participantJoined once, before anything about that participant."""
+    meeting = world.meeting()
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    mod.take()
+    ann.take()
+    newcomers = connect_many(world, meeting, 3, 0)          # no pumping: one turn
+    world.registry.set_raised_hand(newcomers[1], True)
+    world.registry.send_chat(meeting, "hello", "Mod")
+    world.flush()
+    for client in (mod, ann):
+        kinds = [(m["type"], m["data"].get("participant", {}).get("id"))
+                 for m in client.take()]
+        assert kinds == [*(("participantJoined", p.user_id) for p in newcomers),
+                         ("participantUpdated", newcomers[1].user_id), ("chat", None)]
