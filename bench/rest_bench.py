@@ -20,7 +20,9 @@ warm up with wrk, one measured wrk run pinned to CPU 1, stop the server by its P
 
 Nothing in the product is changed: the bench server builds the product's site and replaces
 the ``/api/v2`` and ``/j`` children with the product's own classes constructed with higher
-limits (constructor parameter for the REST API; the page kit's limiter for ``/j``).
+limits (constructor parameter for the REST API; the page kit's limiter for ``/j``), then
+settles the garbage collector as the service does once started
+(``tap.settle_garbage_collector``, when the product has it).
 Ratios are computed per round against ``bare`` of that round, median over rounds. The
 "other CPU" guard and the result format follow bench/common.py.
 """
@@ -144,6 +146,9 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     root.putChild(b"j", invite.resource())
     site = tap.MeetplatformSite(root, clock=reactor, max_query_bytes=settings.max_query_bytes,
                                 max_body_bytes=settings.max_body_bytes)
+    if hasattr(tap, "settle_garbage_collector"):
+        # As the service does once it has started (and bench/mp_server.py does).
+        tap.settle_garbage_collector()
 
     async def go() -> None:
         client, space, secret = await store.create_client("bench", int(time.time() * 1000))

@@ -113,6 +113,9 @@ class Store:
         #: token's validity (revocations, rotations, deletions); caches of verified tokens
         #: (:class:`meetplatform.restapi.auth.TokenCache`) drop what they hold when it moves.
         self.credentials_epoch = 0
+        #: Rooms and spaces read recently, by id (see :meth:`get_room`, :meth:`get_space`).
+        self._records: dict[tuple[str, str], RoomRecord | SpaceRecord] = {}
+        self._records_epoch = 0
         #: Activations waiting for the next group commit (see :meth:`activate_user_token`).
         self._activations: list[_PendingActivation] = []
         self._activating = False
@@ -266,6 +269,36 @@ class Store:
         finally:
             self.credentials_epoch += 1
 
+    # --- rooms and spaces read from memory -----------------------------------------------
+
+    #: At most this many rooms and spaces are kept in memory.
+    RECORDS_CACHED = 10_000
+
+    async def _cached(self, key: tuple[str, str], read: Callable[[Database], T]) -> T:
+        """``read``'s record for ``key`` from memory, else from the database (and kept).
+
+        Rooms and spaces change only through this store (the operator CLI creates clients
+        and their spaces, which are not cached until read, and never changes them), so
+        the copy in memory stays exact: :meth:`_records_changed` drops it when a change
+        has run, and a read that was in flight meanwhile is not kept (it may predate the
+        change). Reads of a room or space on every JSON:API call then cost no round trip
+        to the store's thread. Records are frozen; absent ones are not cached."""
+        found = self._records.get(key)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        epoch = self._records_epoch
+        record = await self._call(read)
+        if record is not None and epoch == self._records_epoch:
+            if len(self._records) >= self.RECORDS_CACHED:
+                del self._records[next(iter(self._records))]
+            self._records[key] = record  # type: ignore[assignment]
+        return record
+
+    def _records_changed(self, *keys: tuple[str, str]) -> None:
+        self._records_epoch += 1
+        for key in keys:
+            self._records.pop(key, None)
+
     # --- clients -------------------------------------------------------------------------
 
     async def create_client(self, name: str, now: int) -> tuple[ClientRecord, SpaceRecord, str]:
@@ -307,14 +340,17 @@ class Store:
     # --- spaces --------------------------------------------------------------------------
 
     async def get_space(self, space_id: str) -> SpaceRecord | None:
-        return await self._call(lambda db: db.get_space(space_id))
+        return await self._cached(("space", space_id), lambda db: db.get_space(space_id))
 
     async def space_of_client(self, client_id: str) -> SpaceRecord | None:
         return await self._call(lambda db: db.space_of_client(client_id))
 
     async def update_space(self, space_id: str, changes: Mapping[str, Any],
                            now: int) -> SpaceRecord | None:
-        return await self._call(lambda db: db.update_space(space_id, changes, now))
+        try:
+            return await self._call(lambda db: db.update_space(space_id, changes, now))
+        finally:
+            self._records_changed(("space", space_id))
 
     # --- rooms ---------------------------------------------------------------------------
 
@@ -324,7 +360,7 @@ class Store:
                                   lambda room: ("room.created", room))
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        return await self._call(lambda db: db.get_room(room_id))
+        return await self._cached(("room", room_id), lambda db: db.get_room(room_id))
 
     async def room_by_alias(self, alias: str) -> RoomRecord | None:
         return await self._call(lambda db: db.room_by_alias(alias))
@@ -335,9 +371,12 @@ class Store:
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],
                           now: int) -> RoomRecord | None:
-        return await self._change(
-            lambda db: db.update_room(room_id, changes, now),
-            lambda room: None if room is None else ("room.updated", room))
+        try:
+            return await self._change(
+                lambda db: db.update_room(room_id, changes, now),
+                lambda room: None if room is None else ("room.updated", room))
+        finally:
+            self._records_changed(("room", room_id))
 
     async def delete_room(self, room_id: str) -> bool:
         def delete(db: Database) -> tuple[RoomRecord | None, bool]:
@@ -352,6 +391,7 @@ class Store:
             return (await self._change(delete, event))[1]
         finally:
             self.credentials_epoch += 1  # its invitations' access tokens went with it
+            self._records_changed(("room", room_id))
 
     # --- user tokens ---------------------------------------------------------------------
 

@@ -153,3 +153,45 @@ async def test_concurrent_activations_share_transactions_and_fail_alone(tmp_path
         assert stored is not None and stored.uses == 30
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_and_spaces_read_from_memory_stay_exact(tmp_path: Path) -> None:
+    """Rooms and spaces are read from memory after the first read, and every change
+    through the store shows at once: an update, a delete, and a read that was in flight
+    while a change ran (it is not kept). A room id never finds a space, or the reverse."""
+    from twisted.internet.defer import ensureDeferred
+
+    store = Store.open(reactor(), tmp_path)
+    try:
+        _, space, _ = await store.create_client("acme", NOW)
+        room = await store.create_room(space.id, ROOM, NOW)
+        assert await store.get_room(room.id) == room
+        assert await store.get_space(space.id) == space
+        queries: list[str] = []
+        store._call = _counting(store._call, queries)  # type: ignore[method-assign]
+        assert await store.get_room(room.id) == room and queries == []  # from memory
+        assert await store.get_room(space.id) is None  # a space's id is not a room's
+        in_flight = ensureDeferred(store.get_room(room.id + "x"))  # absent: not cached
+        renamed = await store.update_room(room.id, {"name": "Renamed"}, NOW + 1)
+        await in_flight
+        assert renamed is not None and (await store.get_room(room.id)) == renamed
+        await store.update_space(space.id, {"visibility": "public"}, NOW + 2)
+        updated_space = await store.get_space(space.id)
+        assert updated_space is not None and updated_space.visibility == "public"
+        store._records.clear()
+        racing = ensureDeferred(store.get_room(room.id))  # runs before the delete
+        deleting = ensureDeferred(store.delete_room(room.id))
+        after = ensureDeferred(store.get_room(room.id))  # sent before the delete finished
+        assert (await racing) == renamed and await deleting and (await after) is None
+        assert await store.get_room(room.id) is None
+    finally:
+        await store.close()
+
+
+def _counting(call: Any, queries: list[str]) -> Any:
+    def counted(fn: Any) -> Any:
+        queries.append(getattr(fn, "__name__", "?"))
+        return call(fn)
+
+    return counted
