@@ -91,9 +91,36 @@ def encode(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
         try:
             text = _indented(document, "")
         except _Unusual:
-            text = json.dumps(document, indent=2, ensure_ascii=False)
+            text = json.dumps(document, indent=2, ensure_ascii=False, default=_plain)
         return (text + "\n").encode("utf-8")
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False,
+                      default=_plain).encode("utf-8")
+
+
+class Encoded:
+    """A JSON value (a resource object) whose indented text is kept once written, per
+    indentation: a resource that many responses repeat unchanged (a room polled by a
+    dashboard) is encoded once. Anywhere in a document it encodes as ``value`` would;
+    the value must not change afterwards (make a new one)."""
+
+    __slots__ = ("_texts", "value")
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        self.value = value
+        self._texts: dict[str, str] = {}
+
+    def text(self, indent: str) -> str:
+        text = self._texts.get(indent)
+        if text is None:
+            text = self._texts[indent] = _indented(self.value, indent)
+        return text
+
+
+def _plain(value: Any) -> Any:
+    """``json.dumps``' ``default``: an :class:`Encoded` is its value."""
+    if isinstance(value, Encoded):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class _Unusual(Exception):
@@ -136,6 +163,8 @@ def _indented(value: Any, indent: str) -> str:
         return int.__repr__(value)
     if kind is float and -_INFINITY < value < _INFINITY:
         return float.__repr__(value)
+    if kind is Encoded:
+        return value.text(indent)  # type: ignore[no-any-return]
     raise _Unusual
 
 
@@ -271,9 +300,9 @@ def to_one(type_: str, id_: str | None, related: str | None = None) -> dict[str,
     return out
 
 
-def single(data: Mapping[str, Any], *, self_link: str | None = None,
+def single(data: Mapping[str, Any] | Encoded, *, self_link: str | None = None,
            meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"data": dict(data)}
+    doc: dict[str, Any] = {"data": data if isinstance(data, Encoded) else dict(data)}
     if self_link:
         doc["links"] = {"self": self_link}
     if meta:
@@ -282,10 +311,11 @@ def single(data: Mapping[str, Any], *, self_link: str | None = None,
     return doc
 
 
-def collection(items: list[Mapping[str, Any]], *, self_link: str, next_link: str | None,
+def collection(items: list[Mapping[str, Any] | Encoded], *, self_link: str, next_link: str | None,
                meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     links: dict[str, Any] = {"self": self_link, "next": next_link}
-    doc: dict[str, Any] = {"data": [dict(i) for i in items], "links": links}
+    doc: dict[str, Any] = {"data": [i if isinstance(i, Encoded) else dict(i) for i in items],
+                           "links": links}
     if meta:
         doc["meta"] = dict(meta)
     doc["jsonapi"] = JSONAPI_VERSION

@@ -289,10 +289,13 @@ class Store:
         epoch = self._records_epoch
         record = await self._call(read)
         if record is not None and epoch == self._records_epoch:
-            if len(self._records) >= self.RECORDS_CACHED:
-                del self._records[next(iter(self._records))]
-            self._records[key] = record  # type: ignore[assignment]
+            self._keep(key, record)  # type: ignore[arg-type]
         return record
+
+    def _keep(self, key: tuple[str, str], record: RoomRecord | SpaceRecord) -> None:
+        if key not in self._records and len(self._records) >= self.RECORDS_CACHED:
+            del self._records[next(iter(self._records))]
+        self._records[key] = record
 
     def _records_changed(self, *keys: tuple[str, str]) -> None:
         self._records_epoch += 1
@@ -367,7 +370,22 @@ class Store:
 
     async def list_rooms(self, space_id: str, after: tuple[int, str] | None,
                          limit: int) -> list[RoomRecord]:
-        return await self._call(lambda db: db.list_rooms(space_id, after, limit))
+        """A page of the space's rooms; a room equal to the one kept in memory is that
+        very record (so that what callers keep per record, such as an encoded resource,
+        is found again), and the others are kept."""
+        epoch = self._records_epoch
+        rooms = await self._call(lambda db: db.list_rooms(space_id, after, limit))
+        out = []
+        for room in rooms:
+            key = ("room", room.id)
+            kept = self._records.get(key)
+            if kept is not None and kept == room:
+                out.append(kept)  # type: ignore[arg-type]
+                continue
+            if epoch == self._records_epoch:
+                self._keep(key, room)
+            out.append(room)
+        return out
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],
                           now: int) -> RoomRecord | None:

@@ -164,3 +164,17 @@ def test_indented_encoding_of_unusual_values_falls_back_to_the_standard_library(
     for value in ({"t": (1, "x")}, {1: "a", None: 2.5}, {"e": Colour.RED}, {"b": True}):
         assert jsonapi.encode(value) == (json.dumps(value, indent=2, ensure_ascii=False)
                                          + "\n").encode()
+
+
+def test_an_encoded_value_encodes_as_its_value() -> None:
+    """jsonapi.Encoded inside a document: the same text as the plain value, indented at
+    any depth, compact, and through the standard library's fallback."""
+    from meetplatform.restapi import jsonapi
+
+    value = {"type": "rooms", "id": "rm_1", "attributes": {"name": "Zoë", "n": [1, 2.5, None]}}
+    kept = jsonapi.Encoded(value)
+    for doc, plain in (({"data": kept}, {"data": value}),
+                       ({"data": [kept, kept]}, {"data": [value, value]}),
+                       ({"data": kept, "t": (1,)}, {"data": value, "t": (1,)})):
+        assert jsonapi.encode(doc) == jsonapi.encode(plain)
+        assert jsonapi.encode(doc, pretty=False) == jsonapi.encode(plain, pretty=False)
