@@ -139,3 +139,15 @@ def test_join_announcements_precede_later_messages_on_the_wire(world: World) -> 
                  for m in client.take()]
         assert kinds == [*(("participantJoined", p.user_id) for p in newcomers),
                          ("participantUpdated", newcomers[1].user_id), ("chat", None)]
+
+
+def test_a_frame_made_of_parts_is_the_frame_of_their_join() -> None:
+    """frame_of gives the bytes of frame() for every length class of RFC 6455 headers."""
+    from meetplatform.signalling.hub import frame, frame_of
+
+    for length in (0, 1, 125, 126, 127, 65_535, 65_536, 300_000):
+        payload = bytes(i % 251 for i in range(length))
+        parts = [payload[:length // 3], payload[length // 3:]]
+        assert frame_of(parts) == frame(payload)
+    assert msg.event_of_parts("joined", [("self", b'{"a":1}'), ("n", b"[1]")]) == msg.event(
+        "joined", {"self": {"a": 1}, "n": [1]})
