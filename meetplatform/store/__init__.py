@@ -116,6 +116,9 @@ class Store:
         #: Rooms and spaces read recently, by id (see :meth:`get_room`, :meth:`get_space`).
         self._records: dict[tuple[str, str], RoomRecord | SpaceRecord] = {}
         self._records_epoch = 0
+        #: (space id, cursor, limit) -> a page of ``list_rooms``, until any room changes.
+        self._room_pages: dict[tuple[str, tuple[int, str] | None, int],
+                               tuple[RoomRecord, ...]] = {}
         #: Activations waiting for the next group commit (see :meth:`activate_user_token`).
         self._activations: list[_PendingActivation] = []
         self._activating = False
@@ -301,6 +304,7 @@ class Store:
         self._records_epoch += 1
         for key in keys:
             self._records.pop(key, None)
+        self._room_pages.clear()
 
     # --- clients -------------------------------------------------------------------------
 
@@ -359,8 +363,11 @@ class Store:
 
     async def create_room(self, space_id: str, fields: Mapping[str, Any],
                           now: int) -> RoomRecord:
-        return await self._change(lambda db: db.create_room(space_id, fields, now),
-                                  lambda room: ("room.created", room))
+        try:
+            return await self._change(lambda db: db.create_room(space_id, fields, now),
+                                      lambda room: ("room.created", room))
+        finally:
+            self._records_changed()  # the space's lists have one more room
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
         return await self._cached(("room", room_id), lambda db: db.get_room(room_id))
@@ -370,9 +377,13 @@ class Store:
 
     async def list_rooms(self, space_id: str, after: tuple[int, str] | None,
                          limit: int) -> list[RoomRecord]:
-        """A page of the space's rooms; a room equal to the one kept in memory is that
-        very record (so that what callers keep per record, such as an encoded resource,
-        is found again), and the others are kept."""
+        """A page of the space's rooms, from memory until any room changes through this
+        store; a room equal to the one kept in memory is that very record (so that what
+        callers keep per record, such as an encoded resource, is found again)."""
+        page = (space_id, after, limit)
+        listed = self._room_pages.get(page)
+        if listed is not None:
+            return list(listed)
         epoch = self._records_epoch
         rooms = await self._call(lambda db: db.list_rooms(space_id, after, limit))
         out = []
@@ -385,6 +396,10 @@ class Store:
             if epoch == self._records_epoch:
                 self._keep(key, room)
             out.append(room)
+        if epoch == self._records_epoch:  # pages are dropped on any change of any room
+            if len(self._room_pages) >= self.RECORDS_CACHED:
+                self._room_pages.clear()
+            self._room_pages[page] = tuple(out)
         return out
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],

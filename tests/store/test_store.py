@@ -195,3 +195,25 @@ def _counting(call: Any, queries: list[str]) -> Any:
         return call(fn)
 
     return counted
+
+
+@pytest_twisted.ensureDeferred
+async def test_listed_rooms_from_memory_follow_every_change(tmp_path: Path) -> None:
+    """A page of rooms is served from memory until a room is created, changed or
+    deleted through the store: each of those shows in the very next listing."""
+    store = Store.open(reactor(), tmp_path)
+    try:
+        _, space, _ = await store.create_client("acme", NOW)
+        first = await store.create_room(space.id, ROOM, NOW)
+        assert [r.id for r in await store.list_rooms(space.id, None, 10)] == [first.id]
+        assert [r.id for r in await store.list_rooms(space.id, None, 10)] == [first.id]
+        second = await store.create_room(space.id, {**ROOM, "alias": "other"}, NOW + 1)
+        assert [r.id for r in await store.list_rooms(space.id, None, 10)] == [
+            first.id, second.id]
+        await store.update_room(first.id, {"name": "Renamed"}, NOW + 2)
+        listed = await store.list_rooms(space.id, None, 10)
+        assert listed[0].name == "Renamed"
+        await store.delete_room(second.id)
+        assert [r.id for r in await store.list_rooms(space.id, None, 10)] == [first.id]
+    finally:
+        await store.close()
