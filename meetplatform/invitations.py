@@ -248,12 +248,14 @@ class Invitations:
 
     # --- reading ----------------------------------------------------------------------------
 
-    async def _lookup(self, secret: str) -> tuple[UserTokenRecord, SpaceRecord,
-                                                  RoomRecord | None]:
+    async def _lookup(self, secret: str, *, recent: bool = False) -> tuple[
+            UserTokenRecord, SpaceRecord, RoomRecord | None]:
         if (not isinstance(secret, str) or not secret.startswith(USER_TOKEN_PREFIX)
                 or len(secret) > MAX_SECRET_LENGTH):
             raise InvitationNotFound("no such invitation")
-        found = await self._store.invitation_context(secret)  # one trip to the store
+        # One trip to the store, or none before an activation (``recent``: the consuming
+        # UPDATE re-checks the invitation against the database).
+        found = await self._store.invitation_context(secret, recent=recent)
         if found is None:
             raise InvitationNotFound("no such invitation")
         token, space, client, room = found
@@ -279,12 +281,15 @@ class Invitations:
         if token.not_before is not None and token.not_before > now:
             raise InvitationNotYetValid("this invitation is not valid yet", at=token.not_before)
 
-    async def preview(self, secret: str) -> InvitationView:
+    async def preview(self, secret: str, *, recent: bool = False) -> InvitationView:
         """What the invitation grants, if it can be activated now; consumes nothing.
 
-        Raises the same errors :meth:`activate` would.
+        Raises the same errors :meth:`activate` would. ``recent=True`` is for a caller
+        about to activate (see :meth:`Store.invitation_context`): the invitation as this
+        process last saw it, which may still be usable when it is not any more (the
+        activation then refuses), never the reverse.
         """
-        token, space, room = await self._lookup(secret)
+        token, space, room = await self._lookup(secret, recent=recent)
         if room is not None:
             check_room_open(room, self.now())
         return InvitationView(token=token, space=space, room=room,
@@ -310,7 +315,7 @@ class Invitations:
         :class:`InvitationError` or the registry's error.
         """
         if view is None:
-            token, space, own_room = await self._lookup(secret)
+            token, space, own_room = await self._lookup(secret, recent=True)
         else:
             token, space, own_room = view.token, view.space, view.room
         name = token.display_name or (display_name or "").strip()

@@ -207,6 +207,32 @@ def test_a_full_room_gives_the_use_back(world: World) -> None:
     assert done(world.invitations.activate(second.secret, display_name="B")).entry is not None
 
 
+def test_an_invitation_kept_in_memory_never_outlives_its_state(
+        world: World, tmp_path: Path) -> None:
+    """Activations read the invitation as this process last saw it; a use taken by
+    another process, a revocation and a refund are still decided by the database: the
+    activation is refused as it should be and the seat it was given is withdrawn."""
+    from meetplatform.store import open_database
+
+    space = world.space()
+    room = world.room(space)
+    created = done(world.invitations.create(space, room, max_uses=2))
+    done(world.invitations.activate(created.secret, display_name="A"))  # now kept
+    other = open_database(tmp_path)  # the operator's CLI, another connection
+    other.connection.execute("UPDATE user_tokens SET uses = max_uses WHERE id = ?",
+                             (created.token.id,))
+    other.close()
+    seats_before = set(world.registry._seats)
+    with pytest.raises(inv.InvitationUsed):
+        done(world.invitations.activate(created.secret, display_name="B"))
+    assert set(world.registry._seats) == seats_before  # the seat was withdrawn
+    again = done(world.invitations.create(space, room, max_uses=5))
+    done(world.invitations.activate(again.secret, display_name="C"))
+    done(world.store.revoke_user_token(again.token.id, world.now()))
+    with pytest.raises(inv.InvitationRevoked):
+        done(world.invitations.activate(again.secret, display_name="D"))
+
+
 def test_space_invitation_grants_a_token_not_a_seat(world: World) -> None:
     """A space invitation's activation returns a space-scoped access token and no seat."""
     space = world.space()

@@ -33,7 +33,7 @@ from twisted.python.threadpool import ThreadPool
 
 from meetplatform.store import sqlite
 from meetplatform.store.database import AliasTaken, Database
-from meetplatform.store.keys import KeyBox
+from meetplatform.store.keys import KeyBox, hash_secret
 from meetplatform.store.records import (
     AccessTokenRecord,
     ActivationOutcome,
@@ -119,6 +119,11 @@ class Store:
         #: (space id, cursor, limit) -> a page of ``list_rooms``, until any room changes.
         self._room_pages: dict[tuple[str, tuple[int, str] | None, int],
                                tuple[RoomRecord, ...]] = {}
+        #: Invitations as recently read or activated, by secret hash, with the epochs they
+        #: were read in (see :meth:`invitation_context`).
+        self._invitations: dict[str, tuple[tuple[int, int], tuple[
+            UserTokenRecord, SpaceRecord | None, ClientRecord | None,
+            RoomRecord | None] | None]] = {}
         #: Activations waiting for the next group commit (see :meth:`activate_user_token`).
         self._activations: list[_PendingActivation] = []
         self._activating = False
@@ -452,11 +457,27 @@ class Store:
         finally:
             self.credentials_epoch += 1  # the access tokens its activations handed out
 
-    async def invitation_context(self, secret: str) -> tuple[
+    async def invitation_context(self, secret: str, *, recent: bool = False) -> tuple[
             UserTokenRecord, SpaceRecord | None, ClientRecord | None, RoomRecord | None] | None:
         """The invitation with this secret, its space, the space's client and its room (if
         it is a room invitation), read in one job on the store's thread; ``None`` if unknown.
+
+        ``recent=True`` accepts what an earlier read or activation of this invitation
+        found, kept in memory, for a caller about to call :meth:`activate_user_token`: its
+        conditional ``UPDATE`` decides with the database's state, and a kept record can
+        only be behind it in ways that make an activation lose there, never refuse
+        wrongly (uses only grow and are updated from every activation; a refund, a
+        revocation and any change to rooms, spaces or clients through this store drop
+        what is kept). Saves the round trip to the store's thread on every activation
+        of a popular invitation.
         """
+        key = hash_secret(secret) if recent else ""
+        if recent:
+            kept = self._invitations.get(key)
+            if kept is not None and kept[0] == self._invitations_epoch():
+                return kept[1]
+        epoch = self._invitations_epoch()
+
         def read(db: Database) -> tuple[UserTokenRecord, SpaceRecord | None,
                                         ClientRecord | None, RoomRecord | None] | None:
             token = db.find_user_token(secret)
@@ -467,7 +488,26 @@ class Store:
             room = db.get_room(token.room_id) if token.room_id is not None else None
             return token, space, client, room
 
-        return await self._call(read)
+        found = await self._call(read)
+        if recent and found is not None and epoch == self._invitations_epoch():
+            if len(self._invitations) >= self.RECORDS_CACHED:
+                self._invitations.clear()
+            self._invitations[key] = (epoch, found)
+        return found
+
+    def _invitations_epoch(self) -> tuple[int, int]:
+        return (self._records_epoch, self.credentials_epoch)
+
+    def _activated(self, secret: str, outcome: ActivationOutcome) -> None:
+        """Keep the invitation's state after an activation (see :meth:`invitation_context`)."""
+        if outcome.token is None:
+            return
+        key = hash_secret(secret)
+        kept = self._invitations.get(key)
+        if kept is not None and kept[0] == self._invitations_epoch():
+            context = kept[1]
+            if context is not None and context[0].uses <= outcome.token.uses:
+                self._invitations[key] = (kept[0], (outcome.token, *context[1:]))
 
     async def activate_user_token(self, secret: str, now: int, *,
                                   grant_scope: Sequence[str] = (),
@@ -526,6 +566,7 @@ class Store:
                     item.waiter.errback(result)
                     continue
                 outcome, afters = result
+                self._activated(item.secret, outcome)
                 for after in afters:
                     try:
                         after()

@@ -424,7 +424,7 @@ class InvitePages:
                 inv.InvitationNotFound("no such invitation")))
         name = form.get("displayName", "").strip()
         try:
-            view = await self.invitations.preview(secret)
+            view = await self.invitations.preview(secret, recent=True)  # activating next
         except (inv.InvitationError, reg.RegistryError) as error:
             return self.kit.refusal(request, describe_refusal(error))
         rooms = await self._rooms_for(view)
