@@ -47,6 +47,9 @@ MJR_NAME = re.compile(
     r"videoroom-(?P<room>[^-]+)-user-(?P<publisher>[^-]+)-(?P<created>\d+)"
     r"-(?P<kind>audio|video|data)-(?P<mid>\d+)\.mjr(?P<tmp>\.tmp)?$")
 
+#: How much lower than the service the worker and its tools run (``nice``).
+NICENESS = 10
+
 #: The composed picture.
 WIDTH, HEIGHT, FPS = 640, 480, 15
 
@@ -388,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if argv is None:
         _die_with_parent()
+        # Below the service (and its live meetings) for the CPU: the reactor keeps its
+        # turns short while a video is composed (children inherit the niceness).
+        try:
+            os.nice(NICENESS)
+        except OSError:
+            progress("could not lower the worker's CPU priority")
     if len(args) != 1:
         print("usage: python -m meetplatform.recording.compose JOB.json", file=sys.stderr)
         return 2
