@@ -251,6 +251,8 @@ class Meeting:
     attendance: list[Attendance] = field(default_factory=list)
     breakout_ids: list[str] = field(default_factory=list)
     recording: bool = False
+    #: Recording ran at some point (BBB's "recording marks": ``recordingmarks=true``).
+    recorded: bool = False
     _timers: dict[str, IDelayedCall] = field(default_factory=dict, repr=False)
 
     # convenient names in the XML API's vocabulary

@@ -3,8 +3,9 @@
 :class:`RecordingCatalogue` is the small interface the XML API needs (search with BBB's
 filters, publish, delete, update metadata). Its methods are coroutines so that the durable
 store, which reaches its database off the reactor thread, can implement the same interface.
-:class:`InMemoryRecordings` is the implementation used until then, and in tests, which add
-recordings to it directly with :meth:`InMemoryRecordings.add`.
+:class:`InMemoryRecordings` is the implementation the XML API's tests use (they add
+recordings to it directly with :meth:`InMemoryRecordings.add`); the service runs over the
+store's (:class:`meetplatform.recording.catalogue.StoreRecordings`).
 """
 
 from __future__ import annotations

@@ -443,6 +443,7 @@ class Registry:
         if meeting.recording == recording:
             return False
         meeting.recording = recording
+        meeting.recorded = meeting.recorded or recording
         _log.info("meeting {meeting_id}: recording {what}", meeting_id=meeting.meeting_id,
                   what="started" if recording else "stopped")
         self._emit(ev.RecordingChanged(at=self.now(), meeting=meeting, recording=recording,

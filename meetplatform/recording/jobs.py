@@ -284,7 +284,7 @@ class RecordingJobs(Service):
         dest = self.directory(row.record_id)
         task = {"record_id": row.record_id, "source_dir": source.directory,
                 "room": source.room, "segments": [list(s) for s in row.segments],
-                "dest_dir": str(dest), "screens": []}
+                "dest_dir": str(dest), "screens": list(row.screens)}
 
         def write_task() -> str:
             dest.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,7 @@ class _Meeting:
     node: str | None = None
     room: str | None = None
     recorder: Recorder | None = None
+    screens: set[str] = field(default_factory=set)
 
 
 def node_recordings_dir(settings: Settings, node: str) -> Path:
@@ -201,6 +202,12 @@ class RecordingService(MultiService):
         if state.recorder is not None:
             Deferred.fromCoroutine(self._tell_node(meeting, state.recorder, event.recording))
 
+    def screen_publisher(self, meeting: Meeting, publisher_id: int | str) -> None:
+        """The SFU path tells which of the node's publishers is a screen share (its video
+        goes to the main area of the composed recording, cameras beside it)."""
+        self._meetings.setdefault(meeting.internal_id, _Meeting()).screens.add(
+            str(publisher_id))
+
     async def _tell_node(self, meeting: Meeting, recorder: Recorder, on: bool) -> None:
         try:
             await (recorder.start() if on else recorder.stop())
@@ -244,7 +251,8 @@ class RecordingService(MultiService):
             start_time=segments[0][0], end_time=segments[-1][1], participants=participants,
             metadata=dict(meeting.spec.metadata), node=state.node,
             source_dir=str(node_recordings_dir(self._settings, state.node))
-            if state.node else None, room=state.room, segments=segments)
+            if state.node else None, room=state.room, segments=segments,
+            screens=tuple(sorted(state.screens)))
         Deferred.fromCoroutine(self.add(row)).addErrback(
             lambda f: _log.failure("meeting {meeting_id}: writing its recording failed", f,
                                    meeting_id=meeting.meeting_id))

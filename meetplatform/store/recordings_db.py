@@ -47,6 +47,8 @@ class RecordingRow:
     source_dir: str | None = None
     room: str | None = None
     segments: tuple[tuple[int, int], ...] = ()
+    #: Publisher ids (on the node) whose video is a screen share, not a camera.
+    screens: tuple[str, ...] = ()
     length_ms: int | None = None
     size: int | None = None
     processing_ms: int | None = None
@@ -74,6 +76,7 @@ def _row(row: sqlite3.Row) -> RecordingRow:
         participants=row["participants"], metadata=json.loads(row["metadata"]),
         node=row["node"], source_dir=row["source_dir"], room=row["room"],
         segments=tuple((int(a), int(b)) for a, b in json.loads(row["segments"])),
+        screens=tuple(json.loads(row["screens"])),
         length_ms=row["length_ms"], size=row["size"], processing_ms=row["processing_ms"],
         failure=row["failure"], created_at=row["created_at"], updated_at=row["updated_at"])
 
@@ -93,12 +96,13 @@ def add_recording(db: Database, rec: RecordingRow, now: int) -> RecordingRow:
         c.execute(
             "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name,"
             " is_breakout, state, publish, start_time, end_time, participants, metadata,"
-            " node, source_dir, room, segments, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'processing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " node, source_dir, room, segments, screens, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'processing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rec.record_id, rec.meeting_id, rec.internal_meeting_id, rec.name,
              int(rec.is_breakout), int(rec.publish), rec.start_time, rec.end_time,
              rec.participants, _metadata(rec.metadata), rec.node, rec.source_dir, rec.room,
-             json.dumps([list(s) for s in rec.segments]), now, now))
+             json.dumps([list(s) for s in rec.segments]), json.dumps(list(rec.screens)),
+             now, now))
         _add_job(c, rec.record_id, "process", now)
     made = get_recording(db, rec.record_id)
     assert made is not None

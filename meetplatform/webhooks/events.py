@@ -256,7 +256,7 @@ class Translator:
             return self._created, (event.at, m, dict(m.spec.metadata))
         if isinstance(event, ev.MeetingEnded):
             m = event.meeting
-            return self._ended, (event.at, m, event.reason, m.spec.record and m.recording,
+            return self._ended, (event.at, m, event.reason, m.spec.record and m.recorded,
                                  dict(m.spec.metadata))
         if isinstance(event, ev.ChatMessageSent):
             return self._chat, (event.at, event.message)

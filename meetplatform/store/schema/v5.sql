@@ -234,6 +234,7 @@ CREATE TABLE recordings
   source_dir TEXT,                      -- where that node wrote the meeting's .mjr files
   room TEXT,                            -- the meeting's VideoRoom room id on that node
   segments TEXT NOT NULL,               -- JSON [[start_ms, end_ms], ...] in order
+  screens TEXT NOT NULL,                -- JSON [publisher id, ...] whose video is a screen
   length_ms INTEGER,                    -- of the composed video
   size INTEGER,                         -- bytes of the composed video
   processing_ms INTEGER,
