@@ -77,7 +77,7 @@ def test_two_participants_on_the_conference_page_are_recorded(
              "-of", "json", str(target)], capture_output=True, text=True, check=True).stdout)
         assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
         assert abs(float(info["format"]["duration"]) - span / 1000) <= 2.0
-        code, headers, body = status_of(video_url, {"Range": "bytes=0-99"})
+        code, _headers, body = status_of(video_url, {"Range": "bytes=0-99"})
         assert code == 206 and len(body) == 100
     finally:
         for driver in drivers:
