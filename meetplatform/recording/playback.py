@@ -64,7 +64,13 @@ class PlaybackResource(Resource):
         except UnicodeDecodeError:
             return _text_answer(request, 404, "no such recording")
         rest = path[2:]
-        if rest in ([], [b""]):
+        if not rest:  # the page's relative links need the trailing slash
+            request.setResponseCode(301)
+            query = request.uri.partition(b"?")[2]
+            request.setHeader(b"location", path[1] + b"/" + (b"?" + query if query else b""))
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"moved to the page with a trailing slash\n"
+        if rest == [b""]:
             item = b""
         elif len(rest) == 1 and rest[0] in _FILES:
             item = rest[0]
