@@ -35,8 +35,12 @@ class Server:
     def __init__(self, root: Resource) -> None:
         from twisted.internet import reactor
 
-        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.port: Any = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Site(root), interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port.getHost().port}/playback/video"
+
+    async def close(self) -> None:
+        await self.port.stopListening()
 
     async def fetch(self, method: str, path: str, **kwargs: Any) -> Got:
         response = await treq.request(method, self.base + path, persistent=False, **kwargs)
@@ -91,7 +95,7 @@ async def test_page_file_and_ranges(tmp_path: Path) -> None:
     run(store.run(lambda db: rdb.set_published(db, ["r-1"], False, 3)))
     assert (await http.fetch("GET", "/r-1/video.webm")).code == 404
     assert (await http.fetch("GET", "/r-1/")).code == 404
-    await http.port.stopListening()
+    await http.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -103,4 +107,4 @@ async def test_protected_playback_needs_a_valid_signature(tmp_path: Path) -> Non
     page = await http.fetch("GET", f"/r-1/?{signed}")
     assert f'src="video.webm?{signed.replace("&", "&amp;")}"' in page.text()
     assert (await http.fetch("GET", f"/r-2/video.webm?{signed}")).code == 403
-    await http.port.stopListening()
+    await http.close()
