@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from meetplatform import events as ev
 from meetplatform.config import Settings
 from meetplatform.embedding import normalise_origin
+from meetplatform.media.turn import IceServers
 from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
@@ -125,7 +126,8 @@ class Hub:
         self.grace: dict[Participant, IDelayedCall] = {}
         self.closing = False
         self._drained: list[Deferred[None]] = []
-        self.ice_servers = [s.as_json() for s in settings.ice_servers]
+        #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
+        self.ice = IceServers(clock, settings)
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -345,7 +347,7 @@ class Hub:
             "participants": [msg.participant_json(p, p in grace)
                              for p in meeting.participants.values()],
             "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
-            "iceServers": self.ice_servers,
+            **self.ice.for_user(me.user_id).as_json(),
             "resumeGraceSeconds": self.settings.resume_grace_seconds,
             "resumed": resumed,
             "polite": True,

@@ -7,6 +7,7 @@
 //   session.js   token and shared state   chat.js        chat and the chat/people tabs
 //   socket.js    the signalling socket    moderation.js  moderation and the lobby
 //   protocol.js  protocol events          media.js       microphone, camera, screen
+//   ice.js       ICE servers, TURN credential refresh
 // This entry module wires the page's buttons, starts the session and installs the debug
 // hook (window.meetplatform). The modules import each other (the event handlers call the
 // view, the view calls back into the socket); that is fine for ES modules because no
