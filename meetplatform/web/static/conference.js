@@ -23,6 +23,7 @@ import {
   toggleCamera, toggleScreenShare
 } from "./conference/media.js";
 import { peerConnections } from "./conference/peers.js";
+import { refreshIceServers } from "./conference/ice.js";
 import { showError, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
 import { admitGuest, endMeeting, muteAll } from "./conference/moderation.js";
@@ -74,6 +75,10 @@ window.meetplatform = {
   get waitingGuests() { return [...state.waiting.values()]; },
   get connected() { return Boolean(state.socket && state.opened); },
   get inLobby() { return state.inLobby; },
+  // The ICE configuration (TURN credentials minted for this participant) and its refresh.
+  get iceServers() { return state.iceServers; },
+  get iceTransportPolicy() { return state.iceTransportPolicy; },
+  refreshIceServers() { return refreshIceServers(); },
   get media() {
     return {
       audioMode: media.audioMode, muted: media.muted,
