@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from meetplatform import events as ev
 from meetplatform.config import Settings
 from meetplatform.embedding import normalise_origin
+from meetplatform.media.turn import IceServers
 from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
@@ -201,7 +202,8 @@ class Hub:
         #: Rooms with ``participantJoined`` frames to write at the end of this turn.
         self._joins_pending: list[Room] = []
         self._joins_call: IDelayedCall | None = None
-        self.ice_servers = [s.as_json() for s in settings.ice_servers]
+        #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
+        self.ice = IceServers(clock, settings)
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -452,7 +454,7 @@ class Hub:
         encode = msg.encode
         tail: dict[str, Any] = {
             "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
-            "iceServers": self.ice_servers,
+            **self.ice.for_user(me.user_id).as_json(),
             "resumeGraceSeconds": self.settings.resume_grace_seconds,
             "resumed": resumed,
             "polite": True,

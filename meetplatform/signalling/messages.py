@@ -360,6 +360,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "leave": parse_empty,
     "signal": parse_signal,
     "ping": parse_ping,
+    "iceRefresh": parse_empty,
 }
 
 #: Requests a guest may send while it waits in the lobby.

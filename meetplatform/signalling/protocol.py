@@ -503,6 +503,10 @@ class SignallingProtocol(WebSocketServerProtocol):
     def handle_ping(self, ts: float | None) -> dict[str, Any]:
         return {"ts": ts, "serverTs": self.factory.hub.registry.now()}
 
+    def handle_iceRefresh(self, _: None) -> dict[str, Any]:
+        """Fresh ICE servers (new TURN credentials), asked for before an ICE restart."""
+        return self.factory.hub.ice.for_user(self._me.user_id).as_json()
+
 
 class SignallingFactory(WebSocketServerFactory):
     """Builds :class:`SignallingProtocol` instances sharing one :class:`Hub`."""

@@ -7,6 +7,7 @@
 //   session.js   token and shared state   chat.js        chat and the chat/people tabs
 //   socket.js    the signalling socket    moderation.js  moderation and the lobby
 //   protocol.js  protocol events          media.js       microphone, camera, screen
+//   ice.js       ICE servers, TURN credential refresh
 // This entry module wires the page's buttons, starts the session and installs the debug
 // hook (window.meetplatform). The modules import each other (the event handlers call the
 // view, the view calls back into the socket); that is fine for ES modules because no
@@ -22,6 +23,7 @@ import {
   toggleCamera, toggleScreenShare
 } from "./conference/media.js";
 import { peerConnections } from "./conference/peers.js";
+import { refreshIceServers } from "./conference/ice.js";
 import { showError, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
 import { admitGuest, endMeeting, muteAll } from "./conference/moderation.js";
@@ -73,6 +75,10 @@ window.meetplatform = {
   get waitingGuests() { return [...state.waiting.values()]; },
   get connected() { return Boolean(state.socket && state.opened); },
   get inLobby() { return state.inLobby; },
+  // The ICE configuration (TURN credentials minted for this participant) and its refresh.
+  get iceServers() { return state.iceServers; },
+  get iceTransportPolicy() { return state.iceTransportPolicy; },
+  refreshIceServers() { return refreshIceServers(); },
   get media() {
     return {
       audioMode: media.audioMode, muted: media.muted,

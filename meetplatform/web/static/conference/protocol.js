@@ -10,6 +10,7 @@ import {
   media, openAudioDialog, reportMedia, setMuted, stopAllMedia, stopScreenShare
 } from "./media.js";
 import { closeAllPeers, closePeer, createPeer, peers } from "./peers.js";
+import { applyIceConfig, stopIceRefresh } from "./ice.js";
 import {
   removeParticipantViews, renderAllParticipants, renderMeetingInfo, renderParticipant,
   renderPeopleCount, renderScreenStage, showScreen, updateToolbar
@@ -49,7 +50,7 @@ const handlers = {
     state.attempts = 0;
     state.self = data.self;
     state.meeting = data.meeting ?? {};
-    state.iceServers = Array.isArray(data.iceServers) ? data.iceServers : [];
+    applyIceConfig(data);
     setConnectionStatus("");
     showScreen("meeting-screen");
     renderMeetingInfo();
@@ -239,6 +240,7 @@ export function goAway(reason, logoutUrl) {
   forgetSessionToken();
   stopAllMedia();
   closeAllPeers();
+  stopIceRefresh();
   detachSocket();
   const target = logoutUrl || state.meeting?.logoutUrl;
   const destination = target && isSafeHttpUrl(target) && !isDefaultLogoutUrl(target)

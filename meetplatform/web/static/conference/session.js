@@ -56,6 +56,7 @@ export const state = {
   waiting: new Map(),      // waiting guests: id -> {id, name}
   chatIds: new Set(),
   iceServers: [],
+  iceTransportPolicy: "all", // "relay": media only through TURN
   inLobby: false,
   nextRequestId: 1,
   pending: new Map(),      // request id -> {resolve, reject, timer, type}
