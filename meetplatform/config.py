@@ -15,6 +15,12 @@ the secret, which lives in a file: see :mod:`meetplatform.secret`) and reports e
 at once in a :class:`ConfigError`. :class:`ConfigOptions` is the ``usage.Options`` that
 ``twistd meetplatform`` and ``meetplatform check`` share. ``docs/operations.md`` lists every
 key; keep it in step with :data:`KEYS`.
+
+Why one module of this size: every setting is declared here once (its :class:`Settings`
+field, its converter, its :class:`Key` with flag, environment variable, TOML key and help,
+and for a repeatable one its ``opt_`` method). Split by topic, one setting's parts would
+stand in several files; kept together, adding a setting is one edit in one file, and
+``docs/operations.md`` mirrors one table.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ The hub also owns what only the signalling surface knows: which participant curr
 has which socket, the resume grace after a socket drops, duplicate identities (the older
 socket is closed with 4008), and closing sockets when their meeting ends (4010) or their
 participant is removed (4009).
+
+Why one module of this size: the translation of every registry event into frames and the
+caches of the ``joined`` snapshot (cards, roster, the turn's pending announcements) live
+together because the same events that are translated are the ones that invalidate the
+caches; apart, one would be changed without the other.
 """
 
 from __future__ import annotations

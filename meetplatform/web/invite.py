@@ -22,6 +22,9 @@ This module also holds what the invitation page and the embed page (``meetplatfo
 embed``) share: HTML message pages with a chosen ``frame-ancestors``, bounded bodies, a
 per-address rate limit, the wording of refusals, and the URL guard and error pages of
 :mod:`meetplatform.httpkit` in these pages' words.
+
+Why one module of this size: the invitation pages and the small kit they share with the
+embed page (the limiter, the page problems) are one surface.
 """
 
 from __future__ import annotations
