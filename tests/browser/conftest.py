@@ -133,6 +133,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def checkout_env() -> dict[str, str]:
+    """The environment of a service subprocess: unbuffered, running this checkout's code
+    (the repository root first on PYTHONPATH, as tests/integration does), not a copy
+    installed in site-packages."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
 @dataclass
 class Service:
     base_url: str
@@ -167,7 +176,7 @@ def service() -> Iterator[Service]:
     command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                "-n", "--pidfile=", "meetplatform", *options]
     ready_marker = "listening on http://"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = checkout_env()
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []

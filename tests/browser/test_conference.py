@@ -89,10 +89,8 @@ def test_chat_crosses_including_api_messages(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("chat")
     bbb.create(mid, "Chat check")
     ada, bob = new_browser(), new_browser()
-    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
-    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
-    for driver in (ada, bob):
-        driver.find_element(By.ID, "join-audio-later").click()
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-audio-later")
 
     bob.find_element(By.ID, "chat-input").send_keys("hello <b>Ada</b>")
     bob.find_element(By.ID, "chat-send").click()
@@ -119,9 +117,8 @@ def test_moderator_removes_a_participant(bbb: Bbb, service: Service,
     mid = meeting_id("remove")
     bbb.create(mid, "Removal check")
     ada, bob = new_browser(), new_browser()
-    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
-    ada.find_element(By.ID, "join-audio-later").click()
     wait_for(ada, lambda d: participant(d, bob_id) is not None, "Bob on Ada's page")
 
     _click_action(ada, bob_id, "remove")
@@ -358,6 +355,7 @@ def test_device_errors_are_explained(bbb: Bbb, new_browser: Browser) -> None:
 
     nodevice = new_browser(fake_media=False)
     enter(nodevice, bbb.join_url(mid, "No devices", "VIEWER"))
+    nodevice.find_element(By.ID, "audio-btn").click()
     nodevice.find_element(By.ID, "join-microphone").click()
     wait_for(nodevice, lambda d: d.find_elements(By.CSS_SELECTOR, "#notices .notice.error"),
              "the device error")

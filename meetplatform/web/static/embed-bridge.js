@@ -99,7 +99,10 @@ function command(name, data) {
   const page = window.meetplatform;
   switch (name) {
     case "join":
-      begin({ token: stringOrNull(data.token), displayName: stringOrNull(data.displayName) });
+      begin({
+        token: stringOrNull(data.token), displayName: stringOrNull(data.displayName),
+        prejoin: data.prejoin !== false, lang: stringOrNull(data.lang),
+      });
       return;
     case "mute":
     case "unmute": {
@@ -183,14 +186,21 @@ async function exchange(body) {
   };
 }
 
+// The embedding site's options for conference.js: skip the pre-join screen (prejoin:
+// false, #prejoin=0) and the language (lang, #lang=). The seat's own settings (entry)
+// come with the session.
+const options = { prejoin: true, lang: null, entry: null };
+
 async function begin(credential) {
   if (begun) return;
   begun = true;
+  options.prejoin = credential.prejoin !== false;
+  options.lang = credential.lang ?? null;
   const token = credential.token;
   // A session token handed over by the parent (e.g. from POST /api/v2/rooms/{id}/join).
   if (token && !token.startsWith("mput_")) {
     const result = await exchange({ sessionToken: token });
-    if (result.ok) start(result.session.sessionToken);
+    if (result.ok) start(result.session);
     else fail(result.error);
     return;
   }
@@ -199,7 +209,7 @@ async function begin(credential) {
   if (stored) {
     const result = await exchange({ sessionToken: stored });
     if (result.ok) {
-      start(result.session.sessionToken);
+      start(result.session);
       return;
     }
     forgetStored();
@@ -219,7 +229,7 @@ async function begin(credential) {
 async function withName(body, name) {
   const result = await exchange(name ? { ...body, displayName: name } : body);
   if (result.ok) {
-    start(result.session.sessionToken);
+    start(result.session);
   } else if (result.error.code === "userToken.displayNameRequired") {
     askName(body, name ? result.error.message : "");
   } else {
@@ -273,9 +283,11 @@ function fail(error) {
 // Hand the session token to conference.js the way a join link does (it takes it out of
 // the address at once and keeps it in memory and sessionStorage), then load it. The
 // address changes in this document only: no request carries it.
-async function start(sessionToken) {
+async function start(session) {
   if (started) return;
   started = true;
+  const sessionToken = session.sessionToken;
+  window.meetplatformEmbed = { ...options, entry: session.entry ?? null };
   $("embed-name-form")?.remove();
   $("connecting-text").textContent = "Joining the meeting…";
   history.replaceState(null, "", `${location.pathname}?sessionToken=${encodeURIComponent(sessionToken)}`);
@@ -294,5 +306,8 @@ post("ready", { room: config.room, public: config.isPublic });
 if (fragment.get("handshake") === "1" && parentOrigin) {
   $("connecting-text").textContent = "Waiting for the page to pass the invitation…";
 } else {
-  begin({ token: stringOrNull(fragment.get("t")), displayName: stringOrNull(fragment.get("name")) });
+  begin({
+    token: stringOrNull(fragment.get("t")), displayName: stringOrNull(fragment.get("name")),
+    prejoin: fragment.get("prejoin") !== "0", lang: stringOrNull(fragment.get("lang")),
+  });
 }

@@ -60,4 +60,5 @@ export const state = {
   nextRequestId: 1,
   pending: new Map(),      // request id -> {resolve, reject, timer, type}
   unreadChat: 0,
+  audioChosen: false,      // the pre-join screen (or its skip) chose the audio
 };
