@@ -20,6 +20,7 @@ from tests.browser.helpers import (
     meeting_id,
     participant,
     participant_ids,
+    prejoin,
     start_camera,
     wait_for,
     wait_joined,
@@ -159,6 +160,7 @@ def test_guest_waits_in_the_lobby_and_is_admitted(bbb: Bbb, new_browser: Browser
     ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
 
     guest.get(bbb.join_url(mid, "Gina Guest", "VIEWER", guest="true"))
+    prejoin(guest)
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(),
              "the lobby screen")
     assert _text(guest, "lobby-meeting-name") == "Lobby check"
@@ -185,6 +187,7 @@ def test_guest_denied_sees_access_denied(bbb: Bbb, new_browser: Browser) -> None
     ada, guest = new_browser(), new_browser()
     enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     guest.get(bbb.join_url(mid, "Gus", "VIEWER", guest="true"))
+    prejoin(guest)
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(), "lobby")
     wait_for(ada, lambda d: d.execute_script(
         "return window.meetplatform.waitingGuests.length") == 1, "the waiting guest")

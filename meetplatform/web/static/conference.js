@@ -22,7 +22,7 @@ import { wireSettings } from "./conference/settings.js";
 import { wireLayout } from "./conference/layout.js";
 import { prefs } from "./conference/devices.js";
 import { sanitizedFragment } from "./conference/sanitize.js";
-import { state, takeSessionToken } from "./conference/session.js";
+import { ENTERED_KEY, ENTRY_KEY, state, takeSessionToken } from "./conference/session.js";
 import { act, connect, counters, onSocketClosed } from "./conference/socket.js";
 import { leaveMeeting } from "./conference/protocol.js";
 import {
@@ -62,8 +62,6 @@ function wireUi() {
   wireLayout();
 }
 
-const ENTRY_KEY = "meetplatform.entry";
-const ENTERED_KEY = "meetplatform.entered";
 
 function stored(key, value) {
   try {

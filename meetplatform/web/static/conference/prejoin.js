@@ -200,8 +200,8 @@ class Prejoin {
   setLevelState(state) {
     if (state === this.levelState) return;
     this.levelState = state;
-    const key = { sound: "prejoin.levelSound", silent: "prejoin.levelSilent", off: "prejoin.levelOff" }[state];
-    $("prejoin-level-status").textContent = t(key);
+    $("prejoin-level-status").textContent = state === "sound" ? t("prejoin.levelSound")
+      : state === "silent" ? t("prejoin.levelSilent") : t("prejoin.levelOff");
     $("prejoin-level-status").dataset.state = state;
   }
 
