@@ -377,8 +377,10 @@ def test_invalid_links_show_clear_pages(service: Service, new_browser: Browser) 
     wait_for(driver, lambda d: d.find_element(By.ID, "error-screen").is_displayed(),
              "the error screen")
     assert "incomplete" in _text(driver, "error-title")
-    # a stored token the service does not know: the socket is refused, the page says why
-    driver.execute_script("sessionStorage.setItem('meetplatform.sessionToken', arguments[0])",
+    # a stored token the service does not know (a tab that had joined before, e.g. before
+    # a restart): the socket is refused, the page says why
+    driver.execute_script("sessionStorage.setItem('meetplatform.sessionToken', arguments[0]);"
+                          " sessionStorage.setItem('meetplatform.entered', arguments[0])",
                           "B" * 32)
     driver.refresh()
     wait_for(driver, lambda d: d.find_element(By.ID, "error-screen").is_displayed()

@@ -9,6 +9,8 @@
 // postMessage, always to the parent's exact origin; commands are accepted only from the
 // parent window and from that origin. The contract is docs/embedding.md.
 
+import { chooseLanguage, setLanguage, t } from "./conference/i18n.js";
+
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
 const $ = (id) => document.getElementById(id);
 
@@ -196,6 +198,7 @@ async function begin(credential) {
   begun = true;
   options.prejoin = credential.prejoin !== false;
   options.lang = credential.lang ?? null;
+  await setLanguage(chooseLanguage(options.lang));
   const token = credential.token;
   // A session token handed over by the parent (e.g. from POST /api/v2/rooms/{id}/join).
   if (token && !token.startsWith("mput_")) {
@@ -240,20 +243,20 @@ async function withName(body, name) {
 function askName(body, problem) {
   const card = document.querySelector("#connecting-screen .card");
   card.querySelector(".spinner")?.remove();
-  $("connecting-text").textContent = "Enter the name the others will see.";
+  $("connecting-text").textContent = t("embed.askName");
   let form = $("embed-name-form");
   if (!form) {
     form = document.createElement("form");
     form.id = "embed-name-form";
     form.className = "join-form";
     form.autocomplete = "off";
-    const label = Object.assign(document.createElement("label"), { className: "field", htmlFor: "embed-display-name", textContent: "Your name" });
+    const label = Object.assign(document.createElement("label"), { className: "field", htmlFor: "embed-display-name", textContent: t("prejoin.name") });
     const input = Object.assign(document.createElement("input"), {
       className: "text-input", id: "embed-display-name", name: "displayName", type: "text",
       required: true, maxLength: 200, autocomplete: "name",
     });
     const problemBox = Object.assign(document.createElement("p"), { className: "form-problem", id: "embed-name-problem", hidden: true });
-    const button = Object.assign(document.createElement("button"), { className: "btn primary", id: "embed-join", type: "submit", textContent: "Join" });
+    const button = Object.assign(document.createElement("button"), { className: "btn primary", id: "embed-join", type: "submit", textContent: t("prejoin.join") });
     form.append(problemBox, label, input, button);
     card.append(form);
   }
@@ -289,7 +292,7 @@ async function start(session) {
   const sessionToken = session.sessionToken;
   window.meetplatformEmbed = { ...options, entry: session.entry ?? null };
   $("embed-name-form")?.remove();
-  $("connecting-text").textContent = "Joining the meeting…";
+  $("connecting-text").textContent = t("connecting.joining");
   history.replaceState(null, "", `${location.pathname}?sessionToken=${encodeURIComponent(sessionToken)}`);
   try {
     await import(config.conferenceJs);
@@ -304,7 +307,8 @@ async function start(session) {
 
 post("ready", { room: config.room, public: config.isPublic });
 if (fragment.get("handshake") === "1" && parentOrigin) {
-  $("connecting-text").textContent = "Waiting for the page to pass the invitation…";
+  await setLanguage(chooseLanguage(fragment.get("lang")));
+  if (!begun) $("connecting-text").textContent = t("embed.waiting");
 } else {
   begin({
     token: stringOrNull(fragment.get("t")), displayName: stringOrNull(fragment.get("name")),

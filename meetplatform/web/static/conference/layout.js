@@ -23,7 +23,7 @@ function openMenu() {
     const label = button.querySelector(".tool-label")?.textContent ?? button.textContent;
     items.push(el("button", {
       type: "button", role: "menuitem", class: "menu-item", "data-for": button.id,
-      disabled: button.disabled, "aria-pressed": button.getAttribute("aria-pressed") ?? undefined,
+      disabled: button.disabled, "data-pressed": button.getAttribute("aria-pressed") ?? undefined,
       onclick: () => { closeMenu(); button.click(); },
     }, el("span", { class: "icon", dataset: { icon: button.querySelector(".icon")?.dataset.icon ?? "" } }),
     el("span", { text: label })));
