@@ -405,3 +405,32 @@ def test_the_plain_snippet_with_a_fragment_credential_joins_and_reload_resumes(
     paul.execute_script("location.reload()")
     assert wait_joined(paul) == paul_id
 
+
+
+def test_the_embedded_page_passes_the_prejoin_screen_in_the_chosen_language(
+        embed_service: EmbedService, parent_site: ParentSite,
+        new_browser: Callable[..., Any]) -> None:
+    """Without `prejoin: false` the frame shows the pre-join screen before joining, in the
+    language of the `lang` option (over the browser's); an invitation page (/j/) speaks
+    the browser's language."""
+    room = set_up_room(embed_service, parent_site, "embed-lang")
+    snippet = embed_service.api.call("GET", f"/rooms/{room['id']}/embed")["data"]["attributes"]
+    guest = invite(embed_service, room["id"], displayName="Zoe")
+    zoe = new_browser(lang="fr")
+    zoe.get(guest["inviteUrl"])
+    assert zoe.find_element(By.ID, "join-button").text == "Rejoindre"
+    zoe.get(f"{parent_site.allowed_origin}/parent.html")
+    zoe.execute_script("window.startEmbed(arguments[0], arguments[1], null, 30000,"
+                       " {lang: 'es'})", snippet["url"], guest["token"])
+    into_frame(zoe)
+    wait_for(zoe, lambda d: d.find_element(By.ID, "prejoin-screen").is_displayed(),
+             "the pre-join screen in the frame")
+    assert zoe.find_element(By.ID, "prejoin-title").text == "¿Listo para entrar?"
+    assert zoe.find_element(By.ID, "prejoin-name").get_attribute("value") == "Zoe"
+    zoe.switch_to.default_content()
+    assert not events(zoe, "joined")  # nothing joined before the pre-join screen's Join
+    into_frame(zoe)
+    prejoin(zoe, "listen")
+    zoe_id = wait_joined(zoe)
+    zoe.switch_to.default_content()
+    assert wait_event(zoe, "joined")["participantId"] == zoe_id

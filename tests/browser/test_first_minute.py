@@ -40,6 +40,17 @@ TOOLBAR = ("audio-btn", "mic-btn", "camera-btn", "screen-btn", "hand-btn", "sett
 
 #: No sideways scrolling, and no zooming out either: a phone's browser widens its layout
 #: viewport to the content, so the window must keep the device's width.
+#: Controls of the pre-join screen, the toolbar and the devices panel without an
+#: accessible name (label, aria-label or text).
+UNNAMED = """
+return [...document.querySelectorAll(
+    '#prejoin-screen button, #prejoin-screen select, #prejoin-screen input, #prejoin-screen meter,'
+    + ' .toolbar button, #settings-dialog button, #settings-dialog select')]
+  .filter(e => !([...(e.labels || [])].some(l => l.textContent.trim()))
+               && !(e.getAttribute('aria-label') || '').trim() && !e.textContent.trim())
+  .map(e => e.id || e.outerHTML.slice(0, 80));
+"""
+
 NO_OVERFLOW = ("return document.documentElement.scrollWidth <= window.innerWidth"
                " && window.innerWidth === arguments[0]")
 
@@ -77,6 +88,8 @@ def test_prejoin_preview_devices_and_camera_off(bbb: Bbb, new_browser: Browser) 
     wait_for(ada, lambda d: any("fake_device_0" in o for o in d.execute_script(
         OPTIONS, "prejoin-camera-select")), "the fake camera in the list")
     assert any("Fake" in o or "fake" in o for o in ada.execute_script(OPTIONS, "prejoin-mic-select"))
+    assert not ada.execute_script(UNNAMED)
+    assert ada.find_element(By.ID, "prejoin-level-status").get_attribute("aria-live") == "polite"
     # the microphone meter has a state for screen readers
     wait_for(ada, lambda d: d.find_element(By.ID, "prejoin-level-status").get_attribute(
         "data-state") in ("sound", "silent"), "the level meter's state")
