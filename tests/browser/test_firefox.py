@@ -163,6 +163,8 @@ def test_firefox_and_chromium_see_and_hear_each_other(
         "return window.meetplatform && window.meetplatform.selfId"), "the meeting screen")
     assert firefox.js("return document.getElementById('meeting-name').textContent") == \
         "Firefox and Chromium"
+    # the pre-join screen answered "no audio for now": join audio from the toolbar
+    firefox.js("document.getElementById('audio-btn').click()")
     firefox.wait(lambda: firefox.js(
         "return getComputedStyle(document.getElementById('audio-dialog')).display"
         " !== 'none'"), "the audio dialog")

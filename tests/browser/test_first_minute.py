@@ -164,6 +164,27 @@ def test_switching_the_microphone_keeps_the_audio_flowing(bbb: Bbb,
     after = ada.execute_script("return window.meetplatform.counters.sent['signal:offer'] || 0")
     assert after == offers  # replaceTrack: no renegotiation
 
+    # the microphone in use disappears (as if unplugged): the page says so and offers the
+    # next one; taking it puts a new track on the sender, and Bob still hears Ada
+    switched = ada.execute_script(SENDER_TRACK, bob_id)
+    ada.execute_script("""
+      const pc = window.meetplatform.peers.get(arguments[0]);
+      const track = pc.getSenders().find(s => s.track && s.track.kind === 'audio').track;
+      const goneId = track.getSettings().deviceId;
+      const real = navigator.mediaDevices.enumerateDevices.bind(navigator.mediaDevices);
+      navigator.mediaDevices.enumerateDevices = async () =>
+        (await real()).filter(d => d.deviceId !== goneId);
+      navigator.mediaDevices.dispatchEvent(new Event('devicechange'));""", bob_id)
+    notice = wait_for(ada, lambda d: d.find_element(
+        By.CSS_SELECTOR, '#notices .notice[data-device-gone="microphone"]'), "the gone notice")
+    assert "disconnected" in notice.text
+    notice.find_element(By.CSS_SELECTOR, "button.btn").click()
+    wait_for(ada, lambda d: d.execute_script(SENDER_TRACK, bob_id) not in (None, switched),
+             "the next microphone on the sender")
+    sample = (inbound_bytes(bob, ada_id) or {}).get("audio", 0)
+    wait_for(bob, lambda d: (inbound_bytes(d, ada_id) or {}).get("audio", 0) > sample + 2000,
+             "Ada's audio bytes rising with the next microphone")
+
 
 def _reachable(driver: Any) -> dict[str, str]:
     """Where each toolbar action is: "bar" (visible), "menu" (in More), or "missing"."""
@@ -270,6 +291,18 @@ def test_browser_language_and_the_seat_override(bbb: Bbb, new_browser: Browser) 
              "the pre-join screen")
     assert dora.find_element(By.ID, "prejoin-title").text == "Bereit zum Beitreten?"
     assert dora.execute_script("return window.meetplatform.locale") == "de"
+
+    # a right-to-left language lays the page out from the right
+    rana = new_browser()
+    rana.get(bbb.join_url(mid, "Rana", "VIEWER",
+                          **{"userdata-bbb_override_default_locale": "ar"}))
+    wait_for(rana, lambda d: d.find_element(By.ID, "prejoin-screen").is_displayed(),
+             "the pre-join screen")
+    assert rana.execute_script("return document.documentElement.dir") == "rtl"
+    assert rana.find_element(By.ID, "prejoin-join").text == "انضم"
+    prejoin(rana)
+    wait_joined(rana)
+    assert rana.execute_script("return document.documentElement.scrollWidth <= innerWidth")
 
 
 def test_skip_check_audio_joins_at_once(bbb: Bbb, new_browser: Browser) -> None:
