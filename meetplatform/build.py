@@ -36,6 +36,9 @@ from twisted.web.resource import Resource
 from meetplatform.config import Settings
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
+from meetplatform.media.events import JanusEventsResource
+from meetplatform.media.nodes import MediaNodes
+from meetplatform.media.service import build_media, local_janus
 from meetplatform.recordings import RecordingCatalogue
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
@@ -50,6 +53,7 @@ from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
 from meetplatform.xmlapi import XmlApi
 from meetplatform.xmlapi.history_calls import HistoryCalls
 from meetplatform.xmlapi.hooks import HookCalls
+from meetplatform.xmlapi.media_calls import MediaCalls, ServerBlock
 
 _log = Logger()
 
@@ -74,6 +78,8 @@ class Parts:
     invite: InvitePages
     signalling: SignallingService
     rest_api: RestApi
+    #: The media nodes (Janus): health, placement, getServers.
+    media: MediaNodes
 
 
 def build_parts(
@@ -101,6 +107,9 @@ def build_parts(
     xml_api = XmlApi(clock, settings, registry, recordings, revision=revision)
     HistoryCalls(clock, settings, history).register(xml_api)
     HookCalls(clock, settings, store, webhooks).register(xml_api)
+    media = build_media(clock, store, registry)
+    MediaCalls(settings, media).register(xml_api)
+    xml_api.renderer.server = ServerBlock(settings, media)
     pages = WebPages(clock, settings, registry)
     embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
     invite = InvitePages(clock, settings, registry, store, invitations=invitations,
@@ -112,14 +121,16 @@ def build_parts(
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,
-                 signalling=signalling, rest_api=rest_api)
+                 signalling=signalling, rest_api=rest_api, media=media)
 
 
 def mount(parts: Parts) -> Resource:
     """A new resource tree serving ``parts``: one child per surface under the root."""
     root = RootResource()
     root.putChild(b"", LandingPage(parts.settings))
-    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry))
+    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry, parts.media))
+    # A node's event handler posts batches of events (SDPs included): up to 1 MiB.
+    root.mount(b"janus-events", JanusEventsResource(parts.media), max_body_bytes=1 << 20)
     # Surfaces that read a body say how large; the others get the root's small default.
     root.mount(b"bigbluebutton", parts.xml_api.resource(),
                max_body_bytes=parts.settings.max_body_bytes)
@@ -146,6 +157,10 @@ def attach(parts: Parts, parent: IServiceCollection) -> None:
     recovered.addCallback(parts.webhooks.meetings_interrupted)
     recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
     parts.signalling.setServiceParent(parent)
+    local = local_janus(parts.clock, parts.settings, parts.store, parts.media)
+    if local is not None:
+        local.setServiceParent(parent)
+    parts.media.setServiceParent(parent)
 
 
 def build_site(clock: IReactorTime, settings: Settings, registry: Registry,

@@ -99,6 +99,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     #: Seconds a client has to send a whole request head (request line and headers).
     request_head_timeout: float = 30.0
+    #: A Janus binary the service runs as media node ``local`` (``--janus-local``).
+    janus_local: Path | None = None
 
     @property
     def api_url(self) -> str:
@@ -416,6 +418,12 @@ def _networks(raw: object, origin: _Origin) -> tuple[str, ...]:
 
 def _head_timeout(raw: object, origin: _Origin) -> float:
     return float(_number(raw, integer=False, minimum=1, maximum=3600))
+def _executable(raw: object, origin: _Origin) -> Path | None:
+    path = _path(raw, origin)
+    if path is not None and not (path.is_file() and os.access(path, os.X_OK)):
+        raise _Invalid(f"{path} is not an executable file (Debian's janus package installs "
+                       "/usr/bin/janus)")
+    return path
 
 
 def _retention_days(raw: object, origin: _Origin) -> int:
@@ -600,6 +608,8 @@ KEYS: tuple[Key, ...] = (
         "the client; repeatable", "none", repeatable=True, flag_name="trusted-proxy"),
     Key("request_head_timeout", _head_timeout,
         "seconds a client has to send a request's line and headers", "30"),
+    Key("janus_local", _executable,
+        "run, supervise and stop a local Janus (this binary) as media node 'local'", "off"),
 )
 #: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
 OPERATIONS_KEYS: tuple[Key, ...] = (
@@ -643,6 +653,7 @@ class ServiceConfig:
     access_log: Path | None = None
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
+    janus_local: Path | None = None
     # Operations (meetplatform.logs, meetplatform.metrics): not part of the Settings.
     #: ``(namespace, level)`` pairs, ``""`` for the default level (info when absent).
     log_level: tuple[tuple[str, str], ...] = ()
@@ -705,6 +716,7 @@ class ServiceConfig:
             history_retention_days=self.history_retention_days,
             trusted_proxies=self.trusted_proxies,
             request_head_timeout=self.request_head_timeout,
+            janus_local=self.janus_local,
         )
 
 

@@ -33,6 +33,7 @@ from meetplatform.model import (
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
+    ParentMeetingNotFound,
     Participant,
     Role,
     Seat,
@@ -88,6 +89,10 @@ class Registry:
         #: Meetings that ended since the process started, oldest first.
         self.history: deque[Meeting] = deque(maxlen=self.HISTORY_LIMIT)
         self._ended_by_id: dict[str, Meeting] = {}
+        #: (internal meeting id, external user id) -> the connected participant with that
+        #: identity (at most one: :meth:`connect` replaces a second), so that a join into
+        #: a big meeting does not scan every participant.
+        self._by_external: dict[tuple[str, str], Participant] = {}
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -156,6 +161,15 @@ class Registry:
         requested bridge is taken.
         """
         existing = self._meetings.get(spec.meeting_id)
+        parent: Meeting | None = None
+        if spec.is_breakout:
+            # A breakout belongs to a running meeting (by external or internal id), as in
+            # bbb-web; it is never its own parent.
+            wanted = spec.parent_meeting_id or ""
+            parent = self._meetings.get(wanted) or self._by_internal.get(wanted)
+            if parent is None or parent.ended or parent is existing or (
+                    wanted == spec.meeting_id):
+                raise ParentMeetingNotFound(wanted)
         if existing is not None:
             same = (not spec.passwords_given) or (
                 secrets.compare_digest(spec.attendee_pw, existing.spec.attendee_pw)
@@ -174,15 +188,11 @@ class Registry:
             bridge = self._free_voice_bridge(bridges)
 
         now = self.now()
-        if spec.is_breakout and spec.parent_meeting_id:
-            parent = self._meetings.get(spec.parent_meeting_id) or self._by_internal.get(
-                spec.parent_meeting_id)
-            parent_internal = parent.internal_id if parent else spec.parent_meeting_id
+        if parent is not None:
             digest = hashlib.sha1(
-                f"{parent_internal}-{now}-{spec.sequence or 0}".encode()).hexdigest()
+                f"{parent.internal_id}-{now}-{spec.sequence or 0}".encode()).hexdigest()
             internal_id = f"{digest}-{now}"
         else:
-            parent = None
             internal_id = f"{hashlib.sha1(spec.meeting_id.encode()).hexdigest()}-{now}"
         while internal_id in self._by_internal:  # two creates in one millisecond
             now += 1
@@ -324,6 +334,14 @@ class Registry:
         self._emit(ev.SeatIssued(at=now, seat=seat))
         return seat
 
+    def withdraw_seat(self, seat: Seat) -> None:
+        """Take back a seat that was never handed to anyone: the invitation activation it
+        was issued for lost (its use could not be recorded), so its token must not work."""
+        if seat.participant is not None:  # pragma: no cover - its token was never given out
+            return
+        seat.meeting.seats.pop(seat.token, None)
+        self._forget_seat(seat, "withdrawn")
+
     def _holders(self, meeting: Meeting, now: int) -> set[str]:
         """External ids holding a place: connected, or seated recently and not yet in."""
         horizon = now - int(self.SEAT_RESERVATION_SECONDS * 1000)
@@ -424,9 +442,9 @@ class Registry:
         if seat.participant is not None and seat.participant.user_id in meeting.participants:
             return seat.participant
         now = self.now()
-        for other in list(meeting.participants.values()):
-            if other.external_user_id == seat.external_user_id and other.seat is not seat:
-                return self._replace(other, seat, now)
+        other = self._by_external.get((meeting.internal_id, seat.external_user_id))
+        if other is not None and other.seat is not seat:
+            return self._replace(other, seat, now)
         limit = meeting.spec.max_participants
         if limit > 0 and len(meeting.participants) >= limit:
             raise MaxParticipantsReached(meeting.meeting_id)
@@ -439,6 +457,7 @@ class Registry:
         meeting = participant.meeting
         first = not meeting.has_user_joined
         meeting.participants[participant.user_id] = participant
+        self._by_external[(meeting.internal_id, participant.external_user_id)] = participant
         meeting.has_user_joined = True
         if not meeting.start_time:
             meeting.start_time = now
@@ -499,6 +518,9 @@ class Registry:
     def _drop(self, participant: Participant, reason: str, now: int, react: bool) -> None:
         meeting = participant.meeting
         meeting.participants.pop(participant.user_id, None)
+        key = (meeting.internal_id, participant.external_user_id)
+        if self._by_external.get(key) is participant:
+            del self._by_external[key]
         participant.seat.participant = None
         if participant.attendance is not None and participant.attendance.left_time is None:
             participant.attendance.left_time = now

@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 from meetplatform import __version__
 from meetplatform.clientaddr import client_address, forwarded_https
 from meetplatform.config import Settings
+from meetplatform.media.nodes import MediaNodes
 from meetplatform.registry import Registry
 
 #: Bytes allowed for the request line beyond the query string (method, path, version).
@@ -63,10 +64,12 @@ class HealthResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, clock: IReactorTime, registry: Registry) -> None:
+    def __init__(self, clock: IReactorTime, registry: Registry,
+                 media: MediaNodes | None = None) -> None:
         super().__init__()
         self._clock = clock
         self._registry = registry
+        self._media = media
         self._started = clock.seconds()
 
     def render(self, request: Request) -> bytes:  # type: ignore[override]
@@ -76,12 +79,15 @@ class HealthResource(Resource):
             request.setHeader(b"allow", b"GET, HEAD")
             return _json(request, 405, {"status": "error", "error": "use GET or HEAD"})
         meetings = sum(1 for _ in self._registry.meetings())
-        return _json(request, 200, {
+        body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
             "meetings": meetings,
             "uptime": int(self._clock.seconds() - self._started),
-        })
+        }
+        if self._media is not None and self._media.configured:
+            body["mediaNodes"] = self._media.health_summary()
+        return _json(request, 200, body)
 
 
 class LandingPage(Resource):

@@ -41,6 +41,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.invitations": 2,
     "meetplatform.webhooks": 2,
     "meetplatform.documents": 2,
+    "meetplatform.media": 2,
     # 3: the surfaces, each translating one protocol, and the HTTP site under them.
     "meetplatform.xmlapi": 3,
     "meetplatform.restapi": 3,
@@ -54,6 +55,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.tap": 4,
     "meetplatform.cli": 4,
     "meetplatform.clients_cli": 4,
+    "meetplatform.nodes_cli": 4,
 }
 
 SURFACES = {"meetplatform.xmlapi", "meetplatform.restapi", "meetplatform.web",

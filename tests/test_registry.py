@@ -16,6 +16,7 @@ from meetplatform.model import (
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
+    ParentMeetingNotFound,
     Role,
     SeatNotUsable,
 )
@@ -108,6 +109,27 @@ def test_duplicate_identity_replaces_the_older_connection() -> None:
     assert any(isinstance(e, ev.ParticipantReplaced) and e.old_seat is s1 for e in seen)
     with pytest.raises(SeatNotUsable):
         registry.connect(s1)
+
+
+def test_an_identity_that_left_joins_afresh_and_is_told_apart_per_meeting() -> None:
+    """The same userID after leaving is a new participant (not a replacement), and the
+    same userID in another meeting is another participant."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    other, _ = registry.create_meeting(MeetingSpec("b", "B"))
+    first = registry.connect(registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    elsewhere = registry.connect(registry.issue_seat(other, full_name="Ann",
+                                                     role=Role.VIEWER, external_user_id="u"))
+    assert elsewhere is not first and other.participant_count == 1
+    registry.disconnect(first, "left")
+    again = registry.connect(registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    assert again is not first and meeting.participant_count == 1
+    assert not any(isinstance(e, ev.ParticipantReplaced) for e in seen)
+    newer = registry.connect(registry.issue_seat(meeting, full_name="Ann 3", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    assert newer is again and again.full_name == "Ann 3"
 
 
 def test_guest_waits_until_admitted() -> None:
@@ -260,3 +282,22 @@ def test_only_moderators_end_a_meeting_from_the_conference() -> None:
     assert not meeting.ended
     registry.end_meeting(meeting, EndReason.ENDED_BY_MODERATOR, by=mod)
     assert meeting.ended and meeting.forcibly_ended
+
+
+def test_a_breakout_needs_a_running_parent() -> None:
+    """A breakout is refused when its parent (external or internal id) does not run, has
+    ended, or is the breakout itself; with a running parent it is listed there."""
+    registry, _, _ = make()
+    for parent_id in ("nobody", "b1"):
+        with pytest.raises(ParentMeetingNotFound):
+            registry.create_meeting(MeetingSpec(meeting_id="b1", name="B", is_breakout=True,
+                                                parent_meeting_id=parent_id))
+    parent, _ = registry.create_meeting(MeetingSpec(meeting_id="p", name="P"))
+    child, _ = registry.create_meeting(MeetingSpec(
+        meeting_id="b1", name="B", is_breakout=True, parent_meeting_id=parent.internal_id))
+    assert parent.breakout_ids == [child.internal_id]
+    registry.end_meeting(parent, EndReason.ENDED_FROM_API)
+    with pytest.raises(ParentMeetingNotFound):
+        registry.create_meeting(MeetingSpec(meeting_id="b2", name="B", is_breakout=True,
+                                            parent_meeting_id="p"))
+    assert registry.get_meeting("b2") is None

@@ -27,7 +27,7 @@ from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
 from meetplatform.restapi.ratelimit import RateLimiter
 from meetplatform.restapi.rooms import RoomRoutes
-from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.routes import Output, Reply, allowed_methods, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
 from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
@@ -149,7 +149,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
 def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
     kind = problem.problem
     if kind is Problem.METHOD_NOT_ALLOWED:
-        allowed = sorted(m for m in problem.allowed if m != "HEAD")
+        allowed = allowed_methods(request.path.decode("utf-8", "replace")) or sorted(
+            m for m in problem.allowed if m != "HEAD")
         return ApiError(405, "request.methodNotAllowed",
                         f"{request.method.decode('ascii', 'replace')} is not "
                         f"allowed here; use {', '.join(allowed)}",

@@ -102,7 +102,7 @@ def broken_parameter(request: IRequest) -> str | None:
 
 def wants_pretty(request: IRequest) -> bool:
     values = query_args(request).get("pretty")
-    return not (values and values[-1].lower() in ("false", "0", "no"))
+    return not (values and values[-1] in ("false", "0", "no"))
 
 
 class ApiBase:
@@ -126,6 +126,9 @@ class ApiBase:
         }
         self._max_body = min(max_body_bytes, settings.max_body_bytes)
         self._token_ttl_s = access_token_ttl_s or ACCESS_TOKEN_TTL_S
+        #: room id -> (the room record, running, participant count, its resource object
+        #: encoded once): see ``RoomRoutes.room_object``.
+        self._room_objects: dict[str, tuple[RoomRecord, bool, int, jsonapi.Encoded]] = {}
 
     # --- small helpers -----------------------------------------------------------------
 
@@ -191,7 +194,9 @@ class ApiBase:
             return await self.auth.authenticate(header_text(request, "Authorization"), signed,
                                                 allow_user=allow_user)
         except ApiError as e:
-            if e.status == 401:  # failed attempts count against the address
+            # failed attempts count against the address; a request without credentials
+            # guesses nothing and is answered 401 however many came before
+            if e.status == 401 and request.getHeader("Authorization") is not None:
                 self.limit("anonymous", "ip:" + self.client_ip(ctx.request))
             raise
 
@@ -211,10 +216,10 @@ class ApiBase:
                 try:
                     param.schema.check(out[param.name], "")
                 except Invalid as e:
-                    raise ApiError(400, "request.invalidParameter", f"{param.name} {e.detail}",
+                    raise ApiError(400, param.error_code, f"{param.name} {e.detail}",
                                    parameter=param.name) from None
         pretty = out.get("pretty")
-        if pretty is not None and pretty.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        if pretty is not None and pretty not in jsonapi.PRETTY_VALUES:
             raise ApiError(400, "request.invalidParameter", "pretty must be true or false",
                            parameter="pretty")
         return out

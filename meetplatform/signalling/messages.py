@@ -26,6 +26,10 @@ CHAT_MAX_CHARS = 500
 #: Request ids: strings up to this many characters, or integers up to 2**53.
 MAX_ID_CHARS = 64
 MAX_INT_ID = 2**53
+#: Every number in a frame must be an I-JSON number (RFC 7493): an integer of magnitude at
+#: most 2**53 or a finite float. Larger literals are refused while decoding, so no field's
+#: validator ever sees one (``math.isfinite(10**300)`` raises ``OverflowError``).
+MAX_JSON_INT = 2**53
 #: Longest session token accepted in the handshake.
 MAX_TOKEN_CHARS = 256
 MAX_SDP_CHARS = MAX_MESSAGE_BYTES
@@ -75,6 +79,8 @@ class EnvelopeError(MessageError):
 def _read_id(value: Any) -> str | int | None:
     if value is None:
         return None
+    if isinstance(value, _OutOfRange):
+        raise invalid("id out of range")
     if isinstance(value, bool):
         raise invalid("id must be a string or an integer")
     if isinstance(value, int):
@@ -92,6 +98,46 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+class _OutOfRange:
+    """Stands in for a number literal outside the I-JSON range while a frame is decoded."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+class _NumberReader:
+    """``json.loads`` hooks that replace out-of-range numbers by :class:`_OutOfRange`.
+
+    The frame is still decoded to the end so that the error can carry the request's
+    ``id`` and ``type``; :func:`decode_request` then refuses the whole frame.
+    """
+
+    __slots__ = ("bad",)
+
+    def __init__(self) -> None:
+        self.bad: str | None = None
+
+    def read_int(self, literal: str) -> int | _OutOfRange:
+        # The literal is at most MAX_MESSAGE_BYTES long, but int() of a huge literal
+        # is quadratic and Python refuses > 4300 digits: decide on the length first.
+        if len(literal.lstrip("-")) <= 16 and abs(value := int(literal)) <= MAX_JSON_INT:
+            return value
+        return self._out_of_range(literal)
+
+    def read_float(self, literal: str) -> float | _OutOfRange:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        return self._out_of_range(literal)
+
+    def _out_of_range(self, literal: str) -> _OutOfRange:
+        if self.bad is None:
+            self.bad = literal if len(literal) <= 20 else literal[:17] + "..."
+        return _OutOfRange(literal)
+
+
 def decode_request(payload: bytes, is_binary: bool = False,
                    max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
     """Decode one client frame into a :class:`Request` or raise :class:`EnvelopeError`."""
@@ -99,8 +145,10 @@ def decode_request(payload: bytes, is_binary: bool = False,
         raise EnvelopeError("invalid", "binary frames are not supported; send JSON text")
     if len(payload) > max_bytes:
         raise EnvelopeError("tooLarge", f"message larger than {max_bytes} bytes")
+    numbers = _NumberReader()
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants,
+                         parse_int=numbers.read_int, parse_float=numbers.read_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
@@ -121,6 +169,10 @@ def decode_request(payload: bytes, is_binary: bool = False,
     kind = obj.get("type")
     if not isinstance(kind, str) or not kind or len(kind) > 64:
         raise EnvelopeError("invalid", "frame needs a string 'type'", request_id)
+    if numbers.bad is not None:
+        raise EnvelopeError(
+            "invalid", f"number {numbers.bad} out of range: integers must lie within "
+            "-2**53..2**53 and numbers must be finite", request_id, kind)
     data = obj.get("data", {})
     if data is None:
         data = {}
@@ -227,8 +279,12 @@ def parse_ping(data: Mapping[str, Any]) -> float | int | None:
     ts = data.get("ts")
     if ts is None:
         return None
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
-        raise invalid("'ts' must be a number")
+    # A Python int converts to float for isfinite and overflows past ~1e308: check the
+    # range on ints themselves (decode_request already refuses them; this is for callers
+    # that build ``data`` some other way).
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or (
+            abs(ts) > MAX_JSON_INT if isinstance(ts, int) else not math.isfinite(ts)):
+        raise invalid("'ts' must be a finite number")
     return ts
 
 
@@ -330,6 +386,25 @@ def encode(obj: Json) -> bytes:
 
 def event(kind: str, data: Json | None = None) -> bytes:
     return encode({"type": kind, "data": {} if data is None else data})
+
+
+def event_of_parts(kind: str, parts: list[tuple[str, bytes]]) -> bytes:
+    """``event(kind, data)`` for a ``data`` whose members come already encoded, as
+    ``(name, JSON bytes)`` in order: the same text as encoding the dict, but a large member
+    kept encoded (a room's roster of 1,000 participants) is copied, not encoded again."""
+    return b"".join(event_parts(kind, parts))
+
+
+def event_parts(kind: str, parts: list[tuple[str, bytes]]) -> list[bytes]:
+    """:func:`event_of_parts` as the pieces to join (a caller that frames the message
+    joins them once, with the frame's header)."""
+    text = _encoder.encode
+    out = [b'{"type":', text(kind).encode("utf-8"), b',"data":{']
+    for i, (name, value) in enumerate(parts):
+        out.append((b"," if i else b"") + text(name).encode("utf-8") + b":")
+        out.append(value)
+    out.append(b"}}")
+    return out
 
 
 def ack(request_id: str | int, data: Json | None = None) -> bytes:

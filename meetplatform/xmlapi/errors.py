@@ -130,6 +130,13 @@ def parent_meeting_id_missing() -> ApiError:
                     "No parent meeting ID was provided for the breakout room")
 
 
+def parent_meeting_does_not_exist() -> ApiError:
+    """A breakout whose ``parentMeetingID`` names no running meeting (the key and message
+    of BigBlueButton's own API tests and of its Go API server)."""
+    return ApiError("parentMeetingDoesNotExist",
+                    "No parent meeting exists for the breakout room")
+
+
 def mismatch_create_time() -> ApiError:
     return ApiError("mismatchCreateTimeParam",
                     "The createTime parameter submitted mismatches with the current meeting.")

@@ -22,6 +22,7 @@ from meetplatform.model import (
     Meeting,
     MeetingForciblyEnded,
     NonUniqueVoiceBridge,
+    ParentMeetingNotFound,
     Role,
 )
 from meetplatform.registry import Registry
@@ -76,6 +77,8 @@ class MeetingCalls:
             raise errors.id_not_unique() from None
         except NonUniqueVoiceBridge:
             raise errors.non_unique_voice_bridge() from None
+        except ParentMeetingNotFound:
+            raise errors.parent_meeting_does_not_exist() from None
         mspec = meeting.spec
         nodes: Nodes = [
             ("meetingID", mspec.meeting_id),

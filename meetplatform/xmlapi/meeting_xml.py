@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 from meetplatform import events as ev
 from meetplatform.model import Meeting, Participant, Role
@@ -43,6 +43,14 @@ ROLE_NAMES = {Role.MODERATOR: "MODERATOR", Role.VIEWER: "VIEWER"}
 
 _XML_SUCCESS = b"<response><returncode>SUCCESS</returncode>"
 _JSON_SUCCESS = b'{"response":{"returncode":"SUCCESS",'
+
+
+class ServerBlock(Protocol):
+    """A meeting's ``<server>`` block, as nodes and as XML (byte for byte the same)."""
+
+    def nodes(self, meeting: Meeting) -> Nodes: ...
+
+    def xml(self, meeting: Meeting) -> str: ...
 
 
 class MeetingRenderer:
@@ -65,6 +73,12 @@ class MeetingRenderer:
         #: The whole getMeetings answer by format (``"xml"``, ``"json"``), while nothing
         #: changed.
         self._lists: dict[str, bytes] = {}
+        #: Renders the ``<server>`` block the Mconf load balancer adds to each meeting (the
+        #: node it runs on), last in the meeting; set by the composition root
+        #: (:class:`~meetplatform.xmlapi.media_calls.ServerBlock`). None: no block. A
+        #: meeting's node is chosen on ``MeetingCreated``; whoever moves it later calls
+        #: :meth:`invalidate`.
+        self.server: ServerBlock | None = None
         registry.subscribe(self._on_event)
 
     def _on_event(self, event: ev.Event) -> None:
@@ -85,6 +99,12 @@ class MeetingRenderer:
                       or self._registry.get_by_internal_id(parent_id))
             if parent is not None:
                 self._drop(parent)  # its <breakoutRooms> has one more
+
+    def invalidate(self, meeting: Meeting) -> None:
+        """Forget what is cached of ``meeting`` (something it shows changed outside the
+        registry's events, e.g. the node it runs on)."""
+        self._lists.clear()
+        self._drop(meeting)
 
     def _drop(self, meeting: Meeting) -> None:
         self._xml.pop(meeting, None)
@@ -171,6 +191,8 @@ class MeetingRenderer:
         out.update(fixed[1])
         if meeting.breakout_ids:
             out["breakoutRooms"] = list(meeting.breakout_ids)
+        if self.server is not None:
+            out.update(to_json(self.server.nodes(meeting)))
         return out
 
     @staticmethod
@@ -270,6 +292,8 @@ class MeetingRenderer:
         nodes.append(("", tail))
         if meeting.breakout_ids:
             nodes.append(("breakoutRooms", Items("breakout", list(meeting.breakout_ids))))
+        if self.server is not None:
+            nodes += self.server.nodes(meeting)
         return nodes
 
     @staticmethod
@@ -317,6 +341,7 @@ class MeetingRenderer:
             f"<hasBeenForciblyEnded>{_TF[meeting.forcibly_ended]}</hasBeenForciblyEnded>"
             f"<startTime>{meeting.start_time}</startTime><endTime>{meeting.end_time}</endTime>"
             f"{counts}{tail.xml}{breakouts}"
+            f"{self.server.xml(meeting) if self.server is not None else ''}"
         )
 
     def _participants_xml(self, meeting: Meeting) -> str:

@@ -187,6 +187,19 @@ def test_bad_frames_get_typed_errors_and_the_socket_stays_usable(world: World) -
     assert mod.open
 
 
+def test_a_huge_number_in_a_request_is_a_typed_error_not_a_logged_crash(
+        world: World) -> None:
+    """`ping` with a 300-digit ts is answered `invalid` with its id; nothing is logged
+    as a failure (the autouse fixture fails the test on any) and the socket stays usable."""
+    mod, _, _ = room(world)
+    mod.take()
+    mod.send_raw(b'{"type":"ping","id":"big","data":{"ts":' + b"7" * 300 + b"}}")
+    [answer] = mod.take()
+    assert (answer["type"], answer["code"], answer["id"], answer["request"]) == (
+        "error", "invalid", "big", "ping")
+    assert mod.ok("ping", {"ts": 1}) == {"ts": 1, "serverTs": world.registry.now()}
+
+
 def test_requests_without_id_get_no_ack_but_failures_are_reported(world: World) -> None:
     """Without an id, success is silent and failure still gets an `error` (no id)."""
     mod, ann, _ = room(world)
