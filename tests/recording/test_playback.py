@@ -35,8 +35,8 @@ class Server:
     def __init__(self, root: Resource) -> None:
         from twisted.internet import reactor
 
-        self.port: Any = reactor.listenTCP(  # type: ignore[attr-defined]
-            0, Site(root), interface="127.0.0.1")
+        listener: Any = reactor
+        self.port: Any = listener.listenTCP(0, Site(root), interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port.getHost().port}/playback/video"
 
     async def close(self) -> None:
