@@ -47,6 +47,9 @@ MJR_NAME = re.compile(
     r"videoroom-(?P<room>[^-]+)-user-(?P<publisher>[^-]+)-(?P<created>\d+)"
     r"-(?P<kind>audio|video|data)-(?P<mid>\d+)\.mjr(?P<tmp>\.tmp)?$")
 
+#: Seconds to wait for files Janus is still writing (``.mjr.tmp``) before failing.
+OPEN_FILES_WAIT = 30.0
+
 #: How much lower than the service the worker and its tools run (``nice``).
 NICENESS = 10
 
@@ -125,27 +128,44 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _meeting_files(task: Task, source: Path) -> list[tuple[Path, bool]]:
+    """The meeting's files in the node's directory, and whether each is still open."""
+    start = task.segments[0][0] - SLACK_MS if task.segments else 0
+    end = task.segments[-1][1] + SLACK_MS if task.segments else 1 << 62
+    found = []
+    for entry in sorted(source.iterdir()):
+        match = MJR_NAME.match(entry.name)
+        if match is None:
+            continue
+        if task.room is not None and match["room"] != str(task.room):
+            continue
+        if not start <= int(match["created"]) // 1000 <= end:
+            continue
+        found.append((entry, bool(match["tmp"])))
+    return found
+
+
 def move_files(task: Task, raw: Path) -> list[Path]:
-    """Step 1: the meeting's files into ``raw`` (copy, fsync, then unlink the source)."""
+    """Step 1: the meeting's files into ``raw`` (copy, fsync, then unlink the source).
+
+    Janus closes a room's files when the room is destroyed, just after the meeting ends:
+    files still open (``.mjr.tmp``) are waited for, up to :data:`OPEN_FILES_WAIT` s.
+    """
     raw.mkdir(parents=True, exist_ok=True)
     if task.source_dir is not None:
         source = Path(task.source_dir)
         if not source.is_dir():
             raise ProcessingError(f"move: the node's recording directory {source} is not "
                                   "reachable")
-        start = task.segments[0][0] - SLACK_MS if task.segments else 0
-        end = task.segments[-1][1] + SLACK_MS if task.segments else 1 << 62
-        moved = 0
-        for entry in sorted(source.iterdir()):
-            match = MJR_NAME.match(entry.name)
-            if match is None:
-                continue
-            if task.room is not None and match["room"] != str(task.room):
-                continue
-            if not start <= int(match["created"]) // 1000 <= end:
-                continue
-            if match["tmp"]:
-                raise ProcessingError(f"move: {entry.name} is still being written")
+        deadline = time.monotonic() + OPEN_FILES_WAIT
+        files = _meeting_files(task, source)
+        while any(still_open for _, still_open in files):
+            if time.monotonic() > deadline:
+                name = next(p.name for p, still_open in files if still_open)
+                raise ProcessingError(f"move: {name} is still being written")
+            time.sleep(0.5)
+            files = _meeting_files(task, source)
+        for entry, _ in files:
             target = raw / entry.name
             partial = raw / (entry.name + ".part")
             with entry.open("rb") as src, partial.open("wb") as dst:
@@ -155,8 +175,7 @@ def move_files(task: Task, raw: Path) -> list[Path]:
             partial.replace(target)
             _fsync_dir(raw)
             entry.unlink()
-            moved += 1
-        progress(f"moved {moved} file(s) from {source}")
+        progress(f"moved {len(files)} file(s) from {source}")
     return sorted(p for p in raw.iterdir() if p.suffix == ".mjr")
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
+from tests.browser.helpers import enter
 from tests.integration.test_service import LOOPBACK, Start, signed
 from tests.media.janus_process import JANUS
 from tests.recording.media import chromium, needs_tools, private_link
-from tests.recording.test_end_to_end import recordings, status_of, wait_until, xml
+from tests.recording.test_end_to_end import recordings, status_of, xml
 
 SFU_PATH = importlib.util.find_spec("meetplatform.media.sfu") is not None
 
@@ -54,12 +55,7 @@ def test_two_participants_on_the_conference_page_are_recorded(
                               f"&role={role}&redirect=false", secret))
             driver = chromium()
             drivers.append(driver)
-            driver.get(join.findtext("url"))
-            wait_until(lambda d=driver: d.execute_script(
-                "return window.meetplatform && window.meetplatform.connected"), "joined")
-            driver.execute_script(
-                "const b = document.getElementById('join-microphone'); if (b) b.click();")
-            driver.execute_script("document.getElementById('camera-btn').click()")
+            enter(driver, join.findtext("url"), audio="join-microphone", camera=True)
         service.wait_for("recording started")
         time.sleep(20)
         assert xml(signed(service, "end", "meetingID=sfu-rec", secret)).findtext(
