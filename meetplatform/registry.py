@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from meetplatform import events as ev
+from meetplatform.classroom import Classroom
 from meetplatform.model import (
     Attendance,
     ChatMessage,
@@ -65,7 +66,7 @@ def compute_guest_status(policy: GuestPolicy, *, guest: bool, role: Role) -> Gue
     return GuestStatus.ALLOW
 
 
-class Registry:
+class Registry(Classroom):
     """Live meetings. All times are read from the injected clock, in milliseconds."""
 
     #: A seat handed out by ``join`` holds its place against ``maxParticipants`` this long
@@ -633,4 +634,5 @@ class Registry:
 
     def insert_documents(self, meeting: Meeting, documents: list[Document]) -> None:
         meeting.documents.extend(documents)
-        self._emit(ev.DocumentsInserted(at=self.now(), meeting=meeting, count=len(documents)))
+        self._emit(ev.DocumentsInserted(at=self.now(), meeting=meeting, count=len(documents),
+                                        documents=tuple(documents)))

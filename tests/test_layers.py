@@ -32,6 +32,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.httpkit": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
+    "meetplatform.classroom": 1,
     "meetplatform.store": 1,
     "meetplatform.recordings": 1,
     # 2: services over that state, shared by the surfaces.

@@ -36,6 +36,7 @@ from meetplatform.model import (
 from meetplatform.registry import Registry
 from meetplatform.sanitize import sanitize_html
 from meetplatform.signalling import messages as msg
+from meetplatform.signalling.classroom import ClassroomFanout
 
 _log = Logger()
 
@@ -141,6 +142,8 @@ class Hub:
             ev.GuestDenied: self._on_guest_denied,
             ev.MeetingEnded: self._on_meeting_ended,
         }
+        #: The classroom's fan-out (adds its handlers to ``_handlers``).
+        self.classroom = ClassroomFanout(self)
         self._unsubscribe = registry.subscribe(self._on_event)
 
     # --- handshake ------------------------------------------------------------------------
@@ -359,6 +362,7 @@ class Hub:
         }
         if moderator:
             data["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        data["presentation"] = self.classroom.snapshot(me)
         return data
 
     # --- registry events ------------------------------------------------------------------

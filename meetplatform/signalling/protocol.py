@@ -46,6 +46,7 @@ from meetplatform.embedding import normalise_origin
 from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
+from meetplatform.signalling.classroom import ClassroomRequests
 from meetplatform.signalling.hub import Hub, NotFound, frame
 
 if TYPE_CHECKING:
@@ -189,7 +190,8 @@ class _Backpressure:
         self.conn._paused = False
 
 
-class SignallingProtocol(WebSocketServerProtocol):
+class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not ours
+        WebSocketServerProtocol, ClassroomRequests):
     """One browser's signalling socket."""
 
     factory: SignallingFactory
@@ -369,7 +371,9 @@ class SignallingProtocol(WebSocketServerProtocol):
         except msg.EnvelopeError as e:
             self.send_error(e.code, e.message, e.request_id, e.request_type)
             return
-        if verdict == "limited":
+        if request.type in msg.STREAM_REQUESTS:
+            bucket.refund()  # the whiteboard's own budget applies (Classroom.DRAW_RATE)
+        elif verdict == "limited":
             self.send_error("rateLimited",
                             f"more than {hub_module.RATE_PER_SECOND} messages per second",
                             request.id, request.type)
