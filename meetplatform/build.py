@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.defer import Deferred
@@ -34,6 +35,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from meetplatform.config import Settings
+from meetplatform.documents import DocumentService
+from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
 from meetplatform.recordings import RecordingCatalogue
@@ -45,6 +48,7 @@ from meetplatform.store import Store
 from meetplatform.web.embed import EmbedPages
 from meetplatform.web.invite import InvitePages
 from meetplatform.web.pages import WebPages
+from meetplatform.web.presentations import PresentationFiles
 from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
 from meetplatform.xmlapi import XmlApi
 from meetplatform.xmlapi.history_calls import HistoryCalls
@@ -73,6 +77,12 @@ class Parts:
     invite: InvitePages
     signalling: SignallingService
     rest_api: RestApi
+    #: Converts documents in worker processes (a service: stopping it kills them).
+    documents: DocumentService
+    #: Hands every meeting's documents to ``documents`` and reports their progress.
+    meeting_documents: MeetingDocuments
+    #: ``/presentations``: converted pages, originals, uploads.
+    presentation_files: PresentationFiles
 
 
 def build_parts(
@@ -87,6 +97,7 @@ def build_parts(
     rate_limits: RateLimits | None = None,
     recordings: RecordingCatalogue | None = None,
     revision: str | None = None,
+    documents: DocumentService | None = None,
 ) -> Parts:
     """Every part, wired to its collaborators; nothing mounted, nothing started.
 
@@ -94,6 +105,10 @@ def build_parts(
     webhooks, the default policies, the revision of the installed code).
     """
     invitations = Invitations(clock, settings, registry, store)
+    documents = documents or DocumentService.from_settings(clock, settings)
+    meeting_documents = MeetingDocuments(clock, registry, documents)
+    presentation_files = PresentationFiles(registry, meeting_documents,
+                                           base_path=urlsplit(settings.public_url).path)
     history = History(clock, settings, registry, store)
     webhooks = WebhookService(clock, settings, registry, store, sender=webhook_sender,
                               policy=delivery_policy, rng=rng)
@@ -111,7 +126,8 @@ def build_parts(
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,
-                 signalling=signalling, rest_api=rest_api)
+                 signalling=signalling, rest_api=rest_api, documents=documents,
+                 meeting_documents=meeting_documents, presentation_files=presentation_files)
 
 
 def mount(parts: Parts) -> Resource:
@@ -125,6 +141,7 @@ def mount(parts: Parts) -> Resource:
     root.putChild(b"embed", parts.embed.resource())
     root.putChild(b"j", parts.invite.resource())
     root.putChild(b"ws", parts.signalling.resource())
+    root.putChild(b"presentations", parts.presentation_files)
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
     root.putChild(b"api", api)
@@ -142,6 +159,8 @@ def attach(parts: Parts, parent: IServiceCollection) -> None:
     recovered = Deferred.fromCoroutine(parts.history.recover())
     recovered.addCallback(parts.webhooks.meetings_interrupted)
     recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
+    parts.meeting_documents.sweep()
+    parts.documents.setServiceParent(parent)
     parts.signalling.setServiceParent(parent)
 
 

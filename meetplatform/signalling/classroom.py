@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from meetplatform import events as ev
+from meetplatform.documents.meetings import PRESENTATIONS_PATH, document_json
 from meetplatform.model import (
     DEFAULT_DOCUMENT,
     ClassroomError,
@@ -23,7 +25,6 @@ from meetplatform.model import (
     Poll,
     PollKind,
     Shape,
-    SlideDocument,
 )
 from meetplatform.signalling import messages as msg
 
@@ -31,23 +32,6 @@ if TYPE_CHECKING:
     from meetplatform.signalling.hub import Hub, Room
 
 Json = dict[str, Any]
-
-#: Where converted pages are served (``meetplatform.web.presentations``).
-PRESENTATIONS_PATH = "/presentations"
-
-
-def document_json(meeting: Meeting, doc: SlideDocument) -> Json:
-    base = f"{PRESENTATIONS_PATH}/{meeting.internal_id}/{doc.id}"
-    out: Json = {
-        "id": doc.id, "filename": doc.filename, "state": doc.state,
-        "pagesDone": doc.pages_done, "pagesTotal": doc.pages_total, "error": doc.error,
-        "downloadable": doc.downloadable and doc.ready, "removable": doc.removable,
-        "pageUrl": f"{base}/page-{{page}}.{doc.page_extension}",
-        "thumbnailUrl": f"{base}/thumb-{{page}}.png",
-    }
-    if doc.downloadable and doc.ready:
-        out["downloadUrl"] = f"{base}/original"
-    return out
 
 
 def shape_json(shape: Shape) -> Json:
@@ -92,6 +76,7 @@ class ClassroomFanout:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.base = urlsplit(hub.settings.public_url).path.rstrip("/") + PRESENTATIONS_PATH
         handlers: dict[type, Callable[[Any], None]] = {
             ev.DocumentChanged: self._on_document,
             ev.DocumentRemoved: self._on_document_removed,
@@ -112,7 +97,7 @@ class ClassroomFanout:
         meeting = me.meeting
         p = meeting.presentation
         out = page_json(meeting)
-        out["documents"] = [document_json(meeting, d) for d in p.documents.values()]
+        out["documents"] = [document_json(meeting, d, self.base) for d in p.documents.values()]
         out["multiUser"] = p.multi_user
         poll = p.poll
         if poll is None:
@@ -136,7 +121,8 @@ class ClassroomFanout:
             room.broadcast(_frame(msg.event(kind, data)), exclude=exclude)
 
     def _on_document(self, event: ev.DocumentChanged) -> None:
-        self._broadcast(event.meeting, "document", document_json(event.meeting, event.document))
+        self._broadcast(event.meeting, "document", document_json(event.meeting, event.document,
+                                                          self.base))
 
     def _on_document_removed(self, event: ev.DocumentRemoved) -> None:
         self._broadcast(event.meeting, "documentRemoved", {"id": event.document_id})
