@@ -88,7 +88,7 @@ class PresentationFiles(Resource):
         request.setHeader(b"etag", etag)
         request.setHeader(b"cache-control", IMMUTABLE)
         request.setHeader(b"x-content-type-options", b"nosniff")
-        if request.getHeader(b"if-none-match") == etag.decode():
+        if request.getHeader(b"if-none-match") == etag:
             request.setResponseCode(304)
             return b""
         try:
