@@ -4,6 +4,7 @@ them. Real poppler processes on the real reactor; HTTP through the real resource
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -66,8 +67,7 @@ def get(resource: Resource, path: str, headers: dict[bytes, bytes] | None = None
     for name, value in (headers or {}).items():
         request.requestHeaders.setRawHeaders(name, [value])
     if body:
-        import io
-        request.content = io.BytesIO(body)
+        request.content = io.BytesIO(body)  # type: ignore[attr-defined]
     output = resource.render(request)
     if output:
         request.write(output)
