@@ -7,6 +7,8 @@
 //   session.js   token and shared state   chat.js        chat and the chat/people tabs
 //   socket.js    the signalling socket    moderation.js  moderation and the lobby
 //   protocol.js  protocol events          media.js       microphone, camera, screen
+//   presentation.js  documents, pages, zoom   whiteboard.js  drawing over the slide
+//   polls.js     quick polls
 // This entry module wires the page's buttons, starts the session and installs the debug
 // hook (window.meetplatform). The modules import each other (the event handlers call the
 // view, the view calls back into the socket); that is fine for ES modules because no
@@ -25,6 +27,9 @@ import { peerConnections } from "./conference/peers.js";
 import { showError, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
 import { admitGuest, endMeeting, muteAll } from "./conference/moderation.js";
+import { classroom, initPresentation } from "./conference/presentation.js";
+import { initWhiteboard, shapes } from "./conference/whiteboard.js";
+import { initPolls, polls } from "./conference/polls.js";
 
 function wireUi() {
   $("audio-btn").addEventListener("click", () => {
@@ -50,6 +55,9 @@ function wireUi() {
   $("tab-chat").addEventListener("click", () => selectTab("chat"));
   $("tab-people").addEventListener("click", () => selectTab("people"));
   document.body.append(el("div", { id: "audio-sink", hidden: true }));
+  initPresentation();
+  initWhiteboard();
+  initPolls();
 }
 
 function start() {
@@ -88,6 +96,16 @@ window.meetplatform = {
   },
   // Frames sent and received by type (signals by description type or "candidate").
   counters,
+  // The classroom: the page shown, its shapes, the documents, the poll.
+  get presentation() {
+    return {
+      documentId: classroom.documentId, page: classroom.page,
+      viewport: { ...classroom.viewport }, multiUser: classroom.multiUser,
+      documents: [...classroom.documents.values()],
+      shapes: [...shapes.values()].map((s) => ({ ...s, points: [...s.points] })),
+      poll: polls.poll, pollResults: polls.results, pollAnswered: polls.answered,
+    };
+  },
   describeMediaError,
   sanitizedFragment,
   // Commands for embed-bridge.js (the /embed page), the same as the page's own buttons.
