@@ -55,6 +55,8 @@ BBB_EVENTS: dict[str, str] = {
     "guest-waiting": "GuestsWaitingForApprovalEvtMsg",
     "guest-admitted": "GuestsWaitingApprovedEvtMsg",
     "guest-denied": "GuestsWaitingApprovedEvtMsg",
+    "poll-started": "PollStartedEvtMsg",
+    "poll-responded": "UserRespondedToPollRecordMsg",
 }
 
 #: The JSON:API's event types for per-space endpoints.
@@ -256,6 +258,16 @@ class Translator:
         if isinstance(event, (ev.GuestWaiting, ev.GuestAdmitted, ev.GuestDenied)):
             seat = event.seat
             return self._guest, (event.at, type(event), seat.meeting, seat_who(seat))
+        if isinstance(event, ev.PollStarted):
+            poll = event.poll
+            starter = event.meeting.participants.get(poll.started_by)
+            return self._poll_started, (event.at, event.meeting, poll.id, poll.kind.value,
+                                        poll.question, tuple(poll.answers), poll.anonymous,
+                                        who(starter) if starter else None)
+        if isinstance(event, ev.PollAnswered):
+            p = event.participant
+            return self._poll_responded, (event.at, event.meeting, event.poll.id,
+                                          event.answer, who(p) if p is not None else None)
         return None
 
     # --- meetings ------------------------------------------------------------------------
@@ -413,6 +425,42 @@ class Translator:
             rest_type=rest_type if ref.space_id else None, space_id=ref.space_id,
             rest_data={**_rest_session(ref), "participant": _rest_participant(seat),
                        "externalUserId": seat.external_user_id})]
+
+
+    # --- polls ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _poll_started(at: int, meeting: Meeting, poll_id: str, kind: str, question: str,
+                      answers: tuple[str, ...], anonymous: bool, starter: Who | None
+                      ) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
+        attributes: dict[str, Any] = {
+            "meeting": _bbb_meeting(ref),
+            "poll": {"id": poll_id, "type": kind, "question": question,
+                     "anonymous": anonymous,
+                     "answers": [{"id": i, "key": answer} for i, answer in enumerate(answers)]},
+        }
+        if starter is not None:
+            attributes["user"] = _bbb_user(starter)
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref, bbb_name="poll-started",
+                           bbb_attributes=attributes)]
+
+    @staticmethod
+    def _poll_responded(at: int, meeting: Meeting, poll_id: str, answer: int | str,
+                        voter: Who | None) -> list[Occurrence]:
+        """An answer; for an anonymous poll without the voter (the registry never told
+        who it was)."""
+        ref = meeting_ref(meeting)
+        poll: dict[str, Any] = {"id": poll_id}
+        if isinstance(answer, int):
+            poll["answerIds"] = [answer]
+        else:
+            poll["answer"] = answer
+        attributes: dict[str, Any] = {"meeting": _bbb_meeting(ref), "poll": poll}
+        if voter is not None:
+            attributes["user"] = _bbb_user(voter)
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref, bbb_name="poll-responded",
+                           bbb_attributes=attributes)]
 
 
 # --- the store's events (rooms, invitations) ---------------------------------------------------
