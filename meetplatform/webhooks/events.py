@@ -265,9 +265,9 @@ class Translator:
                                         poll.question, tuple(poll.answers), poll.anonymous,
                                         who(starter) if starter else None)
         if isinstance(event, ev.PollAnswered):
-            p = event.participant
-            return self._poll_responded, (event.at, event.meeting, event.poll.id,
-                                          event.answer, who(p) if p is not None else None)
+            voter = event.participant
+            return self._poll_responded, (event.at, event.meeting, event.poll.id, event.answer,
+                                          who(voter) if voter is not None else None)
         return None
 
     # --- meetings ------------------------------------------------------------------------
