@@ -186,9 +186,10 @@ class MeetingCalls:
 
     def get_meeting_info(self, ctx: CallContext) -> Answer:
         meeting = self._live_meeting(ctx.params)
+        extension = self._renderer.presentation_nodes(meeting)
         if ctx.fmt == "xml":
-            return [("", Raw(self._renderer.xml(meeting)))]
-        return self._renderer.nodes(meeting)
+            return [("", Raw(self._renderer.xml(meeting))), *extension]
+        return [*self._renderer.nodes(meeting), *extension]
 
     def get_meetings(self, ctx: CallContext) -> Answer:
         meetings = list(self._registry.meetings())
