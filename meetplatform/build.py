@@ -122,7 +122,8 @@ def build_parts(
     signalling = SignallingService(clock, settings, registry,
                                    extra_origins_for=embed.origins_for_seat)
     rest_api = RestApi(clock, settings, registry, store, invitations=invitations,
-                       rate_limits=rate_limits, history=history, webhooks=webhooks)
+                       rate_limits=rate_limits, history=history, webhooks=webhooks,
+                       documents=meeting_documents)
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,

@@ -90,11 +90,16 @@ class MeetingDocuments:
 
     def upload(self, meeting: Meeting, filename: str, content: bytes, *,
                current: bool = False, downloadable: bool = False) -> ConvertedDocument:
-        """A presenter's (or an API client's) upload: recorded on the meeting like an
-        ``insertDocument``, then converted; returns the document (queued)."""
+        """A presenter's upload: recorded on the meeting like an ``insertDocument``, then
+        converted; returns the document (queued)."""
+        return self.insert(meeting, Document(filename=filename, content=content,
+                                             current=current, downloadable=downloadable))
+
+    def insert(self, meeting: Meeting, document: Document) -> ConvertedDocument:
+        """One document (inline or by URL) for a live meeting, as ``insertDocument``
+        does; returns its record (queued) at once."""
         self._last_added = []
-        self._registry.insert_documents(meeting, [Document(
-            filename=filename, content=content, current=current, downloadable=downloadable)])
+        self._registry.insert_documents(meeting, [document])
         [doc] = self._last_added
         return doc
 

@@ -151,7 +151,8 @@ class ApiBase:
         request._mp_route = route  # type: ignore[attr-defined]
         jsonapi.check_accept(header_text(request, "Accept"), route.media_type)
         ctx = Ctx(request=request, route=route, now=self.now(),
-                  query=self._query(request, route), raw_body=self._read_body(request))
+                  query=self._query(request, route),
+                  raw_body=self._read_body(request, self._body_limit(route)))
         if route.auth in ("client", "any"):
             ctx.caller = await self._authenticate(ctx, allow_user=route.auth == "any")
             if route.scope is not None and route.scope not in ctx.caller.scopes:
@@ -204,19 +205,24 @@ class ApiBase:
                            parameter="pretty")
         return out
 
-    def _read_body(self, request: IRequest) -> bytes:
+    def _body_limit(self, route: Route) -> int:
+        if route.body is not None and route.body.max_bytes is not None:
+            return min(route.body.max_bytes, self._settings.max_body_bytes)
+        return self._max_body
+
+    def _read_body(self, request: IRequest, limit: int) -> bytes:
         length = header_text(request, "Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > self._max_body:
+        if length is not None and length.strip().isdigit() and int(length) > limit:
             raise ApiError(413, "request.tooLarge",
-                           f"the body is larger than {self._max_body} bytes")
+                           f"the body is larger than {limit} bytes")
         content = request.content
         if content is None:
             return b""
         content.seek(0)
-        data: bytes = content.read(self._max_body + 1)
-        if len(data) > self._max_body:
+        data: bytes = content.read(limit + 1)
+        if len(data) > limit:
             raise ApiError(413, "request.tooLarge",
-                           f"the body is larger than {self._max_body} bytes")
+                           f"the body is larger than {limit} bytes")
         return data
 
     def _decode_body(self, ctx: Ctx, body: Body, params: Mapping[str, str]) -> None:
@@ -237,7 +243,8 @@ class ApiBase:
         jsonapi.check_content_type(header_text(ctx.request, "Content-Type"))
         ctx.data = jsonapi.parse_json(ctx.raw_body)
         assert body.rtype is not None
-        url_id = next(iter(params.values()), None) if body.mode == "update" else None
+        # the resource's own id is the last path parameter (/rooms/{roomId}/documents/{id})
+        url_id = list(params.values())[-1] if params and body.mode == "update" else None
         try:
             ctx.doc_id, ctx.attrs = body.rtype.parse(ctx.data, body.mode, url_id)
         except TypeConflict as e:

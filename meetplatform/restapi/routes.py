@@ -39,6 +39,9 @@ class Body:
     mode: str = "create"
     form: Obj | None = None
     required: bool = True
+    #: Bytes this body may have (``None``: the API's limit, 64 KiB); never more than the
+    #: site's ``max_body_bytes``. Document uploads carry a file.
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
