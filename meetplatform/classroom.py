@@ -128,7 +128,21 @@ class Classroom:
                         other.current = False
             self._show(meeting, document.id, 1, None)
 
+    def remove_document(self, meeting: Meeting, document_id: str,
+                        by: Participant | None = None) -> None:
+        """The presenter removes a ``removable`` document (BBB): it disappears for
+        everyone (the default page is shown if it was current) and its files go."""
+        self._require_presenter(by)
+        doc = meeting.presentation.documents.get(document_id)
+        if doc is None:
+            raise ClassroomError("notFound", "no such document in this meeting")
+        if not doc.removable and by is not None:
+            raise NotAllowed("this document may not be removed")
+        self.document_removed(meeting, document_id)
+
     def document_removed(self, meeting: Meeting, document_id: str) -> None:
+        """Forget a document (its files are the document service's, which hears of it
+        through :class:`~meetplatform.events.DocumentRemoved`)."""
         p = meeting.presentation
         if p.documents.pop(document_id, None) is None:
             return

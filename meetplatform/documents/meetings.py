@@ -11,6 +11,8 @@
 - the service's progress (queued, converting, each page, ready, failed) becomes the
   registry's classroom state (:meth:`Registry.document_changed`), which the conference
   page, ``getMeetingInfo`` and the JSON:API show;
+- a document removed from the classroom (``DocumentRemoved``) is removed from the
+  service, its files with it;
 - when a meeting ends its conversions stop and, after ``retention_seconds`` (default 0:
   at once), its files are removed (:meth:`DocumentService.purge`); on start,
   :meth:`sweep` removes what a killed process left (no meeting is live then).
@@ -124,6 +126,11 @@ class MeetingDocuments:
             self._add(event.meeting, list(event.documents))
         elif isinstance(event, ev.MeetingEnded):
             self._ended(event.meeting)
+        elif isinstance(event, ev.DocumentRemoved):
+            internal_id = event.meeting.internal_id
+            self.service.remove(internal_id, event.document_id).addErrback(
+                lambda f: _log.failure("removing document {document} of {meeting} failed",
+                                       f, document=event.document_id, meeting=internal_id))
 
     def _add(self, meeting: Meeting, documents: list[Document]) -> None:
         self._announcing = True

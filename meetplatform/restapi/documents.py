@@ -195,3 +195,14 @@ class DocumentRoutes(ApiBase):
                            "set current: true to show a page of this document",
                            pointer="/data/attributes/page")
         return Reply(200, jsonapi.single(self._document_resource(meeting, doc, room)))
+
+    @api_route("DELETE", "/rooms/{roomId}/documents/{documentId}",
+               summary="Remove a document", tag="Documents", auth="any",
+               scope="documents:write", success=204)
+    async def delete_document(self, ctx: Ctx, roomId: str, documentId: str) -> Reply:
+        """It disappears from the conference page (the whiteboard page is shown if it was
+        current) and its files are deleted. The API may remove any document; on the page
+        the presenter may remove only ``removable`` ones, as in BigBlueButton."""
+        _, meeting, doc = await self._document(ctx, roomId, documentId)
+        self._registry.remove_document(meeting, doc.id)
+        return Reply(204)

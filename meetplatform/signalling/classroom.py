@@ -91,6 +91,14 @@ class ClassroomFanout:
             ev.PollPublished: self._on_poll_published,
         }
         hub._handlers.update(handlers)
+        # A new presenter gets the running poll's results (after the hub's own fan-out).
+        updated = hub._handlers[ev.ParticipantUpdated]
+
+        def on_updated(event: ev.ParticipantUpdated) -> None:
+            updated(event)
+            self._on_presenter_changed(event)
+
+        hub._handlers[ev.ParticipantUpdated] = on_updated
 
     def snapshot(self, me: Participant) -> Json:
         """The ``presentation`` key of ``joined``."""
@@ -168,6 +176,12 @@ class ClassroomFanout:
         if conn is not None:
             conn.write_frame(_frame(msg.event("pollResults", poll_results_json(meeting, poll))))
 
+    def _on_presenter_changed(self, event: ev.ParticipantUpdated) -> None:
+        p = event.participant
+        poll = p.meeting.presentation.poll
+        if "presenter" in event.changed and p.presenter and poll is not None:
+            self._to_presenter(p.meeting, poll)
+
     def _on_poll_answered(self, event: ev.PollAnswered) -> None:
         self._to_presenter(event.meeting, event.poll)
 
@@ -207,6 +221,11 @@ class ClassroomRequests:
             document_id = DEFAULT_DOCUMENT
         self._classroom(lambda: self.factory.hub.registry.set_page(
             me.meeting, document_id, r.page, by=me))
+
+    def handle_removeDocument(self, document_id: str) -> None:
+        me = self._me
+        self._classroom(lambda: self.factory.hub.registry.remove_document(
+            me.meeting, document_id, by=me))
 
     def handle_viewport(self, r: msg.ViewportRequest) -> None:
         me = self._me

@@ -584,8 +584,15 @@ def parse_poll_answer(data: Mapping[str, Any]) -> PollAnswer:
     return PollAnswer(poll_id, answer)
 
 
+def parse_document_id(data: Mapping[str, Any]) -> str:
+    document_id = _string(data, "documentId", MAX_SHORT_CHARS)
+    assert document_id is not None
+    return document_id
+
+
 PARSERS.update({
     "setPage": parse_set_page,
+    "removeDocument": parse_document_id,
     "viewport": parse_viewport,
     "draw": parse_draw,
     "erase": parse_erase,

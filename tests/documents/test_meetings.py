@@ -25,7 +25,7 @@ from meetplatform.registry import Registry
 from meetplatform.site import HealthResource
 from meetplatform.web.presentations import PresentationFiles
 from tests.documents.harness import DEADLINE, FileServer, reactor
-from tests.documents.pdfs import make_pdf
+from tests.documents.pdfs import make_pdf, make_png
 
 
 class World:
@@ -223,3 +223,16 @@ async def test_healthz_answers_while_a_hundred_page_pdf_converts(tmp_path: Path)
         assert (doc.state, doc.pages_done) == (State.READY, 100)
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_removed_document_loses_its_files(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    meeting = world.create(Document("board.png", content=make_png(8, 6)))
+    await world.until(lambda: meeting.presentation.current_document != "default")
+    [doc] = world.service.documents(meeting.internal_id)
+    assert doc.directory.is_dir()
+    world.registry.remove_document(meeting, doc.id)
+    await world.until(lambda: not doc.directory.exists())
+    assert world.service.documents(meeting.internal_id) == []
+    assert meeting.presentation.current_document == "default"

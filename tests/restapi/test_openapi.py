@@ -172,6 +172,7 @@ def exercise(call: Recorder, h: Harness) -> None:
         "type": "documents", "id": document_id, "attributes": {"current": True}}})
     call("PATCH", f"/rooms/{room}/documents/{document_id}", token=token, json={"data": {
         "type": "documents", "id": document_id, "attributes": {"page": 2}}})
+    call("DELETE", f"/rooms/{room}/documents/{document_id}", token=token)
     call("POST", "/meetings", token=token, json={"data": {
         "type": "meetings", "id": "m1", "attributes": {"name": "M"}}})
     call("POST", "/meetings", token=token, json={"data": {

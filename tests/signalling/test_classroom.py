@@ -262,3 +262,26 @@ def test_a_late_joiner_sees_the_running_poll(world: World) -> None:
     assert p["poll"]["id"] == poll_id and p["poll"]["answered"] is True
     assert "pollResults" not in p
     assert mod.joined["presentation"]["poll"] is None  # mod joined before the poll
+
+
+def test_the_presenter_removes_removable_documents(world: World) -> None:
+    meeting, mod, ann, _ = classroom(world)
+    world.registry.document_changed(meeting, SlideDocument(
+        id="fixed", filename="fixed.pdf", state="ready", pages_total=1, removable=False))
+    assert ann.fails("removeDocument", {"documentId": "d1"}) == "notAllowed"
+    assert mod.fails("removeDocument", {"documentId": "fixed"}) == "notAllowed"
+    assert mod.fails("removeDocument", {"documentId": "nope"}) == "notFound"
+    mod.ok("removeDocument", {"documentId": "d1"})
+    assert ann.of_type("documentRemoved")[-1]["data"] == {"id": "d1"}
+    assert ann.of_type("presentation")[-1]["data"]["documentId"] == "default"
+    assert list(meeting.presentation.documents) == ["fixed"]
+
+
+def test_a_new_presenter_gets_the_running_polls_results(world: World) -> None:
+    _, mod, ann, _ = classroom(world)
+    poll_id = mod.ok("pollStart", {"pollType": "TF"})["id"]
+    ann.ok("pollAnswer", {"pollId": poll_id, "answer": 1})
+    ann.take()
+    mod.ok("presenter", {"userId": ann.user_id})
+    [results] = ann.of_type("pollResults")
+    assert results["data"]["counts"] == [0, 1]

@@ -2,7 +2,7 @@
 // pan, conversion progress and the presenter's upload. Everyone follows the presenter:
 // the server's "presentation" and "viewport" events are the truth (signalling §4.1).
 
-import { $, config, el, notify, show } from "./util.js";
+import { $, config, confirmAction, el, notify, show } from "./util.js";
 import { state } from "./session.js";
 import { act } from "./socket.js";
 import { addHandlers, isModerator } from "./protocol.js";
@@ -89,6 +89,7 @@ export function renderPresentation() {
   $("prev-page").disabled = !presenter || classroom.page <= 1;
   $("next-page").disabled = !presenter || classroom.page >= pageCount();
   $("doc-select").disabled = !presenter;
+  show($("doc-remove"), presenter && Boolean(doc) && doc.removable);
   for (const id of ["zoom-in", "zoom-out", "zoom-fit"]) $(id).disabled = !presenter;
   $("zoom-out").disabled = !presenter || classroom.viewport.zoom <= 1;
   show($("upload-btn"), presenter || isModerator());
@@ -205,6 +206,12 @@ export function initPresentation() {
       event.preventDefault();
       setPage(classroom.page - 1);
     }
+  });
+  $("doc-remove").addEventListener("click", async () => {
+    const doc = currentDocument();
+    if (!doc) return;
+    if (!(await confirmAction("Remove document", `Remove ${doc.filename} for everyone?`, "Remove"))) return;
+    act("removeDocument", { documentId: doc.id }, "remove the document").catch(() => {});
   });
   $("upload-btn").addEventListener("click", () => $("upload-input").click());
   $("upload-input").addEventListener("change", (event) => {
