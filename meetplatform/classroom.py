@@ -55,6 +55,9 @@ class Classroom:
     MAX_SHAPES_PER_PAGE = 2000
     #: Coordinates (x and y count one each) one shape may hold.
     MAX_POINTS_PER_SHAPE = 4000
+    #: Coordinates all shapes of one page may hold: what a late joiner receives in its
+    #: snapshot stays around a megabyte of JSON.
+    MAX_POINTS_PER_PAGE = 150_000
     #: Text of a text shape, in characters.
     MAX_TEXT_CHARS = 500
     #: Whiteboard messages (draw, erase, undo, clear) per participant and second, and
@@ -148,6 +151,7 @@ class Classroom:
             return
         for key in [k for k in p.annotations if k.startswith(document_id + "/")]:
             del p.annotations[key]
+            p.page_points.pop(key, None)
         self._emit(ev.DocumentRemoved(at=self.now(), meeting=meeting, document_id=document_id))
         if p.current_document == document_id:
             self._show(meeting, DEFAULT_DOCUMENT, 1, None)
@@ -252,6 +256,12 @@ class Classroom:
             raise ClassroomError(
                 "tooManyPoints", f"a shape holds at most {self.MAX_POINTS_PER_SHAPE // 2} "
                 "points; start a new one")
+        held = p.page_points.get(key, 0)
+        if held + len(points) > self.MAX_POINTS_PER_PAGE:
+            raise ClassroomError(
+                "tooManyPoints", f"a page holds at most {self.MAX_POINTS_PER_PAGE // 2} "
+                "points in all; clear some first")
+        p.page_points[key] = held + len(points)
         if text is not None:
             if len(text) > self.MAX_TEXT_CHARS:
                 raise ClassroomError("invalid",
@@ -309,7 +319,9 @@ class Classroom:
         key = p.page_key
         page = p.annotations.get(key, {})
         for shape_id in ids:
-            page.pop(shape_id, None)
+            shape = page.pop(shape_id, None)
+            if shape is not None:
+                p.page_points[key] = p.page_points.get(key, 0) - len(shape.points)
         if ids or cleared:
             self._emit(ev.ShapesRemoved(at=self.now(), meeting=meeting, page_key=key,
                                         shape_ids=tuple(ids), by=by, cleared=cleared))

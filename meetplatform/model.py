@@ -420,6 +420,8 @@ class Presentation:
     poll: Poll | None = None
     #: Every poll of the meeting, oldest first.
     polls: list[Poll] = field(default_factory=list)
+    #: Coordinates held by each page's shapes (bounds what a late joiner receives).
+    page_points: dict[str, int] = field(default_factory=dict, repr=False)
     #: Whiteboard message budget per user id: ``[tokens, last refill in ms]``.
     rates: dict[str, list[float]] = field(default_factory=dict, repr=False)
 

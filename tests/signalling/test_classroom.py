@@ -173,6 +173,13 @@ def test_whiteboard_limits_answer_with_typed_errors(world: World) -> None:
     registry.MAX_SHAPES_PER_PAGE = 2  # type: ignore[misc]
     mod.ok("draw", {"shapeId": "q", "kind": "pen", "points": []})
     assert mod.fails("draw", {"shapeId": "r", "kind": "pen", "points": []}) == "tooManyShapes"
+    registry.MAX_POINTS_PER_PAGE = 10  # type: ignore[misc]
+    mod.ok("draw", {"shapeId": "q", "points": [0.2] * 4})  # 10 on the page now
+    error = mod.request("draw", {"shapeId": "q", "points": [0.2, 0.2]})
+    assert mod.reply(error)["code"] == "tooManyPoints"
+    assert "in all" in mod.reply(error)["message"]
+    mod.ok("erase", {"shapeIds": ["p"]})  # frees 6
+    mod.ok("draw", {"shapeId": "q", "points": [0.2, 0.2]})
 
 
 def test_the_whiteboard_has_its_own_message_budget(world: World) -> None:
