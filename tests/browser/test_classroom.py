@@ -64,6 +64,19 @@ def canvas_has_red(driver: Any) -> bool:
         return false;"""))
 
 
+UNNAMED_CONTROLS = """
+const named = (el) => {
+  if ((el.getAttribute('aria-label') || '').trim()) return true;
+  if (el.id && document.querySelector(`label[for="${el.id}"]`)) return true;
+  if (el.closest('label')) return true;
+  return (el.textContent || '').trim().length > 0;
+};
+const controls = document.querySelectorAll(
+  '#presentation button, #presentation input, #presentation select, #presentation canvas');
+return [...controls].filter((el) => !named(el)).map((el) => el.outerHTML.slice(0, 80));
+"""
+
+
 def test_a_lesson_with_slides_a_drawing_and_a_poll(bbb: Bbb, new_browser: Any) -> None:
     mid = meeting_id("class")
     create_with_pdf(bbb, mid, 3)
@@ -77,6 +90,10 @@ def test_a_lesson_with_slides_a_drawing_and_a_poll(bbb: Bbb, new_browser: Any) -
         page, src, alt = shown_page(driver)
         assert page == 1 and src and alt == "lesson.pdf, page 1 of 3"
     assert pupil.find_element(By.ID, "next-page").get_attribute("disabled") is not None
+    # every control of the classroom has an accessible name, the slide a description
+    assert teacher.execute_script(UNNAMED_CONTROLS) == []
+    assert teacher.find_element(By.ID, "slide-view").get_attribute("aria-label") == (
+        "lesson.pdf, page 1 of 3")
 
     # the presenter turns to page 2: the pupil's page changes
     next_button = teacher.find_element(By.CSS_SELECTOR, "button[aria-label='Next page']")
@@ -109,6 +126,7 @@ def test_a_lesson_with_slides_a_drawing_and_a_poll(bbb: Bbb, new_browser: Any) -
     # a Yes/No poll: the pupil answers, the teacher sees one vote
     teacher.find_element(By.XPATH, "//button[normalize-space()='Start poll']").click()
     teacher.find_element(By.ID, "poll-question").send_keys("Ready?")
+    assert teacher.execute_script(UNNAMED_CONTROLS) == []  # the poll form's too
     teacher.find_element(By.XPATH, "//button[normalize-space()='Yes/No']").click()
     wait_for(pupil, lambda d: d.find_element(By.ID, "poll-panel").is_displayed(), "the poll")
     pupil.find_element(By.CSS_SELECTOR, "button[aria-label='Answer Yes']").click()
