@@ -112,6 +112,15 @@ class Classroom:
                 "rateLimited", f"more than {self.DRAW_RATE:g} whiteboard messages per second")
         budget[0] = tokens - 1
 
+    def classroom_ended(self, meeting: Meeting) -> None:
+        """The meeting ended (its subscribers have heard): drop what is heavy. Ended
+        meetings stay in the registry a while (``getStats``); their annotations are in
+        the durable history (:mod:`meetplatform.history`), not needed here."""
+        p = meeting.presentation
+        p.annotations.clear()
+        p.page_points.clear()
+        p.rates.clear()
+
     # --- documents (reported by the document service) ----------------------------------
 
     def document_changed(self, meeting: Meeting, document: SlideDocument) -> None:

@@ -263,6 +263,7 @@ class Registry(Classroom):
         _log.info("meeting {meeting_id} ended: {reason}", meeting_id=meeting.meeting_id,
                   reason=reason.value)
         self._emit(ev.MeetingEnded(at=now, meeting=meeting, reason=reason.value))
+        self.classroom_ended(meeting)
         for breakout_id in list(meeting.breakout_ids):
             breakout = self._by_internal.get(breakout_id)
             if breakout is not None:

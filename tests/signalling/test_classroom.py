@@ -292,3 +292,12 @@ def test_a_new_presenter_gets_the_running_polls_results(world: World) -> None:
     mod.ok("presenter", {"userId": ann.user_id})
     [results] = ann.of_type("pollResults")
     assert results["data"]["counts"] == [0, 1]
+
+
+def test_an_ended_meeting_keeps_no_annotations(world: World) -> None:
+    """Ended meetings stay in the registry for a while; their shapes are history's."""
+    meeting, mod, _, _ = classroom(world)
+    mod.ok("draw", {"shapeId": "s", "kind": "pen", "points": [0.1, 0.1], "done": True})
+    world.registry.end_meeting(meeting, "ENDED_FROM_API")
+    world.flush()
+    assert meeting.presentation.annotations == {} and meeting.presentation.rates == {}
