@@ -39,13 +39,17 @@ from meetplatform.documents import DocumentService
 from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
+from meetplatform.media.events import JanusEventsResource
+from meetplatform.media.nodes import MediaNodes
+from meetplatform.media.service import build_media, local_janus
 from meetplatform.recordings import RecordingCatalogue
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.signalling import SignallingService
-from meetplatform.site import HealthResource, LandingPage, RootResource
+from meetplatform.site import HealthResource, LandingPage, RootResource, UpgradeOnly
 from meetplatform.store import Store
 from meetplatform.web.embed import EmbedPages
+from meetplatform.web.invite import MAX_BODY_BYTES as PAGE_BODY_BYTES
 from meetplatform.web.invite import InvitePages
 from meetplatform.web.pages import WebPages
 from meetplatform.web.presentations import PresentationFiles
@@ -53,6 +57,7 @@ from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
 from meetplatform.xmlapi import XmlApi
 from meetplatform.xmlapi.history_calls import HistoryCalls
 from meetplatform.xmlapi.hooks import HookCalls
+from meetplatform.xmlapi.media_calls import MediaCalls, ServerBlock
 
 _log = Logger()
 
@@ -77,6 +82,8 @@ class Parts:
     invite: InvitePages
     signalling: SignallingService
     rest_api: RestApi
+    #: The media nodes (Janus): health, placement, getServers.
+    media: MediaNodes
     #: Converts documents in worker processes (a service: stopping it kills them).
     documents: DocumentService
     #: Hands every meeting's documents to ``documents`` and reports their progress.
@@ -115,6 +122,9 @@ def build_parts(
     xml_api = XmlApi(clock, settings, registry, recordings, revision=revision)
     HistoryCalls(clock, settings, history).register(xml_api)
     HookCalls(clock, settings, store, webhooks).register(xml_api)
+    media = build_media(clock, store, registry)
+    MediaCalls(settings, media).register(xml_api)
+    xml_api.renderer.server = ServerBlock(settings, media)
     pages = WebPages(clock, settings, registry)
     embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
     invite = InvitePages(clock, settings, registry, store, invitations=invitations,
@@ -127,25 +137,32 @@ def build_parts(
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,
-                 signalling=signalling, rest_api=rest_api, documents=documents,
-                 meeting_documents=meeting_documents, presentation_files=presentation_files)
+                 signalling=signalling, rest_api=rest_api, media=media,
+                 documents=documents, meeting_documents=meeting_documents,
+                 presentation_files=presentation_files)
 
 
 def mount(parts: Parts) -> Resource:
     """A new resource tree serving ``parts``: one child per surface under the root."""
     root = RootResource()
     root.putChild(b"", LandingPage(parts.settings))
-    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry))
-    root.putChild(b"bigbluebutton", parts.xml_api.resource())
+    root.putChild(b"healthz", HealthResource(parts.clock, parts.registry, parts.media))
+    # A node's event handler posts batches of events (SDPs included): up to 1 MiB.
+    root.mount(b"janus-events", JanusEventsResource(parts.media), max_body_bytes=1 << 20)
+    # Surfaces that read a body say how large; the others get the root's small default.
+    root.mount(b"bigbluebutton", parts.xml_api.resource(),
+               max_body_bytes=parts.settings.max_body_bytes)
     root.putChild(b"client", parts.pages.resource())
     root.putChild(b"static", parts.pages.static_resource())
-    root.putChild(b"embed", parts.embed.resource())
-    root.putChild(b"j", parts.invite.resource())
-    root.putChild(b"ws", parts.signalling.resource())
-    root.putChild(b"presentations", parts.presentation_files)
+    root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
+    root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
+    # Uploads from the conference page carry a file (see web/presentations.py).
+    root.mount(b"presentations", parts.presentation_files,
+               max_body_bytes=parts.settings.max_body_bytes)
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
-    root.putChild(b"api", api)
+    root.mount(b"api", api, max_body_bytes=parts.rest_api.max_body_bytes)
     return root
 
 
@@ -163,6 +180,10 @@ def attach(parts: Parts, parent: IServiceCollection) -> None:
     parts.meeting_documents.sweep()
     parts.documents.setServiceParent(parent)
     parts.signalling.setServiceParent(parent)
+    local = local_janus(parts.clock, parts.settings, parts.store, parts.media)
+    if local is not None:
+        local.setServiceParent(parent)
+    parts.media.setServiceParent(parent)
 
 
 def build_site(clock: IReactorTime, settings: Settings, registry: Registry,

@@ -26,6 +26,7 @@ from meetplatform.config import (
     ServiceConfig,
     Settings,
     load_config,
+    read_metrics_token,
 )
 from meetplatform.secret import (
     SecretError,
@@ -36,31 +37,55 @@ from meetplatform.secret import (
 
 CONFIG_GROUP = "configuration (the same as for twistd meetplatform)"
 
+#: The configuration options are accepted at every level of a command line, before or
+#: after the (sub-)command: ``meetplatform --data-dir D clients create --name X``,
+#: ``meetplatform clients --data-dir D create ...`` and ``meetplatform clients create
+#: --name X --data-dir D`` mean the same. argparse parses a sub-command into a fresh
+#: namespace and copies it over the outer one, so each level stores its options under
+#: its own names (:func:`_dest`) with no default (``SUPPRESS``: an option not given at
+#: a level leaves nothing there), and :func:`config_from_arguments` merges the levels.
+CONFIG_LEVELS = 3
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Give ``parser`` every configuration option of ``twistd meetplatform``."""
+
+def _dest(name: str, level: int) -> str:
+    return name if level == 0 else f"{name}@{level}"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, level: int = 0) -> None:
+    """Give ``parser`` every configuration option of ``twistd meetplatform``.
+
+    ``level`` is the parser's depth on the command line (0: ``meetplatform`` itself, 1:
+    a command, 2: a sub-command); each level keeps its values apart until they are
+    merged (see :data:`CONFIG_LEVELS`)."""
     group = parser.add_argument_group(CONFIG_GROUP)
-    group.add_argument("-c", "--config", metavar="FILE",
+    group.add_argument("-c", "--config", metavar="FILE", dest=_dest("config", level),
+                       default=argparse.SUPPRESS,
                        help=f"read settings from this TOML file [env {CONFIG_ENV}]")
     for key in KEYS:
         help_text = f"{key.help} [env {key.env}; default: {key.default}]"
         metavar = key.flag.upper().replace("-", "_")
-        if key.repeatable:
-            group.add_argument(f"--{key.flag}", dest=key.name, action="append",
-                               metavar=metavar, help=help_text)
-        else:
-            group.add_argument(f"--{key.flag}", dest=key.name, metavar=metavar,
-                               help=help_text)
+        group.add_argument(f"--{key.flag}", dest=_dest(key.name, level),
+                           action="append" if key.repeatable else "store",
+                           default=argparse.SUPPRESS, metavar=metavar, help=help_text)
+
+
+def _merged(args: argparse.Namespace, name: str, repeatable: bool) -> object:
+    """The value of option ``name`` over every level: a repeatable option collects the
+    values of all levels in command-line order; otherwise the last one given wins."""
+    values = [getattr(args, _dest(name, level)) for level in range(CONFIG_LEVELS)
+              if hasattr(args, _dest(name, level))]
+    if repeatable:
+        return [item for value in values for item in value]
+    return values[-1] if values else None
 
 
 def config_from_arguments(
     args: argparse.Namespace, environ: Mapping[str, str], cwd: Path | None
 ) -> ServiceConfig:
     """The validated configuration for parsed ``args`` (raises ConfigError)."""
-    cli: dict[str, object] = {"config": getattr(args, "config", None)}
+    cli: dict[str, object] = {"config": _merged(args, "config", False)}
     for key in KEYS:
-        value = getattr(args, key.name, None)
-        cli[key.name] = (value or []) if key.repeatable else value
+        cli[key.name] = _merged(args, key.name, key.repeatable)
     return load_config(cli, environ, cwd=cwd)
 
 
@@ -107,6 +132,18 @@ def _check_writable_dir(path: Path, what: str) -> str | None:
     return None
 
 
+def _operations_lines(config: ServiceConfig) -> list[tuple[str, str]]:
+    """The log level and format, and where /metrics is served."""
+    levels = dict(config.log_level)
+    described = [levels.pop("", "info"), *(f"{ns}={level}" for ns, level in levels.items())]
+    metrics = [f"{config.metrics_listen} (no token)" if config.metrics_listen else "",
+               "public listeners, bearer token" if config.metrics_token_file else ""]
+    if config.metrics_listen and config.metrics_token_file:
+        metrics[0] = f"{config.metrics_listen} (bearer token)"
+    return [("log", f"level {', '.join(described)}; format {config.log_format}"),
+            ("metrics", "; ".join(m for m in metrics if m) or "off")]
+
+
 def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
     """Report on everything the service would need; 0 when it would start."""
     problems: list[str] = []
@@ -131,6 +168,12 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ):
             problems.append(f"access log {config.access_log} is not writable")
 
+    if config.metrics_token_file is not None:
+        try:
+            read_metrics_token(config.metrics_token_file)
+        except ConfigError as error:
+            problems.extend(error.problems)
+
     url, how = _describe_public_url(config)
     lines = [
         ("config file", str(config.config_file) if config.config_file else "none"),
@@ -141,7 +184,14 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ("secret file", f"{config.secret_path} ({secret_state})"),
         ("checksum algorithms", ", ".join(config.checksum_algorithms)),
         ("access log", str(config.access_log) if config.access_log else "off"),
+        *_operations_lines(config),
     ]
+    from meetplatform.media.check import inspect_media
+
+    media = inspect_media(config)
+    lines += media.lines
+    notes += media.notes
+    problems += media.problems
     width = max(len(label) for label, _ in lines)
     out.writelines(f"  {label + ':':<{width + 1}} {value}\n" for label, value in lines)
     out.writelines(f"note: {note}\n" for note in notes)
@@ -175,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`twistd -n meetplatform`.",
     )
     parser.add_argument("--version", action="version", version=f"meetplatform {__version__}")
+    add_config_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     secret = commands.add_parser(
         "secret", help="print the API URL and the shared secret (like bbb-conf --secret)",
@@ -182,17 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
         "need, as `bbb-conf --secret` does. Give the same options (or environment, or "
         "--config) as the running service.",
     )
-    add_config_arguments(secret)
+    add_config_arguments(secret, 1)
     check = commands.add_parser(
         "check", help="validate the configuration without starting",
         description="Validate a configuration (options, MEETPLATFORM_* environment "
         "variables and the --config file) without starting the service or creating "
         "anything. Exit status 0 when the service would start with it, 1 otherwise.",
     )
-    add_config_arguments(check)
-    from meetplatform import clients_cli
+    add_config_arguments(check, 1)
+    from meetplatform import clients_cli, nodes_cli
 
-    add_config_arguments(clients_cli.add_parser(commands))
+    clients = clients_cli.add_parser(
+        commands, common=lambda sub: add_config_arguments(sub, 2))
+    add_config_arguments(clients, 1)
+    nodes = nodes_cli.add_parser(commands, common=lambda sub: add_config_arguments(sub, 2))
+    add_config_arguments(nodes, 1)
     return parser
 
 

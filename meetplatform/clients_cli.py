@@ -26,8 +26,14 @@ from meetplatform.store import ClientRecord, Database, open_database
 from meetplatform.store.sqlite import DatabaseError
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``clients`` command to an ``argparse`` sub-parser collection."""
+def add_parser(subparsers: Any,
+               common: Callable[[argparse.ArgumentParser], None] | None = None
+               ) -> argparse.ArgumentParser:
+    """Add the ``clients`` command to an ``argparse`` sub-parser collection.
+
+    ``common`` adds the options every command takes (``--data-dir``, ``--config``...)
+    to each sub-command, so that they may also follow it: ``clients create --name X
+    --data-dir D``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "clients", help="manage the client applications of the JSON:API",
         description="Create, list, revoke and rotate the credentials of JSON:API clients.")
@@ -46,6 +52,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                  "its access tokens stop working); prints it once")
     rotate.add_argument("client_id")
     rotate.add_argument("--json", action="store_true", help="print JSON")
+    if common is not None:
+        for command in (create, listing, revoke, rotate):
+            common(command)
     parser.set_defaults(run=run)
     return parser
 

@@ -93,6 +93,14 @@ class Settings:
     allow_webhook_networks: tuple[str, ...] = ()
     #: Days the meeting history keeps ended meetings; 0 keeps them forever.
     history_retention_days: int = 365
+    # --- the HTTP edge (issue 13) ---
+    #: Networks (CIDR) of reverse proxies whose X-Forwarded-For / Forwarded headers say
+    #: who the client is (meetplatform.clientaddr); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Seconds a client has to send a whole request head (request line and headers).
+    request_head_timeout: float = 30.0
+    #: A Janus binary the service runs as media node ``local`` (``--janus-local``).
+    janus_local: Path | None = None
 
     @property
     def api_url(self) -> str:
@@ -408,6 +416,16 @@ def _networks(raw: object, origin: _Origin) -> tuple[str, ...]:
     return tuple(dict.fromkeys(networks))
 
 
+def _head_timeout(raw: object, origin: _Origin) -> float:
+    return float(_number(raw, integer=False, minimum=1, maximum=3600))
+def _executable(raw: object, origin: _Origin) -> Path | None:
+    path = _path(raw, origin)
+    if path is not None and not (path.is_file() and os.access(path, os.X_OK)):
+        raise _Invalid(f"{path} is not an executable file (Debian's janus package installs "
+                       "/usr/bin/janus)")
+    return path
+
+
 def _retention_days(raw: object, origin: _Origin) -> int:
     return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
 
@@ -464,6 +482,66 @@ def _ice_servers(raw: object, origin: _Origin) -> tuple[IceServer, ...]:
     if not isinstance(raw, (list, tuple)):
         raise _Invalid(f"expected a list of ICE servers, got {_type_name(raw)}")
     return tuple(_ice_server(item) for item in raw)
+
+
+# --- operations: log level and format, metrics -------------------------------------------
+
+#: Twisted's log level names (``twist --log-level`` takes the same), least severe first.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warn", "error", "critical")
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+_NAMESPACE = re.compile(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*")
+#: A metrics bearer token shorter than this is refused (it would be guessable).
+MIN_METRICS_TOKEN_CHARS = 16
+
+
+def _log_level(raw: object, origin: _Origin) -> tuple[tuple[str, str], ...]:
+    """``LEVEL`` (the default) and ``NAMESPACE=LEVEL`` items, as ``(namespace, level)``
+    pairs with ``""`` for the default; a later item for the same namespace wins."""
+    levels: dict[str, str] = {}
+    for item in _string_list(raw, origin):
+        namespace, equals, name = item.rpartition("=")
+        name = name.lower()
+        if name not in LOG_LEVELS:
+            raise _Invalid(f"unknown log level {name!r} in {item!r} "
+                           f"(choose from {', '.join(LOG_LEVELS)})")
+        if equals and not _NAMESPACE.fullmatch(namespace):
+            raise _Invalid(f"{namespace!r} is not a log namespace such as "
+                           "meetplatform.signalling")
+        levels[namespace] = name
+    return tuple(levels.items())
+
+
+def _log_format(raw: object, origin: _Origin) -> str:
+    text = _text(raw).lower()
+    if text not in LOG_FORMATS:
+        raise _Invalid(f"unknown log format {text!r} (choose from {', '.join(LOG_FORMATS)})")
+    return text
+
+
+def _endpoint(raw: object, origin: _Origin) -> str | None:
+    text = _text(raw)
+    if not text:
+        return None
+    try:
+        parse_listener(text)
+    except ValueError as error:
+        raise _Invalid(f"invalid endpoint {text!r}: {error}") from None
+    return text
+
+
+def read_metrics_token(path: Path) -> str:
+    """The bearer token in ``path`` (surrounding whitespace removed); ``ConfigError`` if
+    it cannot be read or is too short to be secret."""
+    try:
+        token = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"metrics token file {path}: cannot read it: {error}") from None
+    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or " " in token:
+        raise ConfigError(
+            f"metrics token file {path}: the token must be at least "
+            f"{MIN_METRICS_TOKEN_CHARS} printable characters without spaces")
+    return token
+
 
 
 # --- the keys -------------------------------------------------------------------------------
@@ -524,7 +602,30 @@ KEYS: tuple[Key, ...] = (
         "none", repeatable=True, flag_name="allow-webhook-network"),
     Key("history_retention_days", _retention_days,
         "days the meeting history keeps ended meetings (0: forever)", "365"),
+    # The HTTP edge (issue 13).
+    Key("trusted_proxies", _networks,
+        "a reverse proxy's network (CIDR) whose X-Forwarded-For/Forwarded headers name "
+        "the client; repeatable", "none", repeatable=True, flag_name="trusted-proxy"),
+    Key("request_head_timeout", _head_timeout,
+        "seconds a client has to send a request's line and headers", "30"),
+    Key("janus_local", _executable,
+        "run, supervise and stop a local Janus (this binary) as media node 'local'", "off"),
 )
+#: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
+OPERATIONS_KEYS: tuple[Key, ...] = (
+    Key("log_level", _log_level,
+        "log events at this level and above: debug, info, warn, error, critical; "
+        "NAMESPACE=LEVEL sets one namespace and those under it; repeatable",
+        "info", repeatable=True),
+    Key("log_format", _log_format, "log format: text, or json (one object per line)",
+        "text"),
+    Key("metrics_listen", _endpoint,
+        "serve /metrics (Prometheus) on this separate Twisted endpoint", "off"),
+    Key("metrics_token_file", _path,
+        "serve /metrics on the public listeners too, to requests bearing the token in "
+        "this file", "off"),
+)
+KEYS += OPERATIONS_KEYS
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
 
@@ -552,6 +653,15 @@ class ServiceConfig:
     access_log: Path | None = None
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
+    janus_local: Path | None = None
+    # Operations (meetplatform.logs, meetplatform.metrics): not part of the Settings.
+    #: ``(namespace, level)`` pairs, ``""`` for the default level (info when absent).
+    log_level: tuple[tuple[str, str], ...] = ()
+    log_format: str = "text"
+    metrics_listen: str | None = None
+    metrics_token_file: Path | None = None
+    trusted_proxies: tuple[str, ...] = Settings.trusted_proxies
+    request_head_timeout: float = Settings.request_head_timeout
     #: The TOML file read, if any.
     config_file: Path | None = None
     #: Key name -> where its value came from ("--listen", "MEETPLATFORM_LISTEN", ...).
@@ -604,6 +714,9 @@ class ServiceConfig:
             extra_origins=self.extra_origins,
             allow_webhook_networks=self.allow_webhook_networks,
             history_retention_days=self.history_retention_days,
+            trusted_proxies=self.trusted_proxies,
+            request_head_timeout=self.request_head_timeout,
+            janus_local=self.janus_local,
         )
 
 
@@ -777,10 +890,17 @@ class ConfigOptions(usage.Options):
     def opt_allow_webhook_network(self, network: str) -> None:
         self["allow_webhook_networks"].append(network)
 
+    def opt_log_level(self, level: str) -> None:
+        self["log_level"].append(level)
+    def opt_trusted_proxy(self, network: str) -> None:
+        self["trusted_proxies"].append(network)
+
     opt_listen.__doc__ = _help(KEYS_BY_NAME["listen"])
     opt_extra_origin.__doc__ = _help(KEYS_BY_NAME["extra_origins"])
     opt_ice_server.__doc__ = _help(KEYS_BY_NAME["ice_servers"])
     opt_allow_webhook_network.__doc__ = _help(KEYS_BY_NAME["allow_webhook_networks"])
+    opt_log_level.__doc__ = _help(KEYS_BY_NAME["log_level"])
+    opt_trusted_proxy.__doc__ = _help(KEYS_BY_NAME["trusted_proxies"])
 
     def cli_values(self) -> dict[str, object]:
         """What the command line set, by key name."""

@@ -62,6 +62,10 @@ class NonUniqueVoiceBridge(RegistryError):
     """Another running meeting uses the requested voice bridge."""
 
 
+class ParentMeetingNotFound(RegistryError):
+    """A breakout's parent is not a running meeting (or is the breakout itself)."""
+
+
 class MeetingForciblyEnded(RegistryError):
     """The meeting was ended (by the API or a moderator) and cannot be joined."""
 

@@ -34,6 +34,7 @@ from meetplatform.model import (
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
+    ParentMeetingNotFound,
     Participant,
     Role,
     Seat,
@@ -157,6 +158,15 @@ class Registry(Classroom):
         requested bridge is taken.
         """
         existing = self._meetings.get(spec.meeting_id)
+        parent: Meeting | None = None
+        if spec.is_breakout:
+            # A breakout belongs to a running meeting (by external or internal id), as in
+            # bbb-web; it is never its own parent.
+            wanted = spec.parent_meeting_id or ""
+            parent = self._meetings.get(wanted) or self._by_internal.get(wanted)
+            if parent is None or parent.ended or parent is existing or (
+                    wanted == spec.meeting_id):
+                raise ParentMeetingNotFound(wanted)
         if existing is not None:
             same = (not spec.passwords_given) or (
                 secrets.compare_digest(spec.attendee_pw, existing.spec.attendee_pw)
@@ -175,15 +185,11 @@ class Registry(Classroom):
             bridge = self._free_voice_bridge(bridges)
 
         now = self.now()
-        if spec.is_breakout and spec.parent_meeting_id:
-            parent = self._meetings.get(spec.parent_meeting_id) or self._by_internal.get(
-                spec.parent_meeting_id)
-            parent_internal = parent.internal_id if parent else spec.parent_meeting_id
+        if parent is not None:
             digest = hashlib.sha1(
-                f"{parent_internal}-{now}-{spec.sequence or 0}".encode()).hexdigest()
+                f"{parent.internal_id}-{now}-{spec.sequence or 0}".encode()).hexdigest()
             internal_id = f"{digest}-{now}"
         else:
-            parent = None
             internal_id = f"{hashlib.sha1(spec.meeting_id.encode()).hexdigest()}-{now}"
         while internal_id in self._by_internal:  # two creates in one millisecond
             now += 1

@@ -20,16 +20,29 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from twisted.application import app
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IListeningPort
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
 from meetplatform.build import Parts, attach, build_parts, mount
-from meetplatform.config import ConfigOptions, ServiceConfig, Settings, public_host, url_for
+from meetplatform.config import (
+    ConfigError,
+    ConfigOptions,
+    ServiceConfig,
+    Settings,
+    parse_listener,
+    public_host,
+    read_metrics_token,
+    url_for,
+)
+from meetplatform.logs import ProcessLogging
+from meetplatform.metrics import METRICS_PATH, Metrics, MetricsPage, metrics_root
 from meetplatform.registry import Registry
 from meetplatform.secret import LoadedSecret, SecretError, load_or_create_secret
 from meetplatform.site import MeetplatformSite, StartingPage
@@ -104,20 +117,40 @@ class MeetplatformService(MultiService):
     """Binds the listeners, then builds settings, registry and site; ends meetings on stop.
 
     After a successful start, ``settings``, ``registry``, ``store``, ``parts``, ``site``
-    and ``ports`` are the live objects (tests and later services use them).
+    and ``ports`` are the live objects (tests and later services use them), and
+    ``metrics`` when ``--metrics-listen`` or ``--metrics-token-file`` asked for them.
+
+    ``logging`` (what :func:`makeService` passes under twistd) filters and formats the
+    process's log from the start on; ``metrics_token`` is the bearer token that opens
+    ``/metrics`` (read from ``--metrics-token-file``).
     """
 
-    def __init__(self, reactor: Any, config: ServiceConfig, secret: LoadedSecret) -> None:
+    def __init__(self, reactor: Any, config: ServiceConfig, secret: LoadedSecret, *,
+                 logging: ProcessLogging | None = None,
+                 metrics_token: str | None = None) -> None:
         super().__init__()
         self._reactor = reactor
         self.config = config
         self._secret = secret
+        self._logging = logging
+        self._metrics_token = metrics_token
+        #: Serves only ``/metrics`` on ``--metrics-listen`` (503 until started).
+        self.metrics_site = MeetplatformSite(
+            StartingPage(),
+            clock=reactor,
+            max_query_bytes=config.max_query_bytes,
+            max_body_bytes=config.max_body_bytes,
+        )
+        self.metrics_port: IListeningPort | None = None
+        self.metrics: Metrics | None = None
         self.site = MeetplatformSite(
             StartingPage(),
             clock=reactor,
             max_query_bytes=config.max_query_bytes,
             max_body_bytes=config.max_body_bytes,
             access_log=str(config.access_log) if config.access_log is not None else None,
+            request_head_timeout=config.request_head_timeout,
+            trusted_proxies=config.trusted_proxies,
         )
         self.ports: list[IListeningPort] = []
         self.settings: Settings | None = None
@@ -127,6 +160,16 @@ class MeetplatformService(MultiService):
         self.ready: Deferred[None] | None = None
         self._starting = False
         self._startup_error: str | None = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        """twistd adds the service to its application, then reads the application's log
+        observer: give it the filtered (and formatted) one (see :mod:`meetplatform.logs`)."""
+        if (self._logging is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver) is None):
+            observer = self._logging.application_observer()
+            if observer is not None:
+                parent.setComponent(ILogObserver, observer)
+        super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -139,12 +182,15 @@ class MeetplatformService(MultiService):
         super().startService()
 
     def _bind(self) -> None:
+        if self._logging is not None:
+            # twistd has set up its log observer by now: filter it from here on.
+            self._logging.install()
         self._starting = True
+        listening = [self._listen(description) for description in self.config.listen]
+        if self.config.metrics_listen is not None:
+            listening.append(self._listen(self.config.metrics_listen, self.metrics_site))
         try:
-            self.ready = gatherResults(
-                [self._listen(description) for description in self.config.listen],
-                consumeErrors=True,
-            ).addCallback(self._bound)
+            self.ready = gatherResults(listening, consumeErrors=True).addCallback(self._bound)
             self.ready.addErrback(self._failed)
         finally:
             self._starting = False
@@ -152,16 +198,20 @@ class MeetplatformService(MultiService):
             # Already logged; twistd exits with status 1 instead of printing a traceback.
             raise SystemExit(1)
 
-    def _listen(self, description: str) -> Deferred[IListeningPort]:
+    def _listen(self, description: str,
+                site: MeetplatformSite | None = None) -> Deferred[IListeningPort]:
         def explain(failure: Failure) -> Failure:
             raise StartupError(f"cannot listen on {description}: {failure.getErrorMessage()}")
 
+        factory = self.site if site is None else site
         return maybeDeferred(
-            lambda: serverFromString(self._reactor, description).listen(self.site)
+            lambda: serverFromString(self._reactor, description).listen(factory)
         ).addErrback(explain)
 
     def _bound(self, ports: Sequence[IListeningPort]) -> None:
-        self.ports = list(ports)
+        self.ports = list(ports[:len(self.config.listen)])
+        if self.config.metrics_listen is not None:
+            self.metrics_port = ports[-1]
         listeners = self.config.listeners
         first = self.ports[0].getHost()
         public_url = self.config.public_url
@@ -180,6 +230,7 @@ class MeetplatformService(MultiService):
         parts = build_parts(self._reactor, settings, registry, store)
         root = mount(parts)
         attach(parts, self)
+        self._add_metrics(parts, root)
         self.site.resource = root
         self.settings, self.registry, self.store, self.parts = settings, registry, store, parts
 
@@ -196,9 +247,29 @@ class MeetplatformService(MultiService):
                 "Generated a new shared secret (shown only this once): {secret}",
                 secret=self._secret.value,
             )
+        if self.metrics_port is not None:
+            _log.info("metrics: {url}/metrics",
+                      url=_listener_url(parse_listener(self.config.metrics_listen or "").kind,
+                                       self.metrics_port.getHost()))
+        if self._metrics_token is not None:
+            _log.info("metrics: /metrics on the public listeners, with the bearer token")
         for warning in (*self.config.warnings, *self._secret.warnings):
             _log.warn("{warning}", warning=warning)
         settle_garbage_collector()
+
+    def _add_metrics(self, parts: Parts, root: Any) -> None:
+        """Count and serve metrics if a metrics listener or token asks for them."""
+        if self.config.metrics_listen is None and self._metrics_token is None:
+            return  # no /metrics, and nothing counted per request
+        surfaces = [*root.listNames(), METRICS_PATH]
+        metrics = Metrics(self._reactor, parts, surfaces)
+        page = MetricsPage(metrics, self._metrics_token)
+        if self._metrics_token is not None:
+            root.putChild(METRICS_PATH, page)
+        self.metrics_site.resource = metrics_root(page)
+        self.site.request_hook = metrics.requests
+        metrics.lag.setServiceParent(self)
+        self.metrics = metrics
 
     def _failed(self, failure: Failure) -> None:
         if failure.check(FirstError):
@@ -220,22 +291,45 @@ class MeetplatformService(MultiService):
             self.registry.end_all()
         stopped = [maybeDeferred(super().stopService)]
         stopped += [maybeDeferred(port.stopListening) for port in self.ports]
-        self.ports = []
+        if self.metrics_port is not None:
+            stopped.append(maybeDeferred(self.metrics_port.stopListening))
+        self.ports, self.metrics_port = [], None
         done = gatherResults(stopped).addCallback(lambda _: None)
         if self.store is not None:
             store, self.store = self.store, None
             done.addCallback(lambda _: Deferred.fromCoroutine(store.close()))
+        if self._logging is not None:
+            done.addBoth(self._restore_logging)
         return done
+
+    def _restore_logging(self, result: Any) -> Any:
+        assert self._logging is not None
+        self._logging.uninstall()
+        return result
 
 
 def makeService(options: Options, reactor: Any = None) -> MeetplatformService:
-    """Build the service from parsed options (twistd calls this once)."""
+    """Build the service from parsed options (twistd calls this once).
+
+    twistd passes no reactor: the service then runs on the global one and owns the
+    process's log (level and format, :mod:`meetplatform.logs`). Tests pass their reactor
+    and keep the log of the test process as it is.
+    """
+    config = options.configuration
+    logging = None
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+        # Under twistd the plugin's options hang below twistd's own (--logfile, -n ...).
+        parent = getattr(options, "parent", None)
+        logging = ProcessLogging(
+            globalLogPublisher, config.log_level, config.log_format,
+            twistd_options=parent if isinstance(parent, app.ServerOptions) else None)
     try:
-        secret = load_or_create_secret(options.configuration)
-    except SecretError as error:
+        secret = load_or_create_secret(config)
+        token = (read_metrics_token(config.metrics_token_file)
+                 if config.metrics_token_file is not None else None)
+    except (SecretError, ConfigError) as error:
         raise SystemExit(f"meetplatform: {error}") from None
-    return MeetplatformService(reactor, options.configuration, secret)
+    return MeetplatformService(reactor, config, secret, logging=logging, metrics_token=token)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 
 class BadText(ValueError):
@@ -64,6 +65,30 @@ def decode(data: bytes, where: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadText(_message(where), where) from None
+
+
+def parse_form(data: bytes, *, max_num_fields: int | None = None,
+               strict_parsing: bool = False) -> list[tuple[str, str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, in order.
+
+    The body and every percent-decoded name and value must be UTF-8 (``parse_qsl`` on its
+    own would replace other bytes with U+FFFD): :class:`BadText` otherwise, whose
+    ``where`` is the name of the field whose value is broken (``None`` when the body
+    itself or a field name is). :class:`ValueError` for a body ``parse_qsl`` refuses (too
+    many fields, or malformed with ``strict_parsing``).
+    """
+    try:
+        body = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadText(_message("the form"), None) from None
+    pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=strict_parsing,
+                      max_num_fields=max_num_fields, encoding="utf-8",
+                      errors="surrogateescape")
+    for name, value in pairs:
+        if not is_valid(name):
+            raise BadText(_message("a field name"), None)
+        check(value, name)
+    return pairs
 
 
 def loads_json(data: bytes | str, where: str | None = None) -> Any:

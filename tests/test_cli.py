@@ -172,3 +172,79 @@ def test_clients_commands_use_the_configured_data_dir(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
     code, _, err = run(tmp_path, "clients", "--max-body-bytes", "x", "list")
     assert code == 1 and "--max-body-bytes: expected a whole number" in err
+
+
+def _clients_create_then_list(tmp_path: Path, data_dir: str, *argv: str) -> list[str]:
+    """Run ``argv`` (a clients create); return the client names listed in ``data_dir``."""
+    import json
+
+    code, _, err = run(tmp_path, *argv)
+    assert (code, err) == (0, ""), argv
+    code, out, err = run(tmp_path, "clients", "list", "--json", "--data-dir", data_dir)
+    assert (code, err) == (0, "")
+    return [row["name"] for row in json.loads(out)]
+
+
+def test_common_options_work_before_or_after_every_command(tmp_path: Path) -> None:
+    """--data-dir (and every configuration option) is accepted before the command, after
+    it, and after a clients sub-command: `clients create --name X --data-dir D` works."""
+    argv: tuple[str, ...]
+    for place, argv in {
+        "before": ("--data-dir", "a", "clients", "create", "--name", "X"),
+        "between": ("clients", "--data-dir", "b", "create", "--name", "X"),
+        "after": ("clients", "create", "--name", "X", "--data-dir", "c"),
+        "after, short": ("clients", "create", "--data-dir=d", "--name", "X", "--json"),
+    }.items():
+        directory = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "d"
+        assert _clients_create_then_list(tmp_path, directory, *argv) == ["X"], place
+    for argv in (("--data-dir", "e", "clients", "list"), ("clients", "list", "--data-dir", "e")):
+        code, out, err = run(tmp_path, *argv)
+        assert (code, err) == (0, "") and "no clients yet" in out
+    for argv in (("clients", "rotate", "mpc_x", "--data-dir", "e"),
+                 ("--data-dir", "e", "clients", "revoke", "mpc_x")):
+        code, _, err = run(tmp_path, *argv)
+        assert code == 1 and "mpc_x" in err
+    assert not (tmp_path / "meetplatform-data").exists()  # the default was never used
+    secret = generate(tmp_path, data_dir="s")
+    for argv in (("--data-dir", "s", "secret"), ("secret", "--data-dir", "s")):
+        code, out, err = run(tmp_path, *argv)
+        assert code == 0 and f"Secret: {secret}\n" in out, err
+    for argv in (("--data-dir", "s", "check"), ("check", "--data-dir", "s")):
+        code, out, err = run(tmp_path, *argv)
+        assert code == 0 and f"{tmp_path / 's'}" in out, err
+
+
+def test_options_given_at_several_levels_merge(tmp_path: Path) -> None:
+    """A single-valued option given twice takes the last one (the innermost); a
+    repeatable one collects the values of every level."""
+    from meetplatform.cli import build_parser, config_from_arguments
+
+    args = build_parser().parse_args([
+        "--data-dir", "x", "--extra-origin", "https://a.example",
+        "clients", "--extra-origin", "https://b.example",
+        "create", "--name", "N", "--data-dir", "y", "--extra-origin", "https://c.example"])
+    config = config_from_arguments(args, {}, tmp_path)
+    assert config.data_dir == tmp_path / "y"
+    assert config.extra_origins == ("https://a.example", "https://b.example",
+                                    "https://c.example")
+
+
+def test_check_shows_logs_and_metrics_and_refuses_a_short_token(tmp_path: Path) -> None:
+    """`meetplatform check` tells the log level and format and where /metrics is served;
+    a metrics token file that the service would refuse is a problem."""
+    code, out, _ = run(tmp_path, "check")
+    assert code == 0
+    assert "  log:                 level info; format text\n" in out
+    assert "  metrics:             off\n" in out
+    (tmp_path / "token").write_text("x" * 32)
+    code, out, _ = run(tmp_path, "check", "--log-level", "warn", "--log-level",
+                       "meetplatform.signalling=debug", "--log-format", "json",
+                       "--metrics-listen", "tcp:9102:interface=127.0.0.1",
+                       "--metrics-token-file", "token")
+    assert code == 0
+    assert "level warn, meetplatform.signalling=debug; format json" in out
+    assert "metrics:             tcp:9102:interface=127.0.0.1 (bearer token); public " in out
+    (tmp_path / "token").write_text("short")
+    code, _, err = run(tmp_path, "check", "--metrics-token-file", "token")
+    assert code == 1
+    assert "metrics token file" in err and "at least 16" in err

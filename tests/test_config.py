@@ -482,3 +482,70 @@ def test_inspecting_creates_nothing(tmp_path: Path) -> None:
     assert secret is None
     assert "will be generated" in notes[0]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- operations: log level and format, metrics -------------------------------------------------
+
+
+def test_log_level_and_format_from_every_source(tmp_path: Path) -> None:
+    """`--log-level` takes a default and NAMESPACE=LEVEL items, from flags, env or file."""
+    parsed = ConfigOptions(environ={}, cwd=tmp_path)
+    parsed.parseOptions(["--log-level", "debug", "--log-level",
+                         "meetplatform.signalling=WARN", "--log-format", "json"])
+    config = parsed.configuration
+    assert config.log_level == (("", "debug"), ("meetplatform.signalling", "warn"))
+    assert config.log_format == "json"
+    env = load(tmp_path, env={"MEETPLATFORM_LOG_LEVEL": "warn, meetplatform.restapi=debug",
+                              "MEETPLATFORM_LOG_FORMAT": "text"})
+    assert env.log_level == (("", "warn"), ("meetplatform.restapi", "debug"))
+    (tmp_path / "m.toml").write_text('log_level = ["error", "twisted.web=info"]\n'
+                                     'log_format = "json"\n')
+    from_file = load(tmp_path, {"config": "m.toml"})
+    assert from_file.log_level == (("", "error"), ("twisted.web", "info"))
+    assert from_file.log_format == "json"
+    default = load(tmp_path)
+    assert (default.log_level, default.log_format) == ((), "text")
+
+
+def test_bad_log_settings_are_named(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, {"log_level": ["verbose", "=debug"],
+                                      "log_format": "xml"})
+    assert "--log-level: unknown log level 'verbose'" in problems
+    assert "--log-format: unknown log format 'xml' (choose from text, json)" in problems
+    assert "is not a log namespace" in problems_of(tmp_path, {"log_level": ["a..b=debug"]})
+
+
+def test_metrics_settings(tmp_path: Path) -> None:
+    config = load(tmp_path, env={"MEETPLATFORM_METRICS_LISTEN": "tcp:9102:interface=127.0.0.1",
+                                 "MEETPLATFORM_METRICS_TOKEN_FILE": "token"})
+    assert config.metrics_listen == "tcp:9102:interface=127.0.0.1"
+    assert config.metrics_token_file == tmp_path / "token"
+    assert load(tmp_path).metrics_listen is None
+    assert "--metrics-listen: invalid endpoint" in problems_of(
+        tmp_path, {"metrics_listen": "nonsense:1"})
+# --- the HTTP edge (issue 13) ---------------------------------------------------------------
+
+
+def test_trusted_proxies_from_every_source(tmp_path: Path) -> None:
+    """--trusted-proxy repeats, MEETPLATFORM_TRUSTED_PROXIES splits on spaces or commas, the
+    file takes a list; networks are normalised and reach the Settings."""
+    options = ConfigOptions(environ={}, cwd=tmp_path)
+    options.parseOptions(["--trusted-proxy", "10.0.0.1/8", "--trusted-proxy", "::1"])
+    assert options.configuration.trusted_proxies == ("10.0.0.0/8", "::1/128")
+    env = load(tmp_path, env={"MEETPLATFORM_TRUSTED_PROXIES": "127.0.0.1 192.168.0.0/16"})
+    assert env.trusted_proxies == ("127.0.0.1/32", "192.168.0.0/16")
+    (tmp_path / "m.toml").write_text('trusted_proxies = ["172.16.0.0/12"]\n')
+    from_file = load(tmp_path, {"config": "m.toml"})
+    assert from_file.settings("s" * 32, "http://127.0.0.1:8080").trusted_proxies == (
+        "172.16.0.0/12",)
+    assert load(tmp_path).trusted_proxies == ()
+    assert "'proxy.example' is not a network" in problems_of(
+        tmp_path, {"trusted_proxies": ["proxy.example"]})
+
+
+def test_request_head_timeout(tmp_path: Path) -> None:
+    """--request-head-timeout defaults to 30 s and takes 1 to 3600 s."""
+    assert load(tmp_path).request_head_timeout == 30.0
+    config = load(tmp_path, env={"MEETPLATFORM_REQUEST_HEAD_TIMEOUT": "12.5"})
+    assert config.settings("s" * 32, "http://127.0.0.1:8080").request_head_timeout == 12.5
+    assert "must be between 1 and 3600" in problems_of(tmp_path, {"request_head_timeout": "0"})

@@ -30,6 +30,8 @@ FLOORS: dict[str, int] = {
     "meetplatform.events": 0,
     "meetplatform.secret": 0,
     "meetplatform.httpkit": 0,
+    "meetplatform.stats": 0,
+    "meetplatform.clientaddr": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
     "meetplatform.classroom": 1,
@@ -40,17 +42,21 @@ FLOORS: dict[str, int] = {
     "meetplatform.invitations": 2,
     "meetplatform.webhooks": 2,
     "meetplatform.documents": 2,
+    "meetplatform.media": 2,
     # 3: the surfaces, each translating one protocol, and the HTTP site under them.
     "meetplatform.xmlapi": 3,
     "meetplatform.restapi": 3,
     "meetplatform.web": 3,
     "meetplatform.signalling": 3,
     "meetplatform.site": 3,
-    # 4: composition and the operator's commands.
+    # 4: composition, the process (its log, its metrics over every part), the commands.
     "meetplatform.build": 4,
+    "meetplatform.logs": 4,
+    "meetplatform.metrics": 4,
     "meetplatform.tap": 4,
     "meetplatform.cli": 4,
     "meetplatform.clients_cli": 4,
+    "meetplatform.nodes_cli": 4,
 }
 
 SURFACES = {"meetplatform.xmlapi", "meetplatform.restapi", "meetplatform.web",

@@ -16,6 +16,7 @@ from meetplatform.model import (
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
+    ParentMeetingNotFound,
     Role,
     SeatNotUsable,
 )
@@ -260,3 +261,22 @@ def test_only_moderators_end_a_meeting_from_the_conference() -> None:
     assert not meeting.ended
     registry.end_meeting(meeting, EndReason.ENDED_BY_MODERATOR, by=mod)
     assert meeting.ended and meeting.forcibly_ended
+
+
+def test_a_breakout_needs_a_running_parent() -> None:
+    """A breakout is refused when its parent (external or internal id) does not run, has
+    ended, or is the breakout itself; with a running parent it is listed there."""
+    registry, _, _ = make()
+    for parent_id in ("nobody", "b1"):
+        with pytest.raises(ParentMeetingNotFound):
+            registry.create_meeting(MeetingSpec(meeting_id="b1", name="B", is_breakout=True,
+                                                parent_meeting_id=parent_id))
+    parent, _ = registry.create_meeting(MeetingSpec(meeting_id="p", name="P"))
+    child, _ = registry.create_meeting(MeetingSpec(
+        meeting_id="b1", name="B", is_breakout=True, parent_meeting_id=parent.internal_id))
+    assert parent.breakout_ids == [child.internal_id]
+    registry.end_meeting(parent, EndReason.ENDED_FROM_API)
+    with pytest.raises(ParentMeetingNotFound):
+        registry.create_meeting(MeetingSpec(meeting_id="b2", name="B", is_breakout=True,
+                                            parent_meeting_id="p"))
+    assert registry.get_meeting("b2") is None

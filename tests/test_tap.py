@@ -27,7 +27,7 @@ from meetplatform.build import build_site
 from meetplatform.config import ConfigOptions, load_config
 from meetplatform.model import MeetingSpec
 from meetplatform.registry import Registry
-from meetplatform.site import MeetplatformSite
+from meetplatform.site import SMALL_BODY_BYTES, MeetplatformSite
 from meetplatform.store import Store
 from meetplatform.tap import MeetplatformService, Options, makeService, secret_command
 from tests.support import make_clock, make_settings
@@ -365,11 +365,20 @@ def test_oversized_chunked_body_is_refused() -> None:
 
 
 def test_body_within_limit_is_served() -> None:
-    """A body of exactly max_body_bytes reaches the resource."""
+    """A body of exactly max_body_bytes reaches a surface that reads bodies; a body within
+    the small limit of a route that reads none (``/healthz``) reaches it too."""
     transport = exchange(
         make_site(),
-        b"POST /healthz HTTP/1.1\r\nHost: meet.test\r\nContent-Length: 4096\r\n\r\n"
+        b"POST /bigbluebutton/api/create HTTP/1.1\r\nHost: meet.test\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4096\r\n\r\n"
         + b"x" * 4096,
+    )
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert b"<returncode>FAILED</returncode>" in transport.value()
+    transport = exchange(
+        make_site(),
+        b"POST /healthz HTTP/1.1\r\nHost: meet.test\r\nContent-Length: %d\r\n\r\n"
+        % SMALL_BODY_BYTES + b"x" * SMALL_BODY_BYTES,
     )
     assert transport.value().startswith(b"HTTP/1.1 405 ")
 

@@ -42,3 +42,16 @@ def test_check_names_the_field() -> None:
         text.check("x\ud800", where="displayName")
     assert caught.value.where == "displayName"
     assert "displayName" in str(caught.value)
+
+
+def test_forms_are_refused_naming_the_field_not_repaired() -> None:
+    assert text.parse_form(b"a=caf%C3%A9&b=&c=x+y") == [("a", "caf\u00e9"), ("b", ""),
+                                                         ("c", "x y")]
+    for raw, where in ((b"ok=1&name=Eve%ED%A0%80", "name"), (b"name=%FF", "name"),
+                       (b"%FF=1", None), (b"name=\xff", None)):
+        with pytest.raises(text.BadText) as caught:
+            text.parse_form(raw)
+        assert caught.value.where == where, raw
+        assert "not valid Unicode" in caught.value.message
+    with pytest.raises(ValueError):
+        text.parse_form(b"a=1&b=2&c=3", max_num_fields=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -16,7 +17,7 @@ from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_p
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
-from meetplatform.restapi.base import Ctx, RateLimits, query_args
+from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
 from meetplatform.restapi.documents import DOCUMENT, DocumentRoutes
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
@@ -25,8 +26,9 @@ from meetplatform.restapi.model import ALL_TYPES
 from meetplatform.restapi.oauth import OAuthRoutes
 from meetplatform.restapi.openapi import build_document
 from meetplatform.restapi.participants import ParticipantRoutes
+from meetplatform.restapi.ratelimit import RateLimiter
 from meetplatform.restapi.rooms import RoomRoutes
-from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.routes import Output, Reply, allowed_methods, api_route
 from meetplatform.restapi.sessions import ATTENDANCE, SESSION, SessionRoutes
 from meetplatform.restapi.spaces import SpaceRoutes
 from meetplatform.restapi.user_tokens import UserTokenRoutes
@@ -83,6 +85,16 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
                                   else Receivers(store))
         #: The meetings' documents (the ``documents`` resource adds and shows them).
         self.meeting_documents = documents
+
+    @property
+    def rate_limiters(self) -> Mapping[str, RateLimiter]:
+        """The limiters by kind (``client``, ``user``, ``anonymous``), for the metrics."""
+        return self._limiters
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body any endpoint reads (the site refuses larger ones)."""
+        return self._max_body
 
     def resource(self) -> IResource:
         """The resource to mount at ``/api/v2`` (root child ``b"api"``, then ``b"v2"``)."""
@@ -143,7 +155,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
 def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
     kind = problem.problem
     if kind is Problem.METHOD_NOT_ALLOWED:
-        allowed = sorted(m for m in problem.allowed if m != "HEAD")
+        allowed = allowed_methods(request.path.decode("utf-8", "replace")) or sorted(
+            m for m in problem.allowed if m != "HEAD")
         return ApiError(405, "request.methodNotAllowed",
                         f"{request.method.decode('ascii', 'replace')} is not "
                         f"allowed here; use {', '.join(allowed)}",
@@ -160,8 +173,10 @@ def _api_error(request: IRequest, problem: HttpProblem) -> ApiError:
         return ApiError(400, "request.invalidEncoding",
                         "the URL path is not valid UTF-8 once percent-decoded")
     if kind is Problem.QUERY_NOT_UTF8:
+        name = broken_parameter(request)
+        where = f"the query parameter {name}" if name is not None else "the query"
         return ApiError(400, "request.invalidEncoding",
-                        "the query is not valid UTF-8 once percent-decoded")
+                        f"{where} is not valid UTF-8 once percent-decoded", parameter=name)
     return ApiError(500, "server.error",
                     "the server failed to handle this request; it was logged")
 

@@ -38,6 +38,7 @@ from twisted.internet.interfaces import IReactorTime
 from meetplatform.restapi.jsonapi import ApiError
 from meetplatform.store import ClientRecord, Store
 from meetplatform.store.database import ACCESS_TOKEN_PREFIX, USER_ACCESS_TOKEN_PREFIX
+from meetplatform.text import BadText, check
 
 #: Every scope a client may hold; a token gets them all unless it asks for fewer.
 CLIENT_SCOPES: tuple[str, ...] = (
@@ -168,7 +169,13 @@ def parse_basic(value: str) -> tuple[str, str]:
         raise ApiError(401, "auth.invalidClient", "Basic credentials must be id:secret",
                        header="Authorization", oauth_error="invalid_client",
                        headers={"WWW-Authenticate": f"Basic {REALM}"})
-    return unquote(client_id), unquote(secret)
+    try:  # percent-decoded as a form: UTF-8 or refused (meetplatform.text), not replaced
+        return (check(unquote(client_id, errors="surrogateescape")),
+                check(unquote(secret, errors="surrogateescape")))
+    except BadText:
+        raise ApiError(401, "auth.invalidClient", "the Basic credentials are not UTF-8",
+                       header="Authorization", oauth_error="invalid_client",
+                       headers={"WWW-Authenticate": f"Basic {REALM}"}) from None
 
 
 class NonceCache:

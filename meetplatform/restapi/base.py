@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode
+from urllib.parse import parse_qs, urlencode
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -13,6 +13,7 @@ from twisted.web.iweb import IRequest
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
+from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
@@ -23,6 +24,7 @@ from meetplatform.restapi.ratelimit import Limit, RateLimiter
 from meetplatform.restapi.routes import Body, Handler, Reply, Route
 from meetplatform.restapi.schema import ClientIdRefused, Invalid, TypeConflict, format_time
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, parse_form
 
 _log = Logger()
 
@@ -63,11 +65,6 @@ class Ctx:
     doc_id: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def client_ip(self) -> str:
-        address = self.request.getClientAddress()
-        return str(getattr(address, "host", "unknown"))
-
 
 def header_text(request: IRequest, name: str) -> str | None:
     raw = request.requestHeaders.getRawHeaders(name)
@@ -90,9 +87,22 @@ def query_args(request: IRequest) -> dict[str, list[str]]:
                     encoding="utf-8", errors="surrogateescape")
 
 
+def broken_parameter(request: IRequest) -> str | None:
+    """The name of the first query parameter whose value is not valid Unicode once
+    percent-decoded (what the URL guard refused the query for), if a name can be given."""
+    _, _, query = request.uri.partition(b"?")
+    try:
+        parse_form(query)
+    except BadText as e:
+        return e.where
+    except ValueError:
+        return None
+    return None
+
+
 def wants_pretty(request: IRequest) -> bool:
     values = query_args(request).get("pretty")
-    return not (values and values[-1].lower() in ("false", "0", "no"))
+    return not (values and values[-1] in ("false", "0", "no"))
 
 
 class ApiBase:
@@ -130,6 +140,11 @@ class ApiBase:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def client_ip(self, request: IRequest) -> str:
+        """The client's address (behind ``--trusted-proxy`` proxies, the forwarded one):
+        what anonymous calls and failed authentications are counted against."""
+        return client_address(request, self._settings.trusted_proxies)
+
     def limit(self, kind: str, key: str) -> None:
         """Spend one request from ``key``'s bucket or refuse with 429 + Retry-After."""
         wait = self._limiters[kind].take(key)
@@ -151,8 +166,7 @@ class ApiBase:
         request._mp_route = route  # type: ignore[attr-defined]
         jsonapi.check_accept(header_text(request, "Accept"), route.media_type)
         ctx = Ctx(request=request, route=route, now=self.now(),
-                  query=self._query(request, route),
-                  raw_body=self._read_body(request, self._body_limit(route)))
+                  query=self._query(request, route), raw_body=self._read_body(request))
         if route.auth in ("client", "any"):
             ctx.caller = await self._authenticate(ctx, allow_user=route.auth == "any")
             if route.scope is not None and route.scope not in ctx.caller.scopes:
@@ -161,7 +175,7 @@ class ApiBase:
                                meta={"requiredScope": route.scope})
             self.limit(ctx.caller.kind, ctx.caller.rate_key)
         else:
-            self.limit("anonymous", "ip:" + ctx.client_ip)
+            self.limit("anonymous", "ip:" + self.client_ip(ctx.request))
         if route.body is not None:
             self._decode_body(ctx, route.body, params)
         reply = await handler(self, ctx, **params)
@@ -177,8 +191,10 @@ class ApiBase:
             return await self.auth.authenticate(header_text(request, "Authorization"), signed,
                                                 allow_user=allow_user)
         except ApiError as e:
-            if e.status == 401:  # failed attempts count against the address
-                self.limit("anonymous", "ip:" + ctx.client_ip)
+            # failed attempts count against the address; a request without credentials
+            # guesses nothing and is answered 401 however many came before
+            if e.status == 401 and request.getHeader("Authorization") is not None:
+                self.limit("anonymous", "ip:" + self.client_ip(ctx.request))
             raise
 
     def _query(self, request: IRequest, route: Route) -> dict[str, str]:
@@ -197,32 +213,27 @@ class ApiBase:
                 try:
                     param.schema.check(out[param.name], "")
                 except Invalid as e:
-                    raise ApiError(400, "request.invalidParameter", f"{param.name} {e.detail}",
+                    raise ApiError(400, param.error_code, f"{param.name} {e.detail}",
                                    parameter=param.name) from None
         pretty = out.get("pretty")
-        if pretty is not None and pretty.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        if pretty is not None and pretty not in jsonapi.PRETTY_VALUES:
             raise ApiError(400, "request.invalidParameter", "pretty must be true or false",
                            parameter="pretty")
         return out
 
-    def _body_limit(self, route: Route) -> int:
-        if route.body is not None and route.body.max_bytes is not None:
-            return min(route.body.max_bytes, self._settings.max_body_bytes)
-        return self._max_body
-
-    def _read_body(self, request: IRequest, limit: int) -> bytes:
+    def _read_body(self, request: IRequest) -> bytes:
         length = header_text(request, "Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > limit:
+        if length is not None and length.strip().isdigit() and int(length) > self._max_body:
             raise ApiError(413, "request.tooLarge",
-                           f"the body is larger than {limit} bytes")
+                           f"the body is larger than {self._max_body} bytes")
         content = request.content
         if content is None:
             return b""
         content.seek(0)
-        data: bytes = content.read(limit + 1)
-        if len(data) > limit:
+        data: bytes = content.read(self._max_body + 1)
+        if len(data) > self._max_body:
             raise ApiError(413, "request.tooLarge",
-                           f"the body is larger than {limit} bytes")
+                           f"the body is larger than {self._max_body} bytes")
         return data
 
     def _decode_body(self, ctx: Ctx, body: Body, params: Mapping[str, str]) -> None:
@@ -263,10 +274,11 @@ class ApiBase:
         media = content_type.split(";")[0].strip().lower()
         if media == FORM_TYPE:
             try:
-                text = ctx.raw_body.decode("utf-8")
-                pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
-                                  max_num_fields=50)
-            except (UnicodeDecodeError, ValueError):
+                pairs = parse_form(ctx.raw_body, strict_parsing=True, max_num_fields=50)
+            except BadText as e:
+                raise ApiError(400, "request.invalidEncoding", e.message, parameter=e.where,
+                               oauth_error="invalid_request") from None
+            except ValueError:
                 raise ApiError(400, "request.invalidForm", "the form body is malformed",
                                oauth_error="invalid_request") from None
             out: dict[str, Any] = {}

@@ -7,7 +7,10 @@ inline as base64 ``content``), follows its conversion (``state``, ``pagesDone`` 
 ``insertDocument``: the meeting records the document and the document service converts
 it in worker processes; the conference page shows it when it is ready.
 
-Scopes: ``documents:read`` and ``documents:write``. A room without a live meeting has no
+Request bodies are the JSON:API's (64 KiB), so inline ``content`` suits small files;
+larger ones go by ``url`` (or through the conference page's upload, or ``insertDocument``,
+both bounded by the site's ``max_body_bytes``). Scopes: ``documents:read`` and
+``documents:write``. A room without a live meeting has no
 documents (and adding one answers 409).
 """
 
@@ -25,10 +28,6 @@ from meetplatform.restapi.jsonapi import ApiError
 from meetplatform.restapi.routes import Body, Output, Reply, api_route
 from meetplatform.restapi.schema import Attr, Bool, Int, ResourceType, Str
 from meetplatform.store import RoomRecord
-
-#: Bytes of a request that adds a document (a file as base64); the site's
-#: ``max_body_bytes`` caps it further.
-MAX_DOCUMENT_BODY = 48 * 1024 * 1024
 
 DOCUMENT = ResourceType(
     "documents",
@@ -130,10 +129,11 @@ class DocumentRoutes(ApiBase):
 
     @api_route("POST", "/rooms/{roomId}/documents", summary="Add a document",
                tag="Documents", auth="any", scope="documents:write",
-               body=Body(DOCUMENT, "create", max_bytes=MAX_DOCUMENT_BODY), success=202,
+               body=Body(DOCUMENT, "create"), success=202,
                output=Output("resource", DOCUMENT), errors=(409, 503))
     async def create_document(self, ctx: Ctx, roomId: str) -> Reply:
-        """By ``url`` or base64 ``content`` (one of them). Answers at once (``queued``);
+        """By ``url`` or base64 ``content`` (one of them; the request body, like every
+        JSON:API body, is at most 64 KiB: larger files go by URL). Answers at once (``queued``);
         the conversion goes on in the background: read the document (or watch the
         conference page) for its ``state``. A refused document ends ``failed`` with its
         ``error``."""

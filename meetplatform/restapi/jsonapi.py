@@ -5,13 +5,14 @@ Pure functions and values, no Twisted: tested on their own.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gzip
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from meetplatform.text import BadText, loads_json
 
 MEDIA_TYPE = "application/vnd.api+json"
 JSON_TYPE = "application/json"
@@ -76,6 +77,10 @@ class ApiError(Exception):
         if self.oauth_error is not None:
             doc = {"error": self.oauth_error, "error_description": self.detail, **doc}
         return doc
+
+
+#: The values the ``pretty`` query parameter takes (exactly these, as documented).
+PRETTY_VALUES = ("true", "false", "1", "0", "yes", "no")
 
 
 def encode(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
@@ -178,19 +183,17 @@ def check_accept(value: str | None, produces: str = MEDIA_TYPE) -> None:
 
 
 def parse_json(body: bytes) -> Any:
-    """Decode a request body; 400 with a clear reason when it is not JSON."""
+    """Decode a request body; 400 with a clear reason when it is not JSON.
+
+    Text that is not valid Unicode (bad UTF-8, a lone surrogate such as ``"\\ud800"``)
+    is refused as :mod:`meetplatform.text` decides, with the JSON pointer of the string
+    in ``source.pointer`` when it is inside the document."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "request.invalidJson", "the body is not UTF-8") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return loads_json(body)
+    except BadText as e:
+        raise ApiError(400, "request.invalidEncoding", e.message, pointer=e.where) from None
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "request.invalidJson", f"the body is not valid JSON: {e}") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- documents ----------------------------------------------------------------------------
@@ -244,26 +247,28 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
+#: A ``page[after]`` cursor: the sort key of the last item, ``<number>.<hex of the id's
+#: UTF-8>``. Every string of this form is a position in a list (keyset pagination: "the
+#: items after this key"), so the published pattern says exactly what is accepted.
+CURSOR_PATTERN = r"[0-9]{1,15}\.(?:[0-9a-f]{2}){0,142}"
+#: The cursor of a list whose ids are numbers (attendances): the id's digits in hex.
+NUMERIC_CURSOR_PATTERN = r"[0-9]{1,15}\.(?:3[0-9]){1,18}"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(key: tuple[int, str]) -> str:
-    raw = json.dumps([key[0], key[1]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return f"{key[0]}.{key[1].encode('utf-8').hex()}"
 
 
 def decode_cursor(text: str) -> tuple[int, str]:
-    """The position a ``page[after]`` cursor stands for; 400 if it is not one of ours."""
-    bad = ApiError(400, "page.invalidCursor", "page[after] is not a cursor this API gave out",
-                   parameter="page[after]")
-    if len(text) > 300:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise bad from None
-    if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
-            or not isinstance(value[0], int) or not isinstance(value[1], str)):
-        raise bad
-    return value[0], value[1]
+    """The position a ``page[after]`` cursor stands for; 400 if it is not a cursor."""
+    if _CURSOR.fullmatch(text) is None:
+        raise ApiError(400, "page.invalidCursor",
+                       "page[after] is not a cursor this API gave out",
+                       parameter="page[after]")
+    number, _, key = text.partition(".")
+    # (hand-made hex need not be UTF-8; any string is a position all the same)
+    return int(number), bytes.fromhex(key).decode("utf-8", "replace")
 
 
 def page_size(value: str | None) -> int:

@@ -117,7 +117,7 @@ class MeetingRoutes(ApiBase):
         return Reply(200, jsonapi.single(self._resource(ctx.caller.space_id, meeting)))
 
     @api_route("POST", "/meetings/{meetingId}/join", summary="Get a seat in a meeting",
-               tag="Meetings", auth="client", scope="meetings:write", body=Body(SEAT, "create"),
+               tag="Meetings", auth="client", scope="meetings:write", body=Body(SEAT, "create", require=("displayName",)),
                output=Output("resource", SEAT), secret=True, errors=(409, 410))
     async def join_meeting(self, ctx: Ctx, meetingId: str) -> Reply:
         """Like join with redirect=false: returns the conference URL instead of redirecting."""
@@ -164,9 +164,15 @@ class MeetingRoutes(ApiBase):
             meeting_local_id=meetingId, room_id=None)))
 
     @api_route("DELETE", "/meetings/{meetingId}", summary="End a meeting", tag="Meetings",
-               auth="client", scope="meetings:write", success=204, errors=(410,))
+               auth="client", scope="meetings:write", success=204)
     async def end_meeting(self, ctx: Ctx, meetingId: str) -> Reply:
-        """Like end: everyone is disconnected."""
-        meeting = self._meeting_for(ctx, meetingId)
+        """Like end: everyone is disconnected. Ending a meeting that has just ended answers
+        204 too (DELETE is idempotent); an unknown one is 404."""
+        try:
+            meeting = self._meeting_for(ctx, meetingId)
+        except ApiError as e:
+            if e.status == 410:
+                return Reply(204)
+            raise
         self._registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
         return Reply(204)

@@ -44,7 +44,7 @@ SPACE = ResourceType(
     "spaces",
     "The client's space: where its rooms live. Each client has exactly one, made with it.",
     {
-        "name": Attr(Str(min_length=1, max_length=200)),
+        "name": Attr(Str(min_length=1, max_length=200, single_line=True)),
         "description": Attr(Str(max_length=2000)),
         "visibility": Attr(Str(enum=VISIBILITIES,
                                description="public spaces let anyone into their public rooms")),
@@ -63,7 +63,7 @@ ROOM = ResourceType(
     "rooms",
     "A room of a space. Its live meeting is created when the first user enters.",
     {
-        "name": Attr(Str(min_length=1, max_length=200), required=True),
+        "name": Attr(Str(min_length=1, max_length=200, single_line=True), required=True),
         "alias": Attr(Str(max_length=64, pattern=ALIAS_PATTERN,
                           description="short name used in URLs (/embed/<alias>); unique; "
                                       "generated when not given")),
@@ -96,9 +96,10 @@ USER_TOKEN = ResourceType(
     "secret is shown once, when it is created.",
     {
         "role": Attr(Str(enum=ROLES), create_only=True),
-        "displayName": Attr(Str(max_length=200, description="fixes the invited user's name; "
+        "displayName": Attr(Str(max_length=200, single_line=True,
+                                description="fixes the invited user's name; "
                                 "empty lets the user choose"), create_only=True),
-        "externalUserId": Attr(Str(max_length=256), create_only=True),
+        "externalUserId": Attr(Str(max_length=256, single_line=True), create_only=True),
         "permissions": Attr(_permissions("narrows the room's default permissions"),
                             create_only=True),
         "maxUses": Attr(Int(minimum=1, maximum=1000, description="default 1: single use"),
@@ -127,7 +128,8 @@ ACTIVATION = ResourceType(
     "Using an invitation: consumes one use and returns where the user goes.",
     {
         "token": Attr(Str(min_length=1, max_length=128), required=True, write_only=True),
-        "displayName": Attr(Str(max_length=200, description="needed when the invitation "
+        "displayName": Attr(Str(max_length=200, single_line=True,
+                                description="needed when the invitation "
                                 "does not fix a name")),
         "role": Attr(Str(enum=ROLES), read_only=True),
         "conferenceUrl": Attr(Str(format="uri", nullable=True,
@@ -149,9 +151,9 @@ SEAT = ResourceType(
     "seats",
     "A place in a live meeting for one user: the conference URL carries its session token.",
     {
-        "displayName": Attr(Str(min_length=1, max_length=200)),
+        "displayName": Attr(Str(min_length=1, max_length=200, single_line=True)),
         "role": Attr(Str(enum=ROLES)),
-        "externalUserId": Attr(Str(max_length=256)),
+        "externalUserId": Attr(Str(max_length=256, single_line=True)),
         "guest": Attr(Bool(description="meetings only: a guest waits for a moderator when "
                            "the guest policy is ASK_MODERATOR (rooms: see lobby)")),
         "conferenceUrl": Attr(Str(format="uri"), read_only=True),
@@ -197,7 +199,8 @@ MEETING = ResourceType(
     "A live meeting of the space, as the BigBlueButton API knows it (create, join, end, "
     "info). Rooms' meetings are listed too; their id is the room's id.",
     {
-        "name": Attr(Str(min_length=1, max_length=256), required=True, create_only=True),
+        "name": Attr(Str(min_length=1, max_length=256, single_line=True), required=True,
+                     create_only=True),
         "maxParticipants": Attr(Int(minimum=0, maximum=10_000), create_only=True),
         "duration": Attr(Int(minimum=0, maximum=100_000, description="minutes; 0: no limit"),
                          create_only=True),
@@ -221,7 +224,7 @@ MEETING = ResourceType(
         "roomId": Attr(Str(nullable=True), read_only=True),
         "attendees": Attr(Array(items=_ATTENDEE, max_items=100_000), read_only=True),
     },
-    client_id=Str(max_length=100, pattern=MEETING_ID_PATTERN,
+    client_id=Str(max_length=100, pattern=MEETING_ID_PATTERN, reserved_prefix="rm_",
                   description="your meetingID (ids starting with rm_ are rooms')"),
     id_example="weekly-standup",
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from meetplatform import __version__
 from meetplatform.restapi.auth import SCOPE_DESCRIPTIONS, SIGNATURE_SCHEME
-from meetplatform.restapi.jsonapi import JSON_TYPE, MEDIA_TYPE, status_title
+from meetplatform.restapi.jsonapi import JSON_TYPE, MEDIA_TYPE, PRETTY_VALUES, status_title
 from meetplatform.restapi.routes import Route, path_params
 from meetplatform.restapi.schema import ResourceType
 
@@ -40,9 +40,14 @@ SIGNATURE_DESCRIPTION = f"""\
 `Authorization: {SIGNATURE_SCHEME} clientId=<id>, timestamp=<unix seconds>, nonce=<8-128
 chars>, signature=<hex>` where signature = hex(HMAC-SHA256(key, string)), key =
 HMAC-SHA256(key=client_secret, msg="meetplatform request signing v1") and string is the
-lines `{SIGNATURE_SCHEME}`, METHOD, path, query (as sent, without `?`), timestamp, nonce,
-hex(SHA-256(body)) joined by `\\n`. Timestamps must be within 300 s of the server's clock;
-each nonce is accepted once."""
+lines `{SIGNATURE_SCHEME}`, METHOD, path, query, timestamp, nonce, hex(SHA-256(body))
+joined by `\\n`. METHOD is the method executed (a method override's value). path is the
+request path from `/api/v2/` on, percent-decoded and re-encoded so that only
+`A-Z a-z 0-9 - _ . ~ /` stay literal (`%XX` upper case). query is canonical, not as sent:
+the parameters percent-decoded, sorted by name and then value, each name and value
+re-encoded like the path (`/` encoded too) and joined as `name=value` with `&` (empty
+without a query). Timestamps must be within 300 s of the server's clock; each nonce is
+accepted once."""
 
 
 def schema_name(rtype: ResourceType) -> str:
@@ -176,8 +181,11 @@ def build_document(routes: Iterable[Route], types: Iterable[ResourceType],
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "meetplatform JSON:API", "version": f"2.0 ({__version__})",
-                 "description": DESCRIPTION},
+        # info.version is the document's version: the package's, a plain PEP 440 version
+        # that client generators can use as their package version (the API's own major
+        # version is in every path, /api/v2, and in x-api-version).
+        "info": {"title": "meetplatform JSON:API", "version": __version__,
+                 "x-api-version": "2", "description": DESCRIPTION},
         "servers": [{"url": server_url}],
         "tags": [{"name": t} for t in tags],
         "paths": paths,
@@ -200,8 +208,9 @@ def build_document(routes: Iterable[Route], types: Iterable[ResourceType],
             },
             "parameters": {
                 "pretty": {"name": "pretty", "in": "query", "required": False,
-                           "description": "false: compact JSON (default: indented)",
-                           "schema": {"type": "string", "enum": ["true", "false"]}},
+                           "description": "false (or 0, no): compact JSON "
+                                          "(default: indented)",
+                           "schema": {"type": "string", "enum": list(PRETTY_VALUES)}},
             },
         },
     }
@@ -247,7 +256,16 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         else:
             assert body.rtype is not None
             name = f"{schema_name(body.rtype)}{body.mode.capitalize()}Request"
-            schemas[name] = body.rtype.request_schema(body.mode)
+            request_schema = body.rtype.request_schema(body.mode)
+            if body.require:
+                name = f"{route.name[0].upper()}{route.name[1:]}Request"
+                data = request_schema["properties"]["data"]
+                data["properties"]["attributes"]["required"] = sorted(
+                    set(data["properties"]["attributes"].get("required", []))
+                    | set(body.require))
+                if "attributes" not in data["required"]:
+                    data["required"].append("attributes")
+            schemas[name] = request_schema
             content = {MEDIA_TYPE: {"schema": _ref(name)}, JSON_TYPE: {"schema": _ref(name)}}
         operation["requestBody"] = {"required": body.required, "content": content}
 

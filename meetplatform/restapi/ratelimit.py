@@ -33,6 +33,8 @@ class RateLimiter:
         self.limit = limit
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        #: Requests refused since start (the metrics read it).
+        self.refused = 0
 
     def take(self, key: str, cost: float = 1.0) -> float | None:
         """Spend ``cost`` from ``key``'s bucket: ``None`` if allowed, else the seconds to
@@ -52,6 +54,7 @@ class RateLimiter:
         if bucket.tokens >= cost:
             bucket.tokens -= cost
             return None
+        self.refused += 1
         return (cost - bucket.tokens) / self.limit.rate
 
     @staticmethod

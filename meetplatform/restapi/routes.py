@@ -28,6 +28,8 @@ class QueryParam:
     name: str
     schema: Schema
     description: str = ""
+    #: The error code of a value the schema refuses (default ``request.invalidParameter``).
+    error_code: str = "request.invalidParameter"
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,9 @@ class Body:
     mode: str = "create"
     form: Obj | None = None
     required: bool = True
-    #: Bytes this body may have (``None``: the API's limit, 64 KiB); never more than the
-    #: site's ``max_body_bytes``. Document uploads carry a file.
-    max_bytes: int | None = None
+    #: Attributes this call needs although the type does not require them (the handler
+    #: checks them; the OpenAPI document says so in this call's own request schema).
+    require: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,22 @@ def werkzeug_path(path: str) -> str:
 
 def path_params(path: str) -> list[str]:
     return re.findall(r"\{([A-Za-z]+)\}", path)
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods of the routes that serve ``path`` (a request path under ``/api/v2``).
+
+    Where a literal route and a parameterised one both match (``/userTokens/activate``
+    and ``/userTokens/{tokenId}``) the literal one is the resource, so only its methods
+    count: werkzeug's ``Allow`` would name the others too."""
+    relative = path.split("/api/v2", 1)[-1] or "/"
+    matching = [r for r in ROUTES
+                if re.fullmatch(re.sub(r"\\\{[A-Za-z]+\\\}", "[^/]+", re.escape(r.path)),
+                                relative)]
+    if not matching:
+        return []
+    fewest = min(len(path_params(r.path)) for r in matching)
+    return sorted({r.method for r in matching if len(path_params(r.path)) == fewest})
 
 
 def api_route(

@@ -85,13 +85,31 @@ class Schema:
         return out
 
 
+#: Characters no text value may hold: C0 controls other than tab, line feed and carriage
+#: return. The same class serves Python's check and the published JSON Schema pattern
+#: (``\\uXXXX`` is understood by both ECMA-262 and Python regular expressions).
+TEXT_FORBIDDEN = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f"
+#: Characters no one-line value (a name) may hold: every control character (C0, DEL, C1
+#: with NEL) and the line and paragraph separators U+2028/U+2029.
+LINE_FORBIDDEN = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+_TEXT_BAD = re.compile(f"[{TEXT_FORBIDDEN}]")
+_LINE_BAD = re.compile(f"[{LINE_FORBIDDEN}]")
+
+
 @dataclass(kw_only=True)
 class Str(Schema):
+    """A string. Control characters are refused (documented as a ``pattern``): in every
+    string those of :data:`TEXT_FORBIDDEN`, in a ``single_line`` one (names) also line
+    breaks, DEL, C1 controls and U+2028/U+2029."""
+
     min_length: int = 0
     max_length: int = 1000
     pattern: str | None = None
     enum: tuple[str, ...] | None = None
     format: str | None = None
+    single_line: bool = False
+    #: Values starting with this are refused (JSON Schema ``not``), e.g. reserved ids.
+    reserved_prefix: str | None = None
 
     def _check(self, value: Any, pointer: str) -> Any:
         if not isinstance(value, str):
@@ -104,7 +122,11 @@ class Str(Schema):
             raise Invalid(pointer, f"must be at most {self.max_length} characters long")
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise Invalid(pointer, f"must match {self.pattern}")
-        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x00" in value:
+        if self.reserved_prefix is not None and value.startswith(self.reserved_prefix):
+            raise Invalid(pointer, f"must not start with {self.reserved_prefix}")
+        if self.single_line and _LINE_BAD.search(value) is not None:
+            raise Invalid(pointer, "must be one line without control characters")
+        if _TEXT_BAD.search(value) is not None:
             raise Invalid(pointer, "must not contain control characters")
         return value
 
@@ -116,10 +138,16 @@ class Str(Schema):
             if self.min_length:
                 out["minLength"] = self.min_length
             out["maxLength"] = self.max_length
+            forbidden = f"^[^{LINE_FORBIDDEN if self.single_line else TEXT_FORBIDDEN}]*$"
             if self.pattern is not None:
                 out["pattern"] = f"^(?:{self.pattern})$"
+                out["allOf"] = [{"pattern": forbidden}]
+            else:
+                out["pattern"] = forbidden
         if self.format is not None:
             out["format"] = self.format
+        if self.reserved_prefix is not None:
+            out["not"] = {"pattern": f"^{re.escape(self.reserved_prefix)}"}
         return out
 
 
@@ -230,6 +258,8 @@ class Obj(Schema):
             elif self.values is not None:
                 if self.key_pattern is not None and not re.fullmatch(self.key_pattern, key):
                     raise Invalid(where, f"member names must match {self.key_pattern}")
+                if _TEXT_BAD.search(key) is not None:
+                    raise Invalid(where, "member names must not contain control characters")
                 out[key] = self.values.check(item, where)
             else:
                 raise Invalid(where, "is not a known member")
@@ -252,6 +282,7 @@ class Obj(Schema):
                 out["additionalProperties"] = False
             else:
                 out["additionalProperties"] = extra
+                out["propertyNames"] = {"pattern": f"^[^{TEXT_FORBIDDEN}]*$"}
         else:
             out["additionalProperties"] = False
         out["maxProperties"] = self.max_properties
@@ -382,10 +413,15 @@ class ResourceType:
         required = [n for n, a in self.writable(mode).items() if a.required and mode == "create"]
         if required:
             attrs["required"] = required
+        # the members parse() lets through: meta, links and lid are not read (any value)
         data: dict[str, Any] = {
             "type": "object",
-            "properties": {"type": {"const": self.type}, "attributes": attrs},
+            "properties": {"type": {"const": self.type}, "attributes": attrs,
+                           "lid": {}, "meta": {}, "links": {},
+                           "relationships": {"type": ["object", "null"],
+                                             "maxProperties": 0}},
             "required": ["type"],
+            "additionalProperties": False,
         }
         if mode == "update" or self.client_id is not None:
             data["properties"]["id"] = (self.client_id.json_schema()
@@ -394,7 +430,9 @@ class ResourceType:
             data["required"].append("id")
         if mode == "create" and self.writable(mode) and required:
             data["required"].append("attributes")
-        return {"type": "object", "properties": {"data": data}, "required": ["data"]}
+        return {"type": "object",
+                "properties": {"data": data, "meta": {}, "jsonapi": {}, "links": {}},
+                "required": ["data"], "additionalProperties": False}
 
 
 class TypeConflict(Invalid):

@@ -16,7 +16,7 @@ from meetplatform.history import HistoryReader
 from meetplatform.restapi import jsonapi
 from meetplatform.restapi.base import ApiBase, Ctx
 from meetplatform.restapi.jsonapi import ApiError
-from meetplatform.restapi.routes import Output, Reply, api_route
+from meetplatform.restapi.routes import Output, QueryParam, Reply, api_route
 from meetplatform.restapi.schema import (
     Attr,
     Bool,
@@ -27,7 +27,7 @@ from meetplatform.restapi.schema import (
     Str,
     format_time,
 )
-from meetplatform.restapi.spaces import PAGE_QUERY
+from meetplatform.restapi.spaces import PAGE_QUERY, PAGE_SIZE
 from meetplatform.store.history_db import AttendanceRecord, MeetingRecord
 
 SESSION = ResourceType(
@@ -78,6 +78,14 @@ ATTENDANCE = ResourceType(
     },
     relationships={"session": "sessions"},
     id_example="42",
+)
+
+#: Attendance ids are numbers: so is the id part of their cursors.
+ATTENDANCE_PAGE_QUERY = (
+    PAGE_SIZE,
+    QueryParam("page[after]", Str(max_length=300, pattern=jsonapi.NUMERIC_CURSOR_PATTERN),
+               "the cursor from the previous page's links.next",
+               error_code="page.invalidCursor"),
 )
 
 
@@ -189,7 +197,7 @@ class SessionRoutes(ApiBase):
     @api_route("GET", "/sessions/{sessionId}/attendances",
                summary="List who was in a session, and when", tag="History", auth="client",
                scope="meetings:read", output=Output("collection", ATTENDANCE),
-               query=PAGE_QUERY)
+               query=ATTENDANCE_PAGE_QUERY)
     async def list_attendances(self, ctx: Ctx, sessionId: str) -> Reply:
         """In join order. A participant who left and came back has two attendances."""
         meeting = await self._session_for(ctx, sessionId)

@@ -11,12 +11,15 @@ from meetplatform.restapi.model import SPACE, space_resource
 from meetplatform.restapi.routes import Body, Output, QueryParam, Reply, api_route
 from meetplatform.restapi.schema import Str
 
+PAGE_SIZE = QueryParam(
+    "page[size]", Str(max_length=3, pattern=r"[1-9][0-9]?|100"),
+    f"items per page, 1 to {jsonapi.MAX_PAGE_SIZE} (default {jsonapi.DEFAULT_PAGE_SIZE})",
+    error_code="page.invalidSize")
 PAGE_QUERY = (
-    QueryParam("page[size]", Str(max_length=3, pattern=r"[0-9]{1,3}"),
-               f"items per page, 1 to {jsonapi.MAX_PAGE_SIZE} "
-               f"(default {jsonapi.DEFAULT_PAGE_SIZE})"),
-    QueryParam("page[after]", Str(max_length=300),
-               "the cursor from the previous page's links.next"),
+    PAGE_SIZE,
+    QueryParam("page[after]", Str(max_length=300, pattern=jsonapi.CURSOR_PATTERN),
+               "the cursor from the previous page's links.next",
+               error_code="page.invalidCursor"),
 )
 
 

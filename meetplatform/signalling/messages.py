@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meetplatform.sanitize import sanitize_html
+from meetplatform.text import BadText, check_value, is_valid
 
 if TYPE_CHECKING:
     from meetplatform.model import ChatMessage, Meeting, Participant, Seat
@@ -25,6 +26,10 @@ CHAT_MAX_CHARS = 500
 #: Request ids: strings up to this many characters, or integers up to 2**53.
 MAX_ID_CHARS = 64
 MAX_INT_ID = 2**53
+#: Every number in a frame must be an I-JSON number (RFC 7493): an integer of magnitude at
+#: most 2**53 or a finite float. Larger literals are refused while decoding, so no field's
+#: validator ever sees one (``math.isfinite(10**300)`` raises ``OverflowError``).
+MAX_JSON_INT = 2**53
 #: Longest session token accepted in the handshake.
 MAX_TOKEN_CHARS = 256
 MAX_SDP_CHARS = MAX_MESSAGE_BYTES
@@ -74,6 +79,8 @@ class EnvelopeError(MessageError):
 def _read_id(value: Any) -> str | int | None:
     if value is None:
         return None
+    if isinstance(value, _OutOfRange):
+        raise invalid("id out of range")
     if isinstance(value, bool):
         raise invalid("id must be a string or an integer")
     if isinstance(value, int):
@@ -91,6 +98,46 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+class _OutOfRange:
+    """Stands in for a number literal outside the I-JSON range while a frame is decoded."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+class _NumberReader:
+    """``json.loads`` hooks that replace out-of-range numbers by :class:`_OutOfRange`.
+
+    The frame is still decoded to the end so that the error can carry the request's
+    ``id`` and ``type``; :func:`decode_request` then refuses the whole frame.
+    """
+
+    __slots__ = ("bad",)
+
+    def __init__(self) -> None:
+        self.bad: str | None = None
+
+    def read_int(self, literal: str) -> int | _OutOfRange:
+        # The literal is at most MAX_MESSAGE_BYTES long, but int() of a huge literal
+        # is quadratic and Python refuses > 4300 digits: decide on the length first.
+        if len(literal.lstrip("-")) <= 16 and abs(value := int(literal)) <= MAX_JSON_INT:
+            return value
+        return self._out_of_range(literal)
+
+    def read_float(self, literal: str) -> float | _OutOfRange:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        return self._out_of_range(literal)
+
+    def _out_of_range(self, literal: str) -> _OutOfRange:
+        if self.bad is None:
+            self.bad = literal if len(literal) <= 20 else literal[:17] + "..."
+        return _OutOfRange(literal)
+
+
 def decode_request(payload: bytes, is_binary: bool = False,
                    max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
     """Decode one client frame into a :class:`Request` or raise :class:`EnvelopeError`."""
@@ -98,12 +145,23 @@ def decode_request(payload: bytes, is_binary: bool = False,
         raise EnvelopeError("invalid", "binary frames are not supported; send JSON text")
     if len(payload) > max_bytes:
         raise EnvelopeError("tooLarge", f"message larger than {max_bytes} bytes")
+    numbers = _NumberReader()
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constants,
+                         parse_int=numbers.read_int, parse_float=numbers.read_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise EnvelopeError("invalid", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("invalid", "frame must be a JSON object")
+    # Lone surrogates are refused, not repaired (meetplatform.text). As text.loads_json
+    # does, nothing is walked unless the frame holds a \u escape (the only way one gets
+    # in once the payload decoded as UTF-8); walked here, after parsing, so that the
+    # error can carry the request's id and type. The socket stays open.
+    if b"\\u" in payload:
+        try:
+            check_value(obj)
+        except BadText as e:
+            raise EnvelopeError("invalid", e.message, *_valid_envelope(obj)) from None
     try:
         request_id = _read_id(obj.get("id"))
     except MessageError as e:
@@ -111,12 +169,31 @@ def decode_request(payload: bytes, is_binary: bool = False,
     kind = obj.get("type")
     if not isinstance(kind, str) or not kind or len(kind) > 64:
         raise EnvelopeError("invalid", "frame needs a string 'type'", request_id)
+    if numbers.bad is not None:
+        raise EnvelopeError(
+            "invalid", f"number {numbers.bad} out of range: integers must lie within "
+            "-2**53..2**53 and numbers must be finite", request_id, kind)
     data = obj.get("data", {})
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise EnvelopeError("invalid", "'data' must be an object", request_id, kind)
     return Request(kind, request_id, data)
+
+
+def _valid_envelope(obj: Mapping[str, Any]) -> tuple[str | int | None, str | None]:
+    """The id and type of a frame refused for broken text, when they are valid themselves
+    (an error frame holding a broken one could not be encoded)."""
+    try:
+        request_id = _read_id(obj.get("id"))
+    except MessageError:
+        request_id = None
+    if isinstance(request_id, str) and not is_valid(request_id):
+        request_id = None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or not is_valid(kind):
+        kind = None
+    return request_id, kind
 
 
 # --- per-type validation ------------------------------------------------------------------
@@ -202,8 +279,12 @@ def parse_ping(data: Mapping[str, Any]) -> float | int | None:
     ts = data.get("ts")
     if ts is None:
         return None
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
-        raise invalid("'ts' must be a number")
+    # A Python int converts to float for isfinite and overflows past ~1e308: check the
+    # range on ints themselves (decode_request already refuses them; this is for callers
+    # that build ``data`` some other way).
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or (
+            abs(ts) > MAX_JSON_INT if isinstance(ts, int) else not math.isfinite(ts)):
+        raise invalid("'ts' must be a finite number")
     return ts
 
 

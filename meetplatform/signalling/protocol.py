@@ -290,6 +290,7 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
                 pass  # some transports refuse when nothing is registered
             transport.registerProducer(_Backpressure(self), True)
             self._direct = _DirectSocket.for_transport(transport, self.factory.turn_sender)
+            self.factory.opened += 1
             self.factory.hub.attach(self)
         except Exception:  # noqa: BLE001 - logged; the socket must survive
             _log.failure("signalling socket failed to open")
@@ -357,6 +358,7 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
     # --- reading ----------------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.received += 1
         if self.phase == "gone" or self.state != _OPEN:
             return
         bucket = self._bucket
@@ -531,6 +533,8 @@ class SignallingFactory(WebSocketServerFactory):
         self.max_backlog = max_backlog
         #: Sends each plain TCP socket's frames of a reactor turn together.
         self.turn_sender = TurnSender(clock)
+        #: Sockets opened and messages received since start (plain ints: the metrics).
+        self.opened = self.received = 0
         self._batched_timer = _clock_timer(clock)
         self.setProtocolOptions(
             maxFramePayloadSize=HARD_MESSAGE_LIMIT,

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from meetplatform.stats import JobStats
 from meetplatform.store import sqlite
 from meetplatform.store.database import AliasTaken, Database
 from meetplatform.store.keys import KeyBox
@@ -86,8 +87,10 @@ class Store:
 
     def __init__(self, opener: Callable[[], Database],
                  runner: Callable[[Callable[[], Any]], Deferred[Any]],
-                 stop: Callable[[], None]) -> None:
+                 stop: Callable[[], None], *, stats: JobStats | None = None) -> None:
         self._opener = opener
+        #: Jobs queued or running on the store's thread and their latency (the metrics).
+        self.stats = stats or JobStats(None)
         self._runner = runner
         self._stop = stop
         self._db: Database | None = None
@@ -117,7 +120,8 @@ class Store:
             if pool.started:
                 pool.stop()
 
-        store = cls(lambda: Database(sqlite.connect(path), box), run, stop)
+        store = cls(lambda: Database(sqlite.connect(path), box), run, stop,
+                    stats=JobStats(cast(IReactorTime, reactor)))
         _log.info("store opened at {path}", path=str(path))
         return store
 
@@ -164,7 +168,7 @@ class Store:
                 self._db = self._opener()  # opened on the worker thread, used only there
             return fn(self._db)
 
-        return self._runner(job)
+        return self.stats.track(self._runner(job))
 
     async def run(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn(database)`` on the store's thread (for queries without a method here)."""

@@ -47,6 +47,7 @@ from meetplatform.invitations import Invitations, RoomEntry
 from meetplatform.model import Seat
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
+from meetplatform.text import BadText, loads_json
 from meetplatform.web.invite import (
     MAX_NAME_CHARS,
     TOKEN_RE,
@@ -189,7 +190,7 @@ class EmbedPages:
         found = await self.room_and_space(alias)
         ancestors = frame_ancestors(found[1] if found else None)
         values = (request.args or {}).get(b"reason") or [b""]
-        reason = values[0].decode("utf-8", "replace")
+        reason = values[0].decode("utf-8")  # the URL guard refused a query that is not UTF-8
         title, text = ENDED_REASONS.get(
             reason, ("You are no longer in the meeting", "You can close this window."))
         return self.kit.message(request, 200, title, text,
@@ -257,8 +258,13 @@ class EmbedPages:
 
     def _json_body(self, request: IRequest) -> dict[str, str]:
         try:
-            value = json.loads(self.kit.body(request) or b"{}")
-        except (UnicodeDecodeError, ValueError):
+            value = loads_json(self.kit.body(request) or b"{}")
+        except BadText as e:  # broken text is refused at the edge (meetplatform.text)
+            where = (e.where or "").lstrip("/")
+            raise BadRequest(400, "Bad request",
+                             f"{where or 'The body'} is not valid Unicode (bad UTF-8 or a "
+                             "lone UTF-16 surrogate such as \\ud800).") from None
+        except (ValueError, RecursionError):
             raise BadRequest(400, "Bad request", "The body is not valid JSON.") from None
         if not isinstance(value, dict):
             raise BadRequest(400, "Bad request", "The body must be a JSON object.")

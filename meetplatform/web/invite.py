@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from string import Template
-from urllib.parse import parse_qsl
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
@@ -44,6 +43,7 @@ from twisted.web.resource import IResource
 
 from meetplatform import invitations as inv
 from meetplatform import model as reg
+from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.httpkit import (
     MAX_URI_BYTES,
@@ -56,6 +56,7 @@ from meetplatform.invitations import Invitations, InvitationView
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, Store
 from meetplatform.store.database import USER_TOKEN_PREFIX
+from meetplatform.text import BadText, parse_form
 from meetplatform.web.pages import TEMPLATE_DIR, WebPages
 from meetplatform.web.problems import page_words
 
@@ -170,6 +171,8 @@ class AddressLimiter:
         self._burst = float(burst)
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Requests refused since start (the metrics read it).
+        self.refused = 0
 
     def take(self, key: str) -> float | None:
         """``None`` if ``key`` may go on, else the seconds until it may."""
@@ -180,7 +183,10 @@ class AddressLimiter:
         self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        return None if allowed else (1.0 - tokens) / self._rate
+        if allowed:
+            return None
+        self.refused += 1
+        return (1.0 - tokens) / self._rate
 
 
 class BadRequest(Exception):
@@ -275,9 +281,14 @@ class PageKit:
         if media != b"application/x-www-form-urlencoded":
             raise BadRequest(415, "Unsupported form", "Send the form from the invitation page.")
         try:
-            pairs = parse_qsl(self.body(request).decode("utf-8"), keep_blank_values=True,
-                              strict_parsing=False, max_num_fields=20)
-        except (UnicodeDecodeError, ValueError):
+            pairs = parse_form(self.body(request), max_num_fields=20)
+        except BadText as e:  # refused, not repaired (meetplatform.text)
+            field = f"The field {e.where}" if e.where else "The form"
+            raise BadRequest(400, "Bad form",
+                             f"{field} holds text that is not valid Unicode (bad UTF-8). "
+                             "Nothing was used; send the form again from the invitation "
+                             "page.") from None
+        except ValueError:
             raise BadRequest(400, "Bad form", "The form sent could not be read.") from None
         out: dict[str, str] = {}
         for name, value in pairs:
@@ -287,8 +298,8 @@ class PageKit:
         return out
 
     def rate_limit(self, request: IRequest) -> None:
-        address = request.getClientAddress()
-        wait = self.limiter.take("ip:" + str(getattr(address, "host", "unknown")))
+        wait = self.limiter.take(
+            "ip:" + client_address(request, self.settings.trusted_proxies))
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             request.setHeader(b"retry-after", str(seconds).encode())
@@ -300,10 +311,10 @@ class PageKit:
     def guard(self, inner: IResource,
               answer: Callable[[IRequest, HttpProblem], bytes]) -> IResource:
         """The URL guard in front of a page's routes (URLs up to the configured query
-        size and at most :data:`~meetplatform.httpkit.MAX_URI_BYTES`)."""
+        size and at most :data:`~meetplatform.httpkit.MAX_URI_BYTES`; queries in UTF-8)."""
         return UrlGuard(inner, answer,
                         max_uri_bytes=min(self.settings.max_query_bytes, MAX_URI_BYTES),
-                        max_query_bytes=self.settings.max_query_bytes)
+                        max_query_bytes=self.settings.max_query_bytes, check_query=True)
 
     def problem(self, request: IRequest, problem: HttpProblem, *, not_allowed: str) -> bytes:
         """The page for a refused URL, a routing error or a failure; ``not_allowed`` is

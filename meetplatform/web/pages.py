@@ -265,10 +265,11 @@ class WebPages:
     def resource(self) -> IResource:
         """The resource to mount at ``/client``."""
         # These pages accept URLs up to the configured query size; the invitation and
-        # embed pages cap them at httpkit.MAX_URI_BYTES as well.
+        # embed pages cap them at httpkit.MAX_URI_BYTES as well. A query that is not
+        # UTF-8 is refused here (meetplatform.text: refused, not repaired).
         return UrlGuard(self.app.resource(), self.answer_problem,
                         max_uri_bytes=self.settings.max_query_bytes,
-                        max_query_bytes=self.settings.max_query_bytes)
+                        max_query_bytes=self.settings.max_query_bytes, check_query=True)
 
     def static_resource(self) -> IResource:
         """The resource to mount at ``/static``."""
@@ -348,7 +349,7 @@ class WebPages:
         values = (request.args or {}).get(name)
         if not values:
             return None
-        return values[0].decode("utf-8", "replace")
+        return values[0].decode("utf-8")  # the URL guard refused a query that is not UTF-8
 
     # --- routes -------------------------------------------------------------------------
 

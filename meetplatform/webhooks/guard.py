@@ -9,8 +9,16 @@ check, never to whatever the name resolves to a moment later (no DNS rebinding).
 
 Refused: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified,
 shared (CGNAT) and documentation ranges, i.e. everything that is not globally routable
-(``ipaddress``'s ``is_global``), including IPv4 addresses mapped into IPv6. The operator
-can allow ranges (``--allow-webhook-network 127.0.0.0/8``; tests and on-premises setups).
+(``ipaddress``'s ``is_global``). An IPv6 address that carries an IPv4 address (mapped
+``::ffff:a.b.c.d``, compatible ``::a.b.c.d``, translated ``::ffff:0:a.b.c.d``, NAT64
+``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo ``2001::/32``) is
+judged by that IPv4 address as well: ``[::127.0.0.1]`` and ``[64:ff9b::7f00:1]`` are
+loopback, whatever ``is_global`` of the IPv6 address says. The operator can allow ranges
+(``--allow-webhook-network 127.0.0.0/8``; tests and on-premises setups).
+
+A refusal after resolution says only that delivery to the host's address is not allowed:
+the addresses a name resolves to go to the operator's log, never into the endpoint's
+``lastError``, or tenants could read the internal DNS through it.
 
 BigBlueButton hooks and ``meta_endCallbackUrl`` are set by callers that hold the server's
 secret: like BigBlueButton, they may reach any address (:data:`OPEN`).
@@ -32,8 +40,11 @@ from twisted.internet.interfaces import (
     IResolutionReceiver,
     IStreamClientEndpoint,
 )
+from twisted.logger import Logger
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
+
+_log = Logger()
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,7 +57,15 @@ class UrlRefused(ValueError):
 
 
 class AddressRefused(ConnectError):
-    """The host resolved only to addresses the policy refuses."""
+    """The host resolved only to addresses the policy refuses; ``str()`` is the reason
+    alone, as it goes into the endpoint's ``lastError``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(string=reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class AddressPolicy:
@@ -69,10 +88,7 @@ class AddressPolicy:
             return False
         candidates: list[IPAddress] = [ip]
         if isinstance(ip, ipaddress.IPv6Address):
-            if ip.ipv4_mapped is not None:
-                candidates.append(ip.ipv4_mapped)
-            if ip.sixtofour is not None:
-                candidates.append(ip.sixtofour)
+            candidates.extend(embedded_ipv4(ip))
         for candidate in candidates:
             if any(candidate.version == net.version and candidate in net
                    for net in self.allowed):
@@ -85,6 +101,27 @@ class AddressPolicy:
         if not self.allowed:
             return "public addresses only"
         return "public addresses and " + ", ".join(str(n) for n in self.allowed)
+
+
+#: IPv6 ranges whose last 32 bits are an IPv4 address (besides 6to4 and Teredo, which
+#: ``ipaddress`` decodes itself): IPv4-compatible (RFC 4291, deprecated; also ``::``
+#: and ``::1``, whose IPv4 reading is not global either), IPv4-mapped, IPv4-translated
+#: (RFC 2765) and the NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use, where the
+#: usual /96 inside the /48 puts the IPv4 address last).
+_LAST_32_BITS_IPV4 = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (a packet to it may reach them)."""
+    found: list[ipaddress.IPv4Address] = []
+    if any(ip in net for net in _LAST_32_BITS_IPV4):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    return found
 
 
 #: No restriction (BBB hooks, end callbacks).
@@ -119,6 +156,8 @@ def check_url(url: str, policy: AddressPolicy = OPEN) -> str:
         raise UrlRefused("the URL must not have a fragment (#...)")
     if port == 0:
         raise UrlRefused("the URL's port must be between 1 and 65535")
+    if "%" in host:  # an IPv6 zone (fe80::1%25eth0): local to this machine, not sendable
+        raise UrlRefused("the URL's host must not carry a zone index (%...)")
     if policy.restricted:
         literal = _literal_address(host)
         if literal is not None and not policy.allows(literal):
@@ -185,9 +224,12 @@ class GuardedEndpoint:
             candidates = list(dict.fromkeys(a.host for a in addresses))
         allowed = [a for a in candidates if self._policy.allows(a)]
         if not allowed:
-            raise AddressRefused(
-                f"{self._host} resolves to {', '.join(candidates)}: not allowed "
-                f"({self._policy.describe()})")
+            if literal is None:
+                _log.info("webhooks: {host} resolves to {addresses}: not allowed "
+                          "({policy})", host=self._host, addresses=", ".join(candidates),
+                          policy=self._policy.describe())
+            # What the tenant sees (lastError): no resolved address, no allowed ranges.
+            raise AddressRefused(f"delivery to the address of {self._host} is not allowed")
         address = allowed[0]
         endpoint: Any
         if ":" in address:

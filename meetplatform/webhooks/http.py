@@ -142,8 +142,17 @@ def _as_ready(uri: EncodedURL, text: str, query: Any = None) -> _ReadyURL:
 
 
 def ready_url(url: str) -> _ReadyURL:
-    """``url`` parsed and URI-encoded exactly as treq would do it (no cache)."""
-    uri = EncodedURL.from_text(url).to_uri()
+    """``url`` parsed and URI-encoded as treq would do it (no cache).
+
+    One difference: hyperlink's ``to_uri`` IDNA-encodes the host even when it is an IPv6
+    literal (``http://[::1]:9104/h``), which raises (``'::1' not allowed``), so treq
+    cannot send to such a URL at all. An IPv6 literal is kept as it is instead (it is
+    ASCII already); everything else is encoded by hyperlink as before."""
+    parsed = EncodedURL.from_text(url)
+    if ":" in parsed.host:  # only an IPv6 literal has a colon in hyperlink's host
+        uri = parsed.replace(host="ipv6.invalid").to_uri().replace(host=parsed.host)
+    else:
+        uri = parsed.to_uri()
     return _as_ready(uri, uri.to_text())
 
 

@@ -9,6 +9,12 @@ redirecting ``join``, into a redirect carrying ``errors=[...]``.
 
 from __future__ import annotations
 
+import re
+
+from meetplatform.text import BadText
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
 
 class ApiError(Exception):
     """A FAILED answer: ``key`` is the messageKey, ``message`` the human text."""
@@ -66,6 +72,13 @@ def validation(message: str) -> ApiError:
     return ApiError("validationError", message)
 
 
+def bad_text(bad: BadText) -> ApiError:
+    """A parameter that is not valid Unicode (the service-wide rule, :mod:`meetplatform.text`)."""
+    field = f"Param '{_CONTROL.sub('', bad.where)[:100]}'" if bad.where else "A parameter name"
+    return validation(f"{field} is not valid UTF-8 text; parameters must be UTF-8, "
+                      "percent-encoded.")
+
+
 def invalid_parameters() -> ApiError:
     """Mconf-LB: reserved ``mconflb-*`` metadata on ``create``."""
     return ApiError("invalidParameters",
@@ -115,6 +128,13 @@ def non_unique_voice_bridge() -> ApiError:
 def parent_meeting_id_missing() -> ApiError:
     return ApiError("parentMeetingIdMissing",
                     "No parent meeting ID was provided for the breakout room")
+
+
+def parent_meeting_does_not_exist() -> ApiError:
+    """A breakout whose ``parentMeetingID`` names no running meeting (the key and message
+    of BigBlueButton's own API tests and of its Go API server)."""
+    return ApiError("parentMeetingDoesNotExist",
+                    "No parent meeting exists for the breakout room")
 
 
 def mismatch_create_time() -> ApiError:

@@ -22,13 +22,21 @@ from meetplatform.model import (
     Meeting,
     MeetingForciblyEnded,
     NonUniqueVoiceBridge,
+    ParentMeetingNotFound,
     Role,
 )
 from meetplatform.registry import Registry
 from meetplatform.xmlapi import errors
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.meeting_xml import MeetingRenderer
-from meetplatform.xmlapi.pipeline import Answer, ApiPipeline, CallContext, Nodes, Redirect
+from meetplatform.xmlapi.pipeline import (
+    Answer,
+    ApiPipeline,
+    CallContext,
+    Nodes,
+    Prerendered,
+    Redirect,
+)
 from meetplatform.xmlapi.render import Items, Raw
 
 #: ``(meeting, token)`` -> the config.xml ``setConfigXML`` stored under that token, or None.
@@ -69,6 +77,8 @@ class MeetingCalls:
             raise errors.id_not_unique() from None
         except NonUniqueVoiceBridge:
             raise errors.non_unique_voice_bridge() from None
+        except ParentMeetingNotFound:
+            raise errors.parent_meeting_does_not_exist() from None
         mspec = meeting.spec
         nodes: Nodes = [
             ("meetingID", mspec.meeting_id),
@@ -187,6 +197,8 @@ class MeetingCalls:
     def get_meeting_info(self, ctx: CallContext) -> Answer:
         meeting = self._live_meeting(ctx.params)
         extension = self._renderer.presentation_nodes(meeting)
+        if not extension:  # no documents: BBB's answer, prerendered
+            return Prerendered(self._renderer.meeting_info(meeting, ctx.fmt))
         if ctx.fmt == "xml":
             return [("", Raw(self._renderer.xml(meeting))), *extension]
         return [*self._renderer.nodes(meeting), *extension]
@@ -196,9 +208,4 @@ class MeetingCalls:
         if not meetings:
             return [("meetings", Items("meeting", [])), ("messageKey", "noMeetings"),
                     ("message", "no meetings were found on this server")]
-        if ctx.fmt == "xml":
-            fast = self._renderer.xml
-            return [("", Raw("<meetings>" + "".join(
-                f"<meeting>{fast(m)}</meeting>" for m in meetings) + "</meetings>"))]
-        nodes = self._renderer.nodes
-        return [("meetings", Items("meeting", [nodes(m) for m in meetings]))]
+        return Prerendered(self._renderer.meeting_list(meetings, ctx.fmt))

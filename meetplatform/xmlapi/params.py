@@ -12,12 +12,14 @@ import binascii
 import re
 import secrets
 import string
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from lxml import etree
 
+from meetplatform import text
 from meetplatform.model import Document, GuestPolicy, MeetingSpec, Role
 from meetplatform.xmlapi import errors
 
@@ -28,6 +30,16 @@ _META = re.compile(r"meta_([a-zA-Z][a-zA-Z0-9-]*)")
 #: ``userdata-<name>``: names that are safe as XML element names in ``<customdata>``.
 _USERDATA = re.compile(r"userdata-([A-Za-z_][A-Za-z0-9_.-]{0,127})")
 _DIGITS = re.compile(r"-?[0-9]{1,10}")
+#: A voice bridge: ASCII digits (``str.isdigit`` also takes "²" and Arabic-Indic digits),
+#: at most 10 of them and at most Java's ``Integer.MAX_VALUE`` (bbb-web and FreeSWITCH
+#: treat it as a number; BBB generates 5 digits).
+_VOICE_BRIDGE = re.compile(r"[0-9]{1,10}")
+MAX_VOICE_BRIDGE = 2**31 - 1
+#: Unicode categories no identifier may contain: controls (C0, DEL and C1, with NEL),
+#: format characters (bidi overrides, zero-width ones, BOM), line and paragraph
+#: separators (U+2028, U+2029), lone surrogates. bbb-web strips only C0 and DEL; the
+#: rest would pass it and break logs, URLs and terminals, so they are refused too.
+_NOT_IN_IDS = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _PASSWORD_ALPHABET = string.ascii_lowercase + string.digits
 
 #: Metadata names the Mconf load balancer reserves for itself (``meta_mconflb-*``).
@@ -55,7 +67,12 @@ def _decode(part: bytes) -> str:
 def parse_pairs(raw: bytes) -> list[tuple[str, str]]:
     """Decode ``a=1&b=2`` into ``[("a", "1"), ("b", "2")]`` in order; empty parts skipped.
 
-    Raises ``validationError`` when a name or value is not UTF-8.
+    The service-wide text rule (:mod:`meetplatform.text`): a name or value that is not
+    UTF-8 once percent-decoded (``%FF``, an encoded surrogate ``%ED%A0%80``) is refused,
+    never repaired, with a ``validationError`` naming the parameter. This is the one
+    decoding of query strings and urlencoded bodies (multipart forms:
+    :func:`decode_form_pairs`); it is on every call's path, so the field is only looked
+    for once decoding has failed.
     """
     pairs: list[tuple[str, str]] = []
     append = pairs.append
@@ -69,7 +86,34 @@ def parse_pairs(raw: bytes) -> list[tuple[str, str]]:
             else:
                 append((name.decode("utf-8"), value.decode("utf-8")))
     except UnicodeDecodeError:
-        raise errors.validation("Parameters must be UTF-8 text, percent-encoded.") from None
+        raise errors.bad_text(_first_bad_text(raw)) from None
+    return pairs
+
+
+def _first_bad_text(raw: bytes) -> text.BadText:
+    """The :class:`~meetplatform.text.BadText` of the first broken name or value."""
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        try:
+            key = _decode(name)
+        except UnicodeDecodeError:
+            return text.BadText("bad parameter name")
+        try:
+            _decode(value)
+        except UnicodeDecodeError:
+            return text.BadText("bad parameter value", key)
+    return text.BadText("bad parameter")
+
+
+def decode_form_pairs(fields: dict[bytes, list[bytes]]) -> list[tuple[str, str]]:
+    """Multipart form fields (already split by Twisted) under the rule of :func:`parse_pairs`."""
+    try:
+        pairs: list[tuple[str, str]] = []
+        for name, values in fields.items():
+            key = text.decode(name)
+            pairs.extend((key, text.decode(value, key)) for value in values)
+    except text.BadText as bad:
+        raise errors.bad_text(bad) from None
     return pairs
 
 
@@ -124,6 +168,12 @@ class Params:
         if _DIGITS.fullmatch(value) is None:
             return default
         return int(value)
+
+    def minutes(self, name: str, default: int) -> int:
+        """A number of minutes: like :meth:`number`, and a negative one is not a number of
+        minutes either, so it takes the default too (``-1`` must not mean "never")."""
+        value = self.number(name, default)
+        return default if value < 0 else value
 
     def id_list(self, name: str) -> list[str]:
         """A comma-separated list (``meetingID=a,b``), empty entries dropped."""
@@ -180,9 +230,19 @@ def require_meeting_id(params: Params, *, legacy: bool = False) -> str:
     return value
 
 
+def has_invisible_characters(text: str) -> bool:
+    """True if ``text`` holds a control, format, line/paragraph separator or surrogate
+    character (see ``_NOT_IN_IDS``)."""
+    if text.isascii():
+        return _CONTROL.search(text) is not None
+    return any(unicodedata.category(ch) in _NOT_IN_IDS for ch in text)
+
+
 def validate_new_meeting_id(meeting_id: str) -> None:
-    """bbb-web's rules for the ``meetingID`` of a ``create``."""
-    if clean(meeting_id) != meeting_id:
+    """bbb-web's rules for the ``meetingID`` of a ``create``; beyond them, no Unicode
+    control or format character (NEL, U+2028, U+2029, bidi overrides...), with bbb-web's
+    answer for a meetingID that sanitizing would change."""
+    if clean(meeting_id) != meeting_id or has_invisible_characters(meeting_id):
         raise errors.validation("Invalid meeting ID")
     if not 2 <= len(meeting_id) <= 256:
         raise errors.validation("Meeting ID must be between 2 and 256 characters")
@@ -228,7 +288,8 @@ def parse_create(params: Params, *, default_logout_url: str,
         moderator_pw = generate_password()
 
     voice_bridge = params.text("voiceBridge").strip() or None
-    if voice_bridge is not None and not voice_bridge.isdigit():
+    if voice_bridge is not None and (_VOICE_BRIDGE.fullmatch(voice_bridge) is None
+                                     or int(voice_bridge) > MAX_VOICE_BRIDGE):
         raise errors.validation("Voice bridge must be an integral value")
     web_voice = params.text("webVoice").strip() or None
 
@@ -245,6 +306,10 @@ def parse_create(params: Params, *, default_logout_url: str,
     parent_meeting_id = params.text("parentMeetingID").strip() or None
     if is_breakout and not parent_meeting_id:
         raise errors.parent_meeting_id_missing()
+    if is_breakout and parent_meeting_id == meeting_id:
+        # its own parent: it does not run yet (the registry refuses any parent that does
+        # not run; this one never can)
+        raise errors.parent_meeting_does_not_exist()
     sequence = params.number("sequence", 0) if is_breakout else None
 
     logout_url = params.text("logoutURL").strip()
@@ -253,8 +318,8 @@ def parse_create(params: Params, *, default_logout_url: str,
 
     welcome = params.text("welcome") if params.raw("welcome") is not None else DEFAULT_WELCOME
 
-    max_participants = max(params.number("maxParticipants", 0), 0)
-    duration = max(params.number("duration", 0), 0)
+    max_participants = params.minutes("maxParticipants", 0)  # a negative count: the same
+    duration = params.minutes("duration", 0)
 
     docs = list(documents or [])
     pre_uploaded = params.text("preUploadedPresentation").strip()
@@ -289,13 +354,13 @@ def parse_create(params: Params, *, default_logout_url: str,
         metadata=metadata,
         guest_policy=guest_policy,
         allow_promote_guest_to_moderator=params.flag("allowPromoteGuestToModerator"),
-        expire_if_no_user_joined_minutes=max(
-            params.number("meetingExpireIfNoUserJoinedInMinutes", 5), 0),
-        expire_when_last_user_left_minutes=max(
-            params.number("meetingExpireWhenLastUserLeftInMinutes", 1), 0),
+        expire_if_no_user_joined_minutes=params.minutes(
+            "meetingExpireIfNoUserJoinedInMinutes", 5),
+        expire_when_last_user_left_minutes=params.minutes(
+            "meetingExpireWhenLastUserLeftInMinutes", 1),
         end_when_no_moderator=params.flag("endWhenNoModerator"),
-        end_when_no_moderator_delay_minutes=max(
-            params.number("endWhenNoModeratorDelayInMinutes", 1), 0),
+        end_when_no_moderator_delay_minutes=params.minutes(
+            "endWhenNoModeratorDelayInMinutes", 1),
         is_breakout=is_breakout,
         parent_meeting_id=parent_meeting_id if is_breakout else None,
         sequence=sequence,

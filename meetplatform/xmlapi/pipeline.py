@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Union
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -36,6 +38,7 @@ from meetplatform.config import Settings
 from meetplatform.xmlapi import errors
 from meetplatform.xmlapi import params as P
 from meetplatform.xmlapi.errors import ApiError
+from meetplatform.xmlapi.negotiation import answer_format
 from meetplatform.xmlapi.render import (
     JSON_CONTENT_TYPE,
     JSONP_CONTENT_TYPE,
@@ -53,9 +56,13 @@ API_VERSION = "2.0"
 _FORM = b"application/x-www-form-urlencoded"
 _MULTIPART = b"multipart/form-data"
 _XML_TYPES = (b"application/xml", b"text/xml")
+#: Parameters one form body may carry (Tomcat's ``maxParameterCount``, which bbb-web runs
+#: behind, is 10,000 too): counted before decoding, so a body of ``&`` is refused in a
+#: millisecond instead of being decoded item by item on the reactor.
+MAX_FORM_FIELDS = 10_000
 
 Nodes = list[Node]
-Answer = Union[Nodes, "Redirect", "RawXml"]
+Answer = Union[Nodes, "Redirect", "RawXml", "Prerendered"]
 Handler = Callable[["CallContext"], Answer | Awaitable[Answer]]
 #: What a request's checksum covers: the split raw query (``(checksum, rest)``, or ``None``
 #: when the query has no single checksum) and, for a form-signed POST, the form's pairs.
@@ -95,6 +102,19 @@ class CallContext:
     algorithm: str | None = None
 
 
+@dataclass(slots=True)
+class Prerendered:
+    """A whole SUCCESS answer the handler already has as bytes, in the request's format.
+
+    For hot paths that keep their answers rendered (getMeetings, getMeetingInfo): ``body``
+    is the complete ``<response>`` document for ``fmt == "xml"``, else the JSON text
+    ``{"response":{...}}`` (the pipeline wraps it for JSONP). It must be byte for byte what
+    the same nodes would render to; the pipeline writes it as it is.
+    """
+
+    body: bytes
+
+
 @dataclass(frozen=True)
 class _Call:
     name: bytes
@@ -127,9 +147,35 @@ def detect_revision() -> str:
     return "unknown"
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.getHeader(b"accept")
-    return accept is not None and b"application/json" in accept.lower()
+def _answer_format(request: Request) -> str:
+    """``"xml"`` or ``"json"`` by the rule of :mod:`~meetplatform.xmlapi.negotiation`."""
+    return answer_format(request.getHeader(b"accept"))
+
+
+def _multipart_fields(content_type: bytes, body: bytes) -> dict[bytes, list[bytes]]:
+    """The named fields of a ``multipart/form-data`` body, split here and only here.
+
+    The site does not let Twisted parse bodies into ``request.args`` (it did so for any
+    path before a resource was chosen); the body is already within the API's limit. The
+    fields stay bytes: :func:`~meetplatform.xmlapi.params.decode_form_pairs` decodes them
+    under the service's one text rule.
+    """
+    if body.count(b"\r\n--") >= MAX_FORM_FIELDS:
+        raise errors.validation(f"A form may carry at most {MAX_FORM_FIELDS} parameters.")
+    message = BytesParser().parsebytes(
+        b"MIME-Version: 1.0\r\nContent-Type: " + content_type + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise errors.validation("The multipart form could not be read.")
+    fields: dict[bytes, list[bytes]] = {}
+    for part in message.get_payload():
+        assert isinstance(part, Message)
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            continue
+        payload = part.get_payload(decode=True)
+        value = payload if isinstance(payload, bytes) else b""
+        fields.setdefault(name.encode("utf-8", "surrogateescape"), []).append(value)
+    return fields
 
 
 class ApiPipeline(Resource):
@@ -150,6 +196,10 @@ class ApiPipeline(Resource):
     def resource(self) -> Resource:
         """The resource to mount as the ``bigbluebutton`` child of the site's root."""
         return self
+
+    def call_names(self) -> frozenset[str]:
+        """The names served under ``/api/`` (request metrics label only these)."""
+        return frozenset(self._calls)
 
     def add_call(self, name: str, handler: Handler, *,
                  checksum_error: Callable[[], ApiError] | None = None,
@@ -186,7 +236,7 @@ class ApiPipeline(Resource):
         """Anything under ``/bigbluebutton`` that is not the API: a 404 in the API's format."""
         error = ApiError("notFound", "There is nothing at this address; the API is at "
                                      f"{self._settings.api_url}", status=404)
-        return self._fail(request, None, None, error, "json" if _wants_json(request) else "xml")
+        return self._fail(request, None, None, error, _answer_format(request))
 
     @staticmethod
     def _write_later(request: Request, result: Any) -> Any:
@@ -211,7 +261,7 @@ class ApiPipeline(Resource):
     def _dispatch(self, request: Request, name: str | None) -> Any:
         ctx: CallContext | None = None
         spec: _Call | None = None
-        fmt = "json" if _wants_json(request) else "xml"
+        fmt = _answer_format(request)
         try:
             method = request.method
             if method not in (b"GET", b"POST", b"HEAD"):
@@ -239,7 +289,7 @@ class ApiPipeline(Resource):
             _log.failure("XML API call {call} failed", call=name)
             return self._fail(request, ctx, spec, ApiError(
                 "internalError", "An internal error occurred; it has been logged."), fmt)
-        if isinstance(answer, (list, Redirect, RawXml)):
+        if isinstance(answer, (list, Redirect, RawXml, Prerendered)):
             return self._finish(request, ctx, answer)
         deferred: Deferred[Answer] = Deferred.fromCoroutine(answer)  # type: ignore[arg-type]
         deferred.addCallbacks(
@@ -294,11 +344,12 @@ class ApiPipeline(Resource):
             else:
                 pairs = P.parse_pairs(split[1])
         elif content_type == _FORM:
+            if body.count(b"&") >= MAX_FORM_FIELDS:
+                raise errors.validation(f"A form may carry at most {MAX_FORM_FIELDS} parameters.")
             pairs = signed_form = P.parse_pairs(body)
         elif content_type == _MULTIPART:
-            pairs = signed_form = [
-                (key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-                for key, values in (request.args or {}).items() for value in values]
+            pairs = signed_form = P.decode_form_pairs(
+                _multipart_fields(request.getHeader(b"content-type") or b"", body))
         else:
             pairs = []
         params = P.Params(pairs)
@@ -346,6 +397,8 @@ class ApiPipeline(Resource):
             request.setHeader(b"location", answer.url.encode("utf-8"))
             request.setHeader(b"content-type", b"text/plain;charset=utf-8")
             return b""
+        if isinstance(answer, Prerendered):
+            return self._write_rendered(request, ctx.fmt, ctx.callback, answer.body)
         if isinstance(answer, RawXml):
             if ctx.fmt == "xml":
                 request.setHeader(b"content-type", XML_CONTENT_TYPE)
@@ -367,11 +420,25 @@ class ApiPipeline(Resource):
         request.setHeader(b"content-type", JSON_CONTENT_TYPE)
         return json_body(nodes)
 
+    @staticmethod
+    def _write_rendered(request: Request, fmt: str, callback: str | None,
+                        body: bytes) -> bytes:
+        """:meth:`_write` for a :class:`Prerendered` body (same headers, same bytes)."""
+        if fmt == "xml":
+            request.setHeader(b"content-type", XML_CONTENT_TYPE)
+            return body
+        if fmt == "jsonp":
+            request.setHeader(b"content-type", JSONP_CONTENT_TYPE)
+            request.setHeader(b"x-content-type-options", b"nosniff")
+            return b"".join((b"/**/", (callback or "").encode("ascii"), b"(", body, b");"))
+        request.setHeader(b"content-type", JSON_CONTENT_TYPE)
+        return body
+
     def _fail(self, request: Request, ctx: CallContext | None, spec: _Call | None,
               error: ApiError, fmt: str) -> bytes:
         request.setHeader(b"cache-control", b"no-cache")
         if (spec is not None and spec.redirects_errors and error.redirectable
-                and self._redirecting(ctx)):
+                and self._redirecting(request, ctx)):
             target = self._public_url + "/"
             if ctx is not None and error.trusted:
                 target = P.join_error_target(ctx.params, target)
@@ -395,12 +462,23 @@ class ApiPipeline(Resource):
         return self._write(request, fmt, callback, nodes)
 
     @staticmethod
-    def _redirecting(ctx: CallContext | None) -> bool:
-        """A join redirects unless it said ``redirect=false`` (or anything but ``true``)."""
-        if ctx is None:
-            return True
-        value = ctx.params.raw("redirect")
-        return not value or value.strip().lower() == "true"
+    def _redirecting(request: Request, ctx: CallContext | None) -> bool:
+        """A join redirects unless it said ``redirect=false`` (or anything but ``true``).
+
+        Without a context (its parameters could not be decoded, e.g. a ``fullName`` that
+        is not UTF-8) the ``redirect`` flag is read from the raw query: it is ASCII, and a
+        client that asked for XML must get XML even when another parameter is broken.
+        """
+        if ctx is not None:
+            value = ctx.params.raw("redirect")
+            return not value or value.strip().lower() == "true"
+        query = request.uri.partition(b"?")[2]
+        for part in query.split(b"&"):
+            name, _, raw = part.partition(b"=")
+            if name == b"redirect":
+                flag = unquote_to_bytes(raw.replace(b"+", b" ")).strip().lower()
+                return not flag or flag == b"true"
+        return True
 
     def _async_failure(self, request: Request, ctx: CallContext, spec: _Call | None,
                        failure: Failure, fmt: str) -> bytes:

@@ -253,3 +253,66 @@ def test_batches_group_the_events_of_one_busy_moment(tmp_path: Path) -> None:
     assert flushed.called and batches == [[0], [1, 2, 3, 4]]
     run_jobs(jobs)
     assert batches[-1] == [99] and writer.pending == 0
+
+
+def _set_aside(failures: list[Any]) -> list[tuple[str, str]]:
+    """The writers that logged a quarantined item, and how they described it (and forget
+    those expected failures)."""
+    from twisted.logger import LogLevel
+
+    found = [(e["name"], e["item"]) for e in failures if "set aside" in e.get("log_format", "")
+             and e["log_level"] is LogLevel.error and e["reason"]]
+    assert len(found) == len(failures), [e.get("log_format") for e in failures]
+    failures.clear()
+    return found
+
+
+def test_a_bad_item_is_set_aside_and_the_rest_of_its_batch_is_written(
+        tmp_path: Path, fail_on_logged_failures: list[Any]) -> None:
+    """When a batch's transaction fails, the same store job writes it again in halves, down
+    to single items: every good item is written, in order, and each item that fails alone
+    is logged (error level, with its reason) and left out."""
+    store, jobs = queued_store(tmp_path)
+    written: list[list[int]] = []
+    attempts: list[list[int]] = []
+
+    def apply(db: Database, items: Any) -> int:
+        attempts.append(list(items))
+        if any(i < 0 for i in items):
+            raise ValueError(f"cannot write {min(items)}")
+        written.append(list(items))
+        return len(items)
+
+    announced: list[tuple[list[int], int]] = []
+    writer: BatchWriter[int, int] = BatchWriter(
+        store, apply, name="test", on_written=lambda items, n: announced.append((list(items), n)))
+    writer.add(0)
+    writer.extend([1, 2, -3, 4, 5, 6, -7, 8])
+    run_jobs(jobs)
+    assert [i for part in written for i in part] == [0, 1, 2, 4, 5, 6, 8]
+    assert announced == [(part, len(part)) for part in written]
+    assert len(attempts) <= 1 + 2 * 2 * 3 + 1  # bisection, not one transaction per item
+    assert writer.pending == 0 and result(writer.flush()) is None
+    assert _set_aside(fail_on_logged_failures) == [("test", "int"), ("test", "int")]
+
+
+def test_an_unencodable_history_event_loses_no_other_event(
+        tmp_path: Path, fail_on_logged_failures: list[Any]) -> None:
+    """A join whose name holds a lone surrogate (the edges refuse it; made here directly)
+    fails alone: the other events of its batch are in the history."""
+    w = World(tmp_path, start=False)
+    w.close()
+    store, jobs = queued_store(tmp_path)
+    history = History(w.clock, w.settings, w.registry, store)
+    history.startService()
+    meeting = w.meeting("m2")
+    for name in ("Ann", "Eve\ud800", "Bob"):
+        w.join(meeting, name)
+    assert len(jobs) == 1 and history.pending == 5  # creation in flight; 4 wait together
+    run_jobs(jobs)
+    assert history.pending == 0
+    (record,) = read(w, lambda db: hdb.meeting_events(db))
+    assert [a.full_name for a in record.attendance] == ["Ann", "Bob"]
+    assert record.joins == 2 and record.start_time is not None
+    assert _set_aside(fail_on_logged_failures) == [
+        ("history", "JoinOp (text that is not valid Unicode in full_name)")]

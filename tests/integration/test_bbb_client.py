@@ -1,9 +1,14 @@
-"""A third-party BBB client library (bbbctl, from PyPI) against the real running service."""
+"""Third-party BBB client libraries against the real running service: bbbctl (PyPI) and
+bigbluebutton-js (npm, axios underneath; installed from tests/integration/js's lock file by
+scripts/test before the tests run offline)."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +21,7 @@ from tests.integration.conftest import ServiceProcess
 pytestmark = pytest.mark.integration
 
 SECRET = "5b1f0c8e2d7a4f6b9c3e1a0d8f7b6c5e4d3c2b1a0f9e8d7c"
+JS_DIR = Path(__file__).resolve().parent / "js"
 Start = Callable[..., ServiceProcess]
 
 
@@ -109,3 +115,53 @@ def test_keep_alive_survives_a_get_with_a_body(run_service: Start, tmp_path: Pat
             assert not response.will_close
     finally:
         connection.close()
+
+
+def test_bigbluebutton_js_with_axios_creates_joins_inspects_and_ends(
+        run_service: Start, tmp_path: Path) -> None:
+    """bigbluebutton-js 0.2.0 drives create, join, isMeetingRunning, getMeetingInfo,
+    getMeetings and end. Its axios client sends ``Accept: text/xml, application/json,
+    text/plain, */*`` and parses the answer as XML: every call failed with ``xmlData.replace
+    is not a function`` while the service answered JSON to any Accept naming JSON."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the bigbluebutton-js client needs Node.js")
+    assert (JS_DIR / "node_modules" / "bigbluebutton-js").is_dir(), (
+        "bigbluebutton-js is not installed: scripts/test runs `npm ci` in tests/integration/js "
+        "(or run it there by hand)")
+    service = _start(run_service, tmp_path)
+    done = subprocess.run(
+        [node, str(JS_DIR / "bbb_js_client.js")], cwd=JS_DIR, capture_output=True, text=True,
+        timeout=120, check=False,
+        env={**os.environ, "BBB_URL": f"{service.url}/bigbluebutton",
+             "BBB_SECRET": SECRET})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+
+    created = out["create"]
+    assert created["returncode"] == "SUCCESS" and created["meetingID"] == "js-room-1"
+    internal_id = created["internalMeetingID"]
+
+    joined = out["join"]
+    assert joined["returncode"] == "SUCCESS" and joined["messageKey"] == "successfullyJoined"
+    assert joined["meeting_id"] == internal_id
+    assert joined["url"] == f"{service.url}/client/join?sessionToken={joined['session_token']}"
+    assert out["joinRedirect"]["status"] == 302
+    assert out["joinRedirect"]["location"].startswith(
+        f"{service.url}/client/join?sessionToken=")
+
+    assert out["isMeetingRunning"] == {"returncode": "SUCCESS", "running": False}
+    info = out["getMeetingInfo"]
+    assert info["returncode"] == "SUCCESS" and info["meetingName"] == "JS room"
+    assert info["internalMeetingID"] == internal_id
+    assert info["metadata"] == {"origin": "bigbluebutton-js"}
+    assert info["attendeePW"] == "ap" and info["moderatorPW"] == "mp"
+    meetings = out["getMeetings"]["meetings"]
+    assert [m["meetingID"] for m in meetings] == ["js-room-1"]
+    assert meetings[0]["internalMeetingID"] == internal_id
+
+    assert out["end"]["messageKey"] == "sentEndMeetingRequest"
+    assert out["isMeetingRunningAfterEnd"]["running"] is False
+    assert out["getMeetingInfoAfterEnd"]["returncode"] == "FAILED"
+    assert out["getMeetingInfoAfterEnd"]["messageKey"] == "notFound"
+    assert out["wrongSecret"]["messageKey"] == "checksumError"

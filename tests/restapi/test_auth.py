@@ -293,6 +293,27 @@ def test_malformed_signatures_are_401(h: Harness, authorization: str) -> None:
     assert r.status == 401 and r.json["errors"][0]["code"].startswith("auth.")
 
 
+def test_the_query_is_signed_as_the_published_description_says(h: Harness) -> None:
+    """The OpenAPI text says the query is signed canonically (decoded, sorted, re-encoded),
+    not as sent; a client following it, with parameters sent in another order and
+    encoding than the canonical one, is accepted."""
+    text = h.request("GET", "/openapi.json", headers={"Accept": "application/json"}).json[
+        "components"]["securitySchemes"]["requestSignature"]["description"]
+    assert "as sent," not in text and "sorted by name and then value" in text
+    client = h.new_client(with_token=False)
+    sent = "pretty=false&page%5Bsize%5D=1"
+    documented = "page%5Bsize%5D=1&pretty=false"  # sorted; [ ] percent-encoded
+    stamp = str(int(h.clock.seconds()))
+    path = f"/api/v2/spaces/{client.space.id}/rooms"
+    signature = sign(signing_key_for(client.secret), "GET", path, documented, stamp,
+                     "nonce-q001", b"")
+    auth = (f"MP-HMAC-SHA256 clientId={client.id}, timestamp={stamp}, nonce=nonce-q001, "
+            f"signature={signature}")
+    r = h.request("GET", f"/spaces/{client.space.id}/rooms?{sent}",
+                  headers={"Authorization": auth})
+    assert r.status == 200, r.body
+
+
 def test_signature_key_derivation_matches_the_documentation() -> None:
     """The key is HMAC-SHA256(client_secret, "meetplatform request signing v1")."""
     secret = "mpcs_example"

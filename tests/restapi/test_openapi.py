@@ -52,6 +52,10 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 
     validate(document)
     assert document["openapi"] == "3.1.0"
+    # a plain PEP 440 version (the package's), which client generators use as theirs
+    from packaging.version import Version
+
+    assert str(Version(document["info"]["version"])) == document["info"]["version"]
     assert document["servers"] == [{"url": f"{PUBLIC_URL}{BASE}"}]
     flows = document["components"]["securitySchemes"]["clientToken"]["flows"]
     assert flows["clientCredentials"]["tokenUrl"] == f"{PUBLIC_URL}{BASE}/oauth/token"

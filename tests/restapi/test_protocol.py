@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,97 @@ def test_anonymous_calls_are_rate_limited_per_address(tmp_path: Path) -> None:
     h.clock.advance(2)
     assert h.request("GET", "/spaces", token="mpat_wrong").status == 401
     assert h.request("GET", "/spaces", token="mpat_wrong").status == 429
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
+        tmp_path: Path) -> None:
+    """Issue 13: behind the recommended reverse proxy, 40 bad bearer tokens from one user
+    gave 429 to everybody. Now the anonymous bucket is the forwarded client's: another
+    forwarded client still gets its token and activates, an authenticated client is
+    served from its own bucket, and a forwarded-for header from a peer that is not a
+    trusted proxy is ignored."""
+    h = Harness(tmp_path, trusted_proxies=("127.0.0.0/8",))
+    alice, bob = h.new_client("alice"), h.new_client("bob", with_token=False)
+    eve = {"X-Forwarded-For": "198.51.100.66"}
+    statuses = [h.request("GET", "/spaces", token="mpat_wrong", headers=eve).status
+                for _ in range(40)]
+    assert statuses[0] == 401 and statuses[-1] == 429
+    other = {"X-Forwarded-For": "6.6.6.6, 198.51.100.7"}  # 6.6.6.6: written by the client
+    r = h.request("POST", "/oauth/token", body=b"grant_type=client_credentials",
+                  content_type="application/x-www-form-urlencoded",
+                  headers={**other, "Authorization": bob.basic, "Accept": "application/json"})
+    assert r.status == 200, r.body
+    assert h.activate("mput_guess" + "1" * 40).status == 404  # from 127.0.0.1 itself
+    assert h.request("GET", "/spaces", token=alice.token, headers=eve).status == 200
+    # The same forwarded header from a peer that is no trusted proxy names nobody.
+    untrusted = Harness(tmp_path / "untrusted")
+    statuses = [untrusted.request("GET", "/spaces", token="mpat_wrong",
+                                  headers={"X-Forwarded-For": f"198.51.100.{i}"}).status
+                for i in range(40)]
+    assert statuses[-1] == 429
+    assert untrusted.activate("mput_guess" + "1" * 40).status == 429
+def test_a_request_without_credentials_is_401_even_when_the_address_is_limited(
+        tmp_path: Path) -> None:
+    """Wrong credentials count against the address (then 429); a request with none guesses
+    nothing and is always told to authenticate (401), as the OpenAPI security says."""
+    h = Harness(tmp_path, rate_limits=RateLimits(anonymous=Limit(rate=0.1, burst=2)))
+    assert [h.request("GET", "/spaces", token="mpat_wrong").status for _ in range(3)] == [
+        401, 401, 429]
+    r = h.request("GET", "/spaces")
+    assert r.status == 401 and r.header("www-authenticate") is not None
+
+
+def test_the_query_parameters_take_exactly_the_documented_values(h: Harness) -> None:
+    """pretty takes true/false/1/0/yes/no (lower case), page[size] 1 to 100 without
+    leading zeros, page[after] only the cursor form; others are a 400 naming them."""
+    client = h.new_client()
+    for query, parameter in (("pretty=TRUE", "pretty"), ("pretty=0.0", "pretty"),
+                             ("page[size]=0", "page[size]"), ("page[size]=007", "page[size]"),
+                             ("page[size]=101", "page[size]"),
+                             ("page[after]=%01", "page[after]"),
+                             ("page[after]=abc", "page[after]")):
+        r = h.request("GET", f"/spaces?{query}", token=client.token)
+        assert r.status == 400 and r.json["errors"][0]["source"] == {"parameter": parameter}
+    for query in ("pretty=no", "page[size]=100", "page[after]=0.", "page[after]=17.6869"):
+        assert h.request("GET", f"/spaces?{query}", token=client.token).status == 200, query
+
+
+def test_any_cursor_of_the_documented_form_is_a_position(h: Harness) -> None:
+    """A cursor is <number>.<hex of an id>: every such string pages from that key, so the
+    published pattern is exactly what is accepted (hand-made ones included)."""
+    client = h.new_client()
+    names = [h.create_room(client, name=f"R{i}")["attributes"]["name"] for i in range(3)]
+    first = h.request("GET", f"/spaces/{client.space.id}/rooms?page[size]=1",
+                      token=client.token).json
+    cursor = first["links"]["next"].split("page[after]=")[1]
+    assert re.fullmatch(r"[0-9]{1,15}\.(?:[0-9a-f]{2})*", cursor)
+    rest = h.request("GET", f"/spaces/{client.space.id}/rooms?page[after]={cursor}",
+                     token=client.token).json["data"]
+    seen = [r["attributes"]["name"] for r in first["data"] + rest]
+    assert sorted(seen) == sorted(names)
+    for made in ("0.", "999999999999999.ff", "1." + "c3" * 3):
+        r = h.request("GET", f"/spaces/{client.space.id}/rooms?page[after]={made}",
+                      token=client.token)
+        assert r.status == 200, (made, r.body)
+
+
+def test_allow_names_the_methods_of_the_literal_resource(h: Harness) -> None:
+    """/userTokens/activate is its own resource (POST): a 405 there names only POST, not
+    the GET and DELETE of /userTokens/{tokenId}."""
+    r = h.request("PUT", "/userTokens/activate")
+    assert r.status == 405 and r.header("allow") == "POST"
+    r = h.request("PUT", "/userTokens/ut_x")
+    assert r.status == 405 and r.header("allow") == "DELETE, GET"
+
+
+def test_ending_an_ended_meeting_again_is_204(h: Harness) -> None:
+    """DELETE is idempotent: a meeting that has just ended ends again with 204; reading it
+    still says 410 Gone; an unknown one is 404."""
+    client = h.new_client()
+    created = h.request("POST", "/meetings", token=client.token, json={"data": {
+        "type": "meetings", "id": "m-1", "attributes": {"name": "M"}}})
+    assert created.status == 201
+    assert h.request("DELETE", "/meetings/m-1", token=client.token).status == 204
+    assert h.request("DELETE", "/meetings/m-1", token=client.token).status == 204
+    assert h.request("GET", "/meetings/m-1", token=client.token).status == 410
+    assert h.request("DELETE", "/meetings/nobody", token=client.token).status == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -455,3 +456,42 @@ def test_everything_created_through_the_api_survives_a_restart(tmp_path: Path) -
     assert again.activate(used).status == 409
     assert again.activate(pending["attributes"]["token"]).status == 200
     assert again.token_for(client)
+
+
+@pytest.mark.parametrize("bad", ["Room\nB", "Room\rB", "Room\tB", "Room\x85B", "Room\u2028B",
+                                 "Room\u2029B", "Room\x7fB", "Room\x9bB", "Room\x00B"])
+def test_names_refuse_line_breaks_and_control_characters(h: Harness, bad: str) -> None:
+    """Names (spaces, rooms, meetings, invited and joining users' names, external user
+    ids) are one line: a line break, tab, DEL, C1 control (NEL) or U+2028/U+2029 is a 422
+    pointing at the attribute, and the OpenAPI document states the same rule."""
+    client = h.new_client()
+    room = h.create_room(client)
+    attempts = [
+        ("POST", f"/spaces/{client.space.id}/rooms", doc("rooms", {"name": bad}), "name"),
+        ("PATCH", f"/spaces/{client.space.id}",
+         doc("spaces", {"name": bad}, client.space.id), "name"),
+        ("PATCH", f"/rooms/{room['id']}", doc("rooms", {"name": bad}, room["id"]), "name"),
+        ("POST", f"/rooms/{room['id']}/userTokens", doc("userTokens", {"displayName": bad}),
+         "displayName"),
+        ("POST", f"/rooms/{room['id']}/join", doc("seats", {"displayName": bad}),
+         "displayName"),
+        ("POST", f"/rooms/{room['id']}/join",
+         doc("seats", {"displayName": "Ann", "externalUserId": bad}), "externalUserId"),
+        ("POST", "/meetings", doc("meetings", {"name": bad}, "m-1"), "name"),
+    ]
+    for method, path, body, attribute in attempts:
+        r = h.request(method, path, token=client.token, json=body)
+        assert r.status == 422, (method, path, r.body)
+        assert r.error_codes == ["validation.invalidAttribute"]
+        assert r.json["errors"][0]["source"] == {"pointer": f"/data/attributes/{attribute}"}
+    document = h.request("GET", "/openapi.json", headers={"Accept": "application/json"}).json
+    pattern = document["components"]["schemas"]["RoomAttributes"]["properties"]["name"][
+        "pattern"]
+    assert re.fullmatch(pattern, "Zürich 🎉") and not re.fullmatch(pattern, bad)
+
+
+def test_one_line_names_may_hold_any_other_character(h: Harness) -> None:
+    """Letters of any script, emoji with joiners and spaces stay valid in names."""
+    client = h.new_client()
+    for name in ("Zürich Raum", "教室", "👩‍👩‍👧 family", "a  b"):
+        assert h.create_room(client, name=name)["attributes"]["name"] == name

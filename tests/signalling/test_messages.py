@@ -41,6 +41,37 @@ def test_unreadable_frames_are_refused_with_invalid(payload: bytes, code: str,
     assert caught.value.code == code and caught.value.request_id == request_id
 
 
+@pytest.mark.parametrize("number", ["1" * 300, "-" + "9" * 40, str(2**53 + 1), "1e400",
+                                    "-1e999"],
+                         ids=["300 digits", "-40 digits", "2**53+1", "1e400", "-1e999"])
+@pytest.mark.parametrize("where", ["ts", "sdpMLineIndex", "unknownField"])
+def test_numbers_out_of_range_anywhere_in_a_frame_are_refused_with_invalid(
+        number: str, where: str) -> None:
+    """A number beyond the I-JSON range in any field gives `invalid` with the id and type."""
+    payload = b'{"type":"ping","id":"p-1","data":{"' + where.encode() + b'":' + (
+        number.encode() + b"}}")
+    with pytest.raises(msg.EnvelopeError) as caught:
+        msg.decode_request(payload)
+    assert caught.value.code == "invalid" and "out of range" in caught.value.message
+    assert (caught.value.request_id, caught.value.request_type) == ("p-1", "ping")
+
+
+def test_numbers_at_the_edge_of_the_range_are_kept() -> None:
+    """Integers of magnitude 2**53 and large finite floats still decode."""
+    edge = str(2**53).encode()
+    payload = b'{"type":"ping","data":{"ts":' + edge + b',"a":-' + edge + b',"b":1e308}}'
+    assert msg.decode_request(payload).data == {"ts": 2**53, "a": -(2**53), "b": 1e308}
+
+
+@pytest.mark.parametrize("ts", [10**300, -(10**300), 2**53 + 1, float("inf")],
+                         ids=["10**300", "-10**300", "2**53+1", "inf"])
+def test_ping_refuses_a_ts_out_of_range_even_when_built_without_decoding(ts: float) -> None:
+    """`parse_ping` itself refuses huge integers instead of overflowing in isfinite."""
+    with pytest.raises(msg.MessageError) as caught:
+        msg.parse_ping({"ts": ts})
+    assert caught.value.code == "invalid"
+
+
 def test_binary_and_oversized_frames_are_refused() -> None:
     """Binary frames are invalid and messages over 64 KiB are tooLarge."""
     with pytest.raises(msg.EnvelopeError) as binary:
@@ -143,6 +174,28 @@ def test_error_frames_carry_id_only_when_known() -> None:
     assert json.loads(msg.error("notAllowed", "no", 3, "mute")) == {
         "type": "error", "id": 3, "code": "notAllowed", "message": "no", "request": "mute"}
     assert json.loads(msg.ack("a", {"x": 1})) == {"type": "ack", "id": "a", "data": {"x": 1}}
+
+
+def test_broken_text_is_refused_naming_where_with_the_id_when_it_is_valid() -> None:
+    """A lone surrogate anywhere (valid JSON, not valid Unicode) is `invalid` with the
+    JSON pointer of the string; the id and type are given back only when they are valid
+    text themselves (an error frame holding them could not be sent)."""
+    cases = [
+        (b'{"type":"chat","id":"c1","data":{"text":"hi \\ud800"}}', "c1", "chat", "/data/text"),
+        (b'{"type":"chat","id":7,"data":{"\\udc00":1}}', 7, "chat", "/data"),
+        (b'{"type":"chat","id":"\\ud800","data":{}}', None, "chat", "/id"),
+        (b'{"type":"\\ud800","id":"c2"}', "c2", None, "/type"),
+    ]
+    for payload, request_id, request_type, where in cases:
+        with pytest.raises(msg.EnvelopeError) as caught:
+            msg.decode_request(payload)
+        error = caught.value
+        assert (error.code, error.request_id, error.request_type) == (
+            "invalid", request_id, request_type), payload
+        assert where in error.message and "not valid Unicode" in error.message
+        msg.error(error.code, error.message, error.request_id, error.request_type)  # encodes
+    ok = msg.decode_request(b'{"type":"chat","data":{"text":"\\ud83d\\ude00 \\u00e9"}}')
+    assert ok.data == {"text": "\U0001f600 \u00e9"}
 
 
 def test_session_tokens_are_url_safe_and_bounded() -> None:

@@ -44,6 +44,25 @@ def test_chat_reaches_everyone_including_the_sender(world: World) -> None:
     assert ann.fails("chat", {"text": "x" * 501}) == "invalid"
 
 
+def test_broken_text_in_chat_is_an_error_frame_and_nobody_else_notices(world: World) -> None:
+    """A chat text holding a lone surrogate (valid JSON, not valid Unicode) gets a typed
+    `invalid` error naming the field; nothing is fanned out, the sender's socket stays
+    open, and everyone (a later joiner included) goes on as before."""
+    mod, ann, ben = room(world)
+    rid = ann.request("chat", {"text": "hi \ud800"})
+    answer = ann.reply(rid)
+    assert (answer["type"], answer["code"], answer["request"]) == ("error", "invalid", "chat")
+    assert "/data/text" in answer["message"]
+    assert not any(c.of_type("chat") for c in (mod, ann, ben))
+    late = world.join(world.registry.get_meeting("m1"), "Late")  # type: ignore[arg-type]
+    assert late.open and sorted(p["name"] for p in late.joined["participants"]) == [
+        "Ann", "Ben", "Late", "Mod"]
+    ack = ann.ok("chat", {"text": "hello"})
+    for c in (mod, ann, ben, late):
+        assert [m["data"]["id"] for m in c.of_type("chat")] == [ack["id"]]
+        assert c.open
+
+
 def test_chat_sent_through_the_api_arrives_as_a_chat_event(world: World) -> None:
     """sendChatMessage (registry.send_chat without a sender) arrives with from=null."""
     _, ann, _ = room(world)
@@ -166,6 +185,19 @@ def test_bad_frames_get_typed_errors_and_the_socket_stays_usable(world: World) -
     assert mod.fails("teleport") == "unknownType"
     assert mod.ok("ping") == {"ts": None, "serverTs": world.registry.now()}
     assert mod.open
+
+
+def test_a_huge_number_in_a_request_is_a_typed_error_not_a_logged_crash(
+        world: World) -> None:
+    """`ping` with a 300-digit ts is answered `invalid` with its id; nothing is logged
+    as a failure (the autouse fixture fails the test on any) and the socket stays usable."""
+    mod, _, _ = room(world)
+    mod.take()
+    mod.send_raw(b'{"type":"ping","id":"big","data":{"ts":' + b"7" * 300 + b"}}")
+    [answer] = mod.take()
+    assert (answer["type"], answer["code"], answer["id"], answer["request"]) == (
+        "error", "invalid", "big", "ping")
+    assert mod.ok("ping", {"ts": 1}) == {"ts": 1, "serverTs": world.registry.now()}
 
 
 def test_requests_without_id_get_no_ack_but_failures_are_reported(world: World) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import meetplatform.store
 
-#: What the store may import of meetplatform: itself and the configuration.
-ALLOWED = ("meetplatform.store", "meetplatform.config")
+#: What the store may import of meetplatform: itself, the configuration and the plain
+#: counters of meetplatform.stats (a leaf: see the last test).
+ALLOWED = ("meetplatform.store", "meetplatform.config", "meetplatform.stats")
 
 
 def imported(path: Path) -> set[str]:
@@ -36,3 +37,11 @@ def test_the_store_imports_nothing_above_it() -> None:
         and not any(name == a or name.startswith(a + ".") for a in ALLOWED)
     }
     assert upward == set()
+
+
+def test_the_counters_the_store_uses_import_nothing_of_meetplatform() -> None:
+    """meetplatform.stats is allowed below the store only while it is a leaf."""
+    import meetplatform.stats
+
+    names = imported(Path(meetplatform.stats.__file__))
+    assert not {n for n in names if n == "meetplatform" or n.startswith("meetplatform.")}

@@ -401,3 +401,57 @@ def test_a_failing_origin_lookup_refuses_with_500(world: EmbedWorld,
     assert len(fail_on_logged_failures) == 1
     fail_on_logged_failures.clear()
 
+
+
+# --- broken text (meetplatform.text) -------------------------------------------------------------
+
+
+def test_queries_that_are_not_utf8_are_refused(site: Site, room: RoomRecord) -> None:
+    """The embed and invitation pages refuse a query that is not UTF-8 (HTML 400)."""
+    for path in ("/embed/algebra/ended?reason=%ED%A0%80", "/embed/algebra?x=%FF",
+                 "/j/mput_abcdefghij?x=%FF"):
+        page = site.get(path)
+        assert page.status == 400, path
+        assert page.header("content-type") == "text/html; charset=utf-8"
+
+
+def test_a_name_with_a_lone_surrogate_is_refused_and_breaks_nobody(world: EmbedWorld) -> None:
+    """``displayName: "Eve\\ud800"`` (valid JSON, not valid Unicode) is a 400 naming the
+    field; nobody gets a seat with it, so later joiners connect and see each other (no
+    1011) and the room's REST reads answer 200."""
+    from meetplatform.build import mount
+    from tests.restapi.harness import Harness
+
+    h = Harness(parts=world.parts, root=mount(world.parts))
+    client = h.new_client()
+    r = h.request("PATCH", f"/spaces/{client.space.id}", token=client.token, json={
+        "data": {"type": "spaces", "id": client.space.id,
+                 "attributes": {"visibility": "public"}}})
+    assert r.status == 200, r.body
+    room = h.create_room(client, name="Open", alias="open-room", visibility="public")
+
+    def session(body: bytes) -> tuple[int, Any]:
+        r = h.request("POST", "https://meet.example.test/embed/open-room/session", body=body,
+                      content_type="application/json", headers={"Accept": "*/*"})
+        return r.status, r.json
+
+    status, answer = session(b'{"displayName": "Eve\\ud800"}')
+    assert status == 400, answer
+    assert answer["error"]["code"] == "request.invalid"
+    assert answer["error"]["message"].startswith("displayName is not valid Unicode")
+    status, answer = session(b'{"displayName": "Eve\xed\xa0\x80"}')
+    assert status == 400 and "not valid Unicode" in answer["error"]["message"]
+
+    joiners = []
+    for name in ("Ada", "Bob"):
+        status, answer = session(json.dumps({"displayName": name}).encode())
+        assert status == 200, answer
+        joiners.append(world.open_socket(answer["sessionToken"]))
+    ada, bob = joiners
+    assert ada.open and bob.open
+    assert sorted(p["name"] for p in bob.joined["participants"]) == ["Ada", "Bob"]
+    world.flush()
+    assert ada.open and bob.open
+    assert h.request("GET", f"/rooms/{room['id']}", token=client.token).status == 200
+    r = h.request("GET", f"/rooms/{room['id']}/participants", token=client.token)
+    assert r.status == 200 and len(r.json["data"]) == 2

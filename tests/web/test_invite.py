@@ -291,6 +291,26 @@ def test_a_name_is_required_and_asking_for_it_consumes_nothing(
                                   "displayName": "Ada"}).status == 303
 
 
+def test_a_form_that_is_not_utf8_is_refused_and_consumes_nothing(
+        site: Site, space: SpaceRecord) -> None:
+    """A name whose percent-decoded bytes are not UTF-8 (a UTF-8-encoded surrogate, a
+    stray byte) is refused with an HTML 400 naming the field, not repaired; the invitation
+    stays unused and works afterwards."""
+    invitation = site.invite(space, site.room(space), max_uses=1)
+    for raw in (b"Eve%ED%A0%80", b"Eve%FF"):
+        page = site.request("POST", "/j/", body=b"token=" + invitation.secret.encode()
+                            + b"&displayName=" + raw, headers={"Content-Type": FORM})
+        assert page.status == 400, page.text
+        assert page.header("content-type") == "text/html; charset=utf-8"
+        assert "The field displayName" in page.text and "not valid Unicode" in page.text
+    page = site.request("POST", "/j/", body=b"token=\xff", headers={"Content-Type": FORM})
+    assert page.status == 400 and "The form holds text" in page.text
+    assert site.uses(invitation) == 0
+    assert site.post_form("/j/", {"token": invitation.secret,
+                                  "displayName": "Eve"}).status == 303
+    assert site.uses(invitation) == 1
+
+
 def test_a_full_meeting_gives_the_use_back(site: Site, space: SpaceRecord) -> None:
     """When the room's meeting is full the join is refused (409) and the invitation can
     still be used later."""

@@ -221,6 +221,17 @@ async def test_non_utf8_path_is_refused_with_html(h: Harness) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_non_utf8_query_is_refused_with_html_not_repaired(h: Harness) -> None:
+    """A query value that is not UTF-8 once percent-decoded gets an HTML 400 (the
+    service-wide text rule: refused, not repaired into U+FFFD)."""
+    for path in ("/client/join?sessionToken=%FF", "/client/ended?reason=%ED%A0%80"):
+        response, body = await h.get(path)
+        assert response.code == 400, path
+        assert header(response, "content-type") == "text/html; charset=utf-8"
+        assert "not valid" in body
+
+
+@pytest_twisted.ensureDeferred
 async def test_oversized_address_is_refused() -> None:
     """An address longer than the configured limit is refused before any lookup."""
     h = Harness(max_query_bytes=1000)

@@ -1,4 +1,5 @@
-"""A real webhook receiver: a twisted.web server on 127.0.0.1:0 in the test's reactor.
+"""A real webhook receiver: a twisted.web server on 127.0.0.1:0 (or [::1]:0) in the test's
+reactor.
 
 It records every request (method, path, query, headers, raw body) and answers with the
 status the test sets (or holds requests unanswered, to test timeouts). Tests wait for
@@ -86,10 +87,11 @@ class Receiver(Resource):
                 for event in json.loads(r.form["event"])]
 
 
-async def listen(reactor: Any, receiver: Receiver, port: int = 0) -> Any:
+async def listen(reactor: Any, receiver: Receiver, port: int = 0,
+                 interface: str = "127.0.0.1") -> Any:
     site = Site(receiver)
     site.noisy = False
-    return reactor.listenTCP(port, site, interface="127.0.0.1")
+    return reactor.listenTCP(port, site, interface=interface)
 
 
 async def stop(port: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, TimeoutError
 
-from meetplatform.model import EndReason
+from meetplatform.model import EndReason, Role
 from meetplatform.store import webhooks_db as wdb
 from meetplatform.webhooks import DeliveryPolicy
 from tests.support import result
@@ -292,3 +292,27 @@ def test_the_periodic_scan_wakes_forgotten_targets(tmp_path: Path) -> None:
     assert sender.sent == []
     w.advance(300)
     assert len(sender.sent) == 1 and outbox(w) == 0
+
+
+def test_one_unwritable_event_never_loses_the_others_of_its_turn(
+        tmp_path: Path, fail_on_logged_failures: list[Any]) -> None:
+    """The events of one turn go to the outbox in one transaction. A join whose name
+    holds a lone surrogate (the edges refuse it; made here directly) cannot be written:
+    it is set aside with a log line, and the other joins of that turn are delivered."""
+    w = World(tmp_path)
+    w.hook("http://127.0.0.1:9/hook")
+    meeting = w.meeting("m1")
+    for name in ("Ann", "Eve\ud800", "Bob"):  # one turn: one batch
+        w.registry.connect(w.registry.issue_seat(meeting, full_name=name, role=Role.VIEWER))
+    w.turn()
+    events = [e["data"] for s in w.sender.sent for e in json.loads(s.form["event"])]
+    assert [(e["id"], e["attributes"].get("user", {}).get("name")) for e in events] == [
+        ("meeting-created", None), ("user-joined", "Ann"), ("user-joined", "Bob")]
+    assert outbox(w) == 0
+    logged = sorted((e["name"], e["item"]) for e in fail_on_logged_failures)
+    assert logged == [
+        ("history", "JoinOp (text that is not valid Unicode in full_name)"),
+        ("webhook outbox", ("Occurrence (text that is not valid Unicode in "
+                            "bbb_attributes.user.name, rest_data.participant.displayName)"))]
+    assert all("set aside" in e["log_format"] for e in fail_on_logged_failures)
+    fail_on_logged_failures.clear()

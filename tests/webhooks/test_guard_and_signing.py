@@ -28,6 +28,27 @@ def test_non_public_addresses_are_refused(address: str) -> None:
     assert not PUBLIC.allows(address)
 
 
+@pytest.mark.parametrize("address", [
+    "::127.0.0.1", "::10.0.0.1", "::169.254.169.254",  # IPv4-compatible
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::10.1.2.3",  # NAT64 well-known
+    "64:ff9b:1::7f00:1",  # NAT64 local use
+    "::ffff:0:7f00:1",  # IPv4-translated
+    "::ffff:169.254.169.254", "::ffff:100.64.0.1",  # IPv4-mapped
+    "2002:a00:1::1", "2002:c0a8:101::1",  # 6to4 of 10.0.0.1, 192.168.1.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+])
+def test_ipv6_addresses_are_judged_by_the_ipv4_address_they_embed(address: str) -> None:
+    """An IPv6 address carrying a non-public IPv4 address is refused like that address,
+    even where ``ipaddress`` calls the IPv6 address itself global."""
+    assert not PUBLIC.allows(address)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::5db8:d822", "2002:5db8:d822::1"])
+def test_ipv6_addresses_embedding_a_public_ipv4_address_are_allowed(address: str) -> None:
+    """NAT64 and 6to4 addresses of a public IPv4 address stay deliverable."""
+    assert PUBLIC.allows(address)
+
+
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
 def test_public_addresses_are_allowed(address: str) -> None:
     """Globally routable addresses are allowed."""
@@ -58,6 +79,21 @@ def test_malformed_urls_are_refused(url: str, reason: str) -> None:
     """A webhook URL must be a plain http(s) URL with a host."""
     with pytest.raises(UrlRefused, match=reason):
         check_url(url)
+
+
+def test_ipv6_zone_indexes_are_refused() -> None:
+    """A link-local zone (``%25eth0``) names an interface of this machine: refused even
+    for BBB hooks, which could never be delivered to it."""
+    with pytest.raises(UrlRefused, match="zone"):
+        check_url("http://[fe80::1%25lo]:9/x", OPEN)
+
+
+@pytest.mark.parametrize("url", ["http://[::127.0.0.1]:8080/", "http://[64:ff9b::7f00:1]/x",
+                                 "http://[::ffff:127.0.0.1]/x"])
+def test_embedded_loopback_literals_are_refused_at_creation(url: str) -> None:
+    """Space endpoint URLs with an IPv6 literal carrying 127.0.0.1 are refused at once."""
+    with pytest.raises(UrlRefused, match="not a public"):
+        check_url(url, PUBLIC)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://[::1]/x",

@@ -138,6 +138,24 @@ def test_create_breakout_rooms() -> None:
     assert parent_info.text("breakoutRooms/breakout") == child.text("internalMeetingID")
 
 
+def test_a_breakout_needs_a_running_parent_other_than_itself() -> None:
+    """A breakout whose parentMeetingID names no running meeting, an ended one or itself
+    answers parentMeetingDoesNotExist and creates nothing, as bbb-web does."""
+    env = make_env()
+    env.create("parent")
+    for parent_id, meeting_id in (("nobody", "b1"), ("b2", "b2")):
+        answer = env.call("create", {"name": "Room 1", "meetingID": meeting_id,
+                                     "isBreakout": "true", "parentMeetingID": parent_id})
+        assert (answer.key, answer.text("message")) == (
+            "parentMeetingDoesNotExist", "No parent meeting exists for the breakout room")
+        assert env.registry.get_meeting(meeting_id) is None
+    env.call("end", {"meetingID": "parent"})
+    answer = env.call("create", {"name": "Room 1", "meetingID": "b3", "isBreakout": "true",
+                                 "parentMeetingID": "parent"})
+    assert answer.key == "parentMeetingDoesNotExist"
+    assert env.registry.get_meeting("b3") is None
+
+
 def test_create_with_modules_body_records_documents() -> None:
     """POST create with an XML <modules> body records the documents on the meeting."""
     env = make_env()

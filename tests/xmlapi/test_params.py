@@ -95,11 +95,25 @@ def test_create_requires_a_meeting_id_and_a_name() -> None:
     ("x" * 257, "Meeting ID must be between 2 and 256 characters"),
     ("a,b", "Meeting ID cannot contain ','"),
     ("ab\x01", "Invalid meeting ID"),
+    ("ab\x85cd", "Invalid meeting ID"),  # NEL
+    ("ab\u2028cd", "Invalid meeting ID"),  # line separator
+    ("ab\u2029cd", "Invalid meeting ID"),  # paragraph separator
+    ("ab\x9bcd", "Invalid meeting ID"),  # C1 CSI
+    ("ab\u202ecd", "Invalid meeting ID"),  # right-to-left override
+    ("ab\u200bcd", "Invalid meeting ID"),  # zero-width space
+    ("\ufeffabc", "Invalid meeting ID"),  # byte order mark
+    ("ab\x7fcd", "Invalid meeting ID"),  # DEL
 ])
 def test_meeting_id_rules(meeting_id: str, message: str) -> None:
     """meetingID must be 2-256 characters, without commas or control characters."""
     error = refused("validationError", create, meetingID=meeting_id)
     assert error.message == message
+
+
+def test_unicode_meeting_ids_without_invisible_characters_are_kept() -> None:
+    """Letters, emoji (with their zero-width joiner's neighbours) and spaces stay valid."""
+    for meeting_id in ("Zürich Raum 1", "教室-1", "room 🎉", "a b"):
+        assert create(meetingID=meeting_id).meeting_id == meeting_id
 
 
 def test_create_generates_passwords_and_remembers_none_were_given() -> None:
@@ -139,6 +153,38 @@ def test_create_defaults() -> None:
     assert spec.guest_policy is GuestPolicy.ALWAYS_ACCEPT and not spec.record
 
 
+@pytest.mark.parametrize("name", ["meetingExpireIfNoUserJoinedInMinutes",
+                                  "meetingExpireWhenLastUserLeftInMinutes",
+                                  "endWhenNoModeratorDelayInMinutes", "duration",
+                                  "maxParticipants"])
+def test_negative_minutes_take_the_default_instead_of_meaning_never(name: str) -> None:
+    """A negative number of minutes (or participants) is no such number: it takes the
+    default, as a non-numeric value does; -1 never means "never"."""
+    defaults = create()
+    spec, negative = create(**{name: "-1"}), create(**{name: "-99999"})
+    fields = ("expire_if_no_user_joined_minutes", "expire_when_last_user_left_minutes",
+              "end_when_no_moderator_delay_minutes", "duration", "max_participants")
+    for field_name in fields:
+        assert getattr(spec, field_name) == getattr(defaults, field_name)
+        assert getattr(negative, field_name) == getattr(defaults, field_name)
+    assert spec.expire_if_no_user_joined_minutes == 5
+
+
+@pytest.mark.parametrize("bridge", ["1" * 5000, "12345678901", "2147483648", "²", "٣٤٥",
+                                    "-5", "12 34"])
+def test_voice_bridges_are_bounded_ascii_numbers(bridge: str) -> None:
+    """A voice bridge is 1-10 ASCII digits up to 2147483647 (a 5,000-digit one, Unicode
+    digits and signs are refused with bbb-web's message)."""
+    error = refused("validationError", create, voiceBridge=bridge)
+    assert error.message == "Voice bridge must be an integral value"
+
+
+def test_voice_bridges_within_bounds_are_kept() -> None:
+    """Five digits as BBB generates them, and the largest accepted value, pass."""
+    assert create(voiceBridge="71234").voice_bridge == "71234"
+    assert create(voiceBridge="2147483647").voice_bridge == "2147483647"
+
+
 def test_create_validations() -> None:
     """Bad voice bridges, record values and guest policies are refused."""
     assert "integral" in refused("validationError", create, voiceBridge="12a").message
@@ -155,6 +201,7 @@ def test_reserved_load_balancer_metadata_is_refused() -> None:
 def test_breakout_needs_a_parent() -> None:
     """isBreakout=true without parentMeetingID answers parentMeetingIdMissing."""
     refused("parentMeetingIdMissing", create, isBreakout="true")
+    refused("parentMeetingDoesNotExist", create, isBreakout="true", parentMeetingID="room-1")
     spec = create(isBreakout="true", parentMeetingID="parent-1", sequence="2")
     assert spec.is_breakout and spec.parent_meeting_id == "parent-1" and spec.sequence == 2
 

@@ -10,6 +10,8 @@ import pytest
 
 from meetplatform.checksum import checksum, rebuilt_form_query
 from meetplatform.xmlapi.errors import ApiError
+from meetplatform.xmlapi.negotiation import answer_format
+from meetplatform.xmlapi.pipeline import MAX_FORM_FIELDS
 from tests.support import SECRET
 from tests.xmlapi.helpers import BASE, make_env
 
@@ -322,3 +324,65 @@ def test_other_paths_answer_a_404_in_the_api_format() -> None:
                 "http://meet.example.test/bigbluebutton/apis"):
         answer = env.request("GET", url)
         assert answer.status == 404 and answer.key == "notFound", url
+
+
+@pytest.mark.parametrize(("accept", "fmt"), [
+    (None, "xml"),
+    ("", "xml"),
+    ("application/json, text/plain, */*", "xml"),  # axios (bigbluebutton-js 0.2.0)
+    ("*/*", "xml"),
+    ("text/*", "xml"),
+    ("application/*", "xml"),
+    ("text/xml", "xml"),
+    ("application/xml", "xml"),
+    ("application/json, text/xml;q=0.1", "xml"),
+    ("application/json, */*;q=0.01", "xml"),
+    ("image/png", "xml"),  # nothing we can produce: BBB's XML
+    ("application/json", "json"),
+    ("APPLICATION/JSON; charset=utf-8", "json"),
+    ("application/json, application/xml;q=0", "json"),
+    ("application/json, */*;q=0", "json"),
+    ("application/json, text/*;q=0, application/xml;q=0.0", "json"),
+    ("application/json, */*;q=0.5, text/xml;q=0, application/xml;q=0", "json"),
+    ("application/json, text/xml;q=0, */*;q=0.5", "xml"),  # application/xml via */*
+    ("application/json;q=0, text/plain", "xml"),
+    ("application/json, text/plain", "json"),
+    ("application/json;q=bogus", "xml"),
+])
+def test_the_accept_rule(accept: str | None, fmt: str) -> None:
+    """JSON only when the client accepts JSON and does not accept XML (q-values count)."""
+    assert answer_format(None if accept is None else accept.encode("latin-1")) == fmt
+
+
+def test_axios_accept_header_gets_xml() -> None:
+    """Regression: axios' default Accept (it names application/json) answered JSON, which
+    bigbluebutton-js 0.2.0 cannot read (``xmlData.replace is not a function``)."""
+    env = make_env()
+    axios = {"Accept": ["application/json, text/plain, */*"]}
+    env.create("m1")
+    for answer in (env.call("getMeetings", headers=axios),
+                   env.call("getMeetingInfo", {"meetingID": "zz"}, headers=axios),
+                   env.request("GET", BASE + "getMeetings", headers=axios),
+                   env.request("GET", BASE, headers=axios)):
+        assert answer.header("content-type") == "text/xml;charset=utf-8"
+        assert answer.xml.tag == "response"
+    json_only = {"Accept": ["application/json, application/xml;q=0"]}
+    answer = env.call("getMeetings", headers=json_only)
+    assert answer.header("content-type") == "application/json;charset=utf-8"
+    assert json.loads(answer.body)["response"]["meetings"][0]["meetingID"] == "m1"
+
+
+def test_form_with_too_many_parameters_is_refused_before_decoding() -> None:
+    """A form body of 10,000 or more ``&`` is a validationError, counted not decoded (a
+    2 MB body of ``&`` decoded pair by pair held the reactor)."""
+    env = make_env()
+    answer = env.request("POST", BASE + "create", data=b"a=1" + b"&" * MAX_FORM_FIELDS,
+                         headers=FORM)
+    assert answer.key == "validationError"
+    assert "at most 10000 parameters" in (answer.text("message") or "")
+    boundary = "B"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+            * MAX_FORM_FIELDS + f"--{boundary}--\r\n").encode()
+    answer = env.request("POST", BASE + "create", data=body, headers={
+        "Content-Type": [f"multipart/form-data; boundary={boundary}"]})
+    assert answer.key == "validationError"

@@ -1,6 +1,5 @@
 -- meetplatform store, schema version 4: clients, their spaces and rooms, access tokens,
--- invitations (user tokens), meeting history (with the classroom's), webhooks and their
--- outbox.
+-- invitations (user tokens), meeting history, webhooks and their outbox, media nodes.
 -- Times are integer milliseconds since the epoch (UTC). Secrets are never stored: only
 -- SHA-256 hashes of them, and request-signing keys encrypted with the data directory's key.
 
@@ -202,15 +201,14 @@ CREATE TABLE webhook_delivery_state
   PRIMARY KEY (target_kind, target_id)
 );
 
-CREATE TABLE classroom_history
+CREATE TABLE media_nodes
 (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, -- the order things happened in
-  internal_meeting_id TEXT NOT NULL REFERENCES meeting_history(internal_id) ON DELETE CASCADE,
-  at INTEGER NOT NULL,
-  kind TEXT NOT NULL,                   -- page, shape, shapes-removed, multi-user, document,
-                                        -- poll-started, poll-answered, poll-stopped, poll-published
-  user_id TEXT,                         -- who did it; NULL for the server and for the answers
-                                        -- of anonymous polls (who answered what is never kept)
-  data TEXT NOT NULL DEFAULT '{}'       -- JSON object, by kind (docs/conference.md)
+  name TEXT PRIMARY KEY,                -- the operator's name for it ("local", "sfu-1", ...)
+  admin_url TEXT NOT NULL,              -- Janus Admin API: http://host:7088/admin
+  ws_url TEXT NOT NULL,                 -- Janus API over WebSocket: ws://host:8188
+  secrets_box BLOB NOT NULL,            -- AES-GCM sealed JSON of the node's secrets (store.key)
+  capacity INTEGER NOT NULL CHECK (capacity >= 1), -- streams (publishers + subscriptions)
+  state TEXT NOT NULL DEFAULT 'enabled' CHECK (state IN ('enabled', 'disabled', 'draining')),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
 );
-CREATE INDEX classroom_history_by_meeting ON classroom_history (internal_meeting_id, id);
