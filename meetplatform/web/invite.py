@@ -441,7 +441,7 @@ class InvitePages:
                 inv.InvitationNotFound("no such invitation")))
         name = form.get("displayName", "").strip()
         try:
-            view = await self.invitations.preview(secret)
+            view = await self.invitations.preview(secret, recent=True)  # activating next
         except (inv.InvitationError, reg.RegistryError) as error:
             return self.kit.refusal(request, describe_refusal(error))
         rooms = await self._rooms_for(view)
@@ -460,7 +460,7 @@ class InvitePages:
                 problem="Enter your name (1 to 200 characters) to join.")
         try:
             entry = await enter_with_invitation(self.invitations, self.store, secret,
-                                                chosen, display_name)
+                                                chosen, display_name, view=view)
         except (inv.InvitationError, reg.RegistryError) as error:
             refusal = describe_refusal(error)
             _log.info("invitation page: join refused ({code})", code=refusal.code)
@@ -497,24 +497,18 @@ class InvitePages:
 
 
 async def enter_with_invitation(invitations: Invitations, store: Store, secret: str,
-                                room: RoomRecord, display_name: str) -> inv.RoomEntry:
+                                room: RoomRecord, display_name: str, *,
+                                view: inv.InvitationView | None = None) -> inv.RoomEntry:
     """Consume one use of ``secret`` and seat its holder in ``room``.
 
     ``room`` must be the invitation's room, or a room of its space for a space invitation
-    (the caller checked with :meth:`Invitations.preview`). When the room refuses the seat,
-    the use is given back.
+    (the caller checked with :meth:`Invitations.preview`, whose ``view`` it may pass on to
+    save reading the invitation again). When the room refuses the seat, no use is taken.
+    ``store`` is not used any more (the seat and the use are one step of
+    :meth:`Invitations.activate`); it stays for the callers.
     """
-    activation = await invitations.activate(secret, display_name=display_name)
-    if activation.entry is not None:
-        return activation.entry
-    if activation.room is not None or activation.space.id != room.space_id:
-        raise inv.InvitationNotFound("this invitation is for another room")
-    token = activation.token
-    try:
-        return invitations.enter_room(
-            room, role=token.role, display_name=token.display_name or display_name,
-            external_user_id=token.external_user_id or None, narrowing=token.permissions)
-    except (reg.RegistryError, inv.InvitationError):
-        await store.refund_activation(token.id, activation.access.id)
-        raise
-
+    del store
+    activation = await invitations.activate(secret, display_name=display_name, room=room,
+                                            view=view)
+    assert activation.entry is not None  # a room was given
+    return activation.entry
