@@ -5,6 +5,11 @@ the meeting timers live here. The registry takes the reactor's clock in its cons
 never reads global time; it knows nothing of HTTP, XML, JSON or WebSockets. Every change is
 announced to subscribers as a typed event from :mod:`meetplatform.events`; the types it
 owns live in :mod:`meetplatform.model`.
+
+Why one module of this size: the registry is the single owner of live state, and its
+invariants (a seat and its participant, the lobby, the timers, the presenter, the end of a
+meeting) span its methods; they stay readable as one class. The types it owns live in
+:mod:`meetplatform.model`, the events in :mod:`meetplatform.events`.
 """
 
 from __future__ import annotations

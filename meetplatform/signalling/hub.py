@@ -10,6 +10,11 @@ The hub also owns what only the signalling surface knows: which participant curr
 has which socket, the resume grace after a socket drops, duplicate identities (the older
 socket is closed with 4008), and closing sockets when their meeting ends (4010) or their
 participant is removed (4009).
+
+Why one module of this size: the translation of every registry event into frames and the
+caches of the ``joined`` snapshot (cards, roster, the turn's pending announcements) live
+together because the same events that are translated are the ones that invalidate the
+caches; apart, one would be changed without the other.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from twisted.logger import Logger
 from meetplatform import events as ev
 from meetplatform.config import Settings
 from meetplatform.embedding import normalise_origin
+from meetplatform.media.turn import IceServers
 from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
@@ -202,7 +208,8 @@ class Hub:
         #: Rooms with ``participantJoined`` frames to write at the end of this turn.
         self._joins_pending: list[Room] = []
         self._joins_call: IDelayedCall | None = None
-        self.ice_servers = [s.as_json() for s in settings.ice_servers]
+        #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
+        self.ice = IceServers(clock, settings)
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -455,7 +462,7 @@ class Hub:
         encode = msg.encode
         tail: dict[str, Any] = {
             "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
-            "iceServers": self.ice_servers,
+            **self.ice.for_user(me.user_id).as_json(),
             "resumeGraceSeconds": self.settings.resume_grace_seconds,
             "resumed": resumed,
             "polite": True,

@@ -2,6 +2,10 @@
 
 Nothing here touches Twisted or Autobahn, so all of it is tested directly. The wire format
 is described in ``docs/signalling-protocol.md``; this module is its executable half.
+
+Why one module of this size: it is the executable half of ``docs/signalling-protocol.md``,
+one parser or encoder per message in the document's order; keeping them together keeps the
+two halves easy to compare.
 """
 
 from __future__ import annotations
@@ -360,6 +364,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "leave": parse_empty,
     "signal": parse_signal,
     "ping": parse_ping,
+    "iceRefresh": parse_empty,
 }
 
 #: Requests a guest may send while it waits in the lobby.

@@ -24,6 +24,10 @@ Traps avoided here, for whoever edits this next:
   the upgrade; it is swapped for this connection's back-pressure watcher.
 - The factory's timers (keepalive pings, handshake timeouts) run on the injected clock,
   not on txaio's global reactor.
+
+Why one module of this size: the Autobahn protocol, its factory and the turn sender share
+the traps listed above (callbacks that must not raise, writes that must keep their order);
+they are documented and kept in one place so that none is forgotten by a change.
 """
 
 from __future__ import annotations
@@ -506,6 +510,10 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
 
     def handle_ping(self, ts: float | None) -> dict[str, Any]:
         return {"ts": ts, "serverTs": self.factory.hub.registry.now()}
+
+    def handle_iceRefresh(self, _: None) -> dict[str, Any]:
+        """Fresh ICE servers (new TURN credentials), asked for before an ICE restart."""
+        return self.factory.hub.ice.for_user(self._me.user_id).as_json()
 
 
 class SignallingFactory(WebSocketServerFactory):

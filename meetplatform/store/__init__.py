@@ -15,6 +15,10 @@ Usage (in the composition root)::
 
 Tests and the CLI may use :meth:`Store.open_inline`, which runs the same queries in the
 calling thread.
+
+Why one module of this size: the store's thread, transaction and observer model, and the
+read caches that must be dropped in the same transactions, are one mechanism; the
+queries themselves live in :mod:`.database`, :mod:`.history_db` and :mod:`.webhooks_db`.
 """
 
 from __future__ import annotations

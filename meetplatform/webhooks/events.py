@@ -17,6 +17,11 @@ event happened, with that moment's time, even when it is built a little later.
 :class:`Translator` keeps the little state needed to turn ``ParticipantUpdated`` (which
 names the changed fields) into BBB's events (``user-audio-muted``,
 ``user-cam-broadcast-start``...), which need the previous values.
+
+Why one module of this size: it is the one translation table from registry events to what
+bbb-webhooks and the JSON:API's endpoints receive (meetings, participants, chat, the
+lobby, polls); each event's two shapes sit next to each other, which is what a reviewer
+compares with BBB's payloads.
 """
 
 from __future__ import annotations
