@@ -70,6 +70,6 @@ def make_debug_arguments_lazy() -> None:
     for module_name in MODULES:
         module = importlib.import_module(module_name)
         for name in NAMES:
-            original = getattr(util, name)
+            original: Callable[..., Any] = getattr(util, name)
             if getattr(module, name, None) is original:
                 setattr(module, name, lazy(original))
