@@ -138,7 +138,8 @@ def mount(parts: Parts) -> Resource:
     root.putChild(b"static", parts.pages.static_resource())
     root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
     root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
-    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource(),
+                                     factory=parts.signalling.factory))
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
     root.mount(b"api", api, max_body_bytes=parts.rest_api.max_body_bytes)
