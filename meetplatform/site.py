@@ -513,7 +513,7 @@ class MeetplatformSite(Site):
     def upgrade_factory(self, path: bytes) -> IProtocolFactory | None:
         """The protocol factory WebSocket upgrades to ``path`` go to directly, if any."""
         route = getattr(self.resource, "upgrade_factory", None)
-        return None if route is None else cast(IProtocolFactory | None, route(path))
+        return None if route is None else cast("IProtocolFactory | None", route(path))
 
     def body_limit(self, uri: bytes) -> int:
         """The largest body a request for ``uri`` may send."""
