@@ -156,7 +156,8 @@ def mount(parts: Parts) -> Resource:
     root.putChild(b"static", parts.pages.static_resource())
     root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
     root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
-    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource(),
+                                     factory=parts.signalling.factory))
     # Uploads from the conference page carry a file (see web/presentations.py).
     root.mount(b"presentations", parts.presentation_files,
                max_body_bytes=parts.settings.max_body_bytes)

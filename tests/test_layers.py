@@ -51,6 +51,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.web": 3,
     "meetplatform.signalling": 3,
     "meetplatform.site": 3,
+    "meetplatform.upgrade": 3,
     # 4: composition, the process (its log, its metrics over every part), the commands.
     "meetplatform.build": 4,
     "meetplatform.logs": 4,
