@@ -18,6 +18,7 @@ from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
 from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
+from meetplatform.restapi.documents import DOCUMENT, DocumentRoutes
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
@@ -37,6 +38,7 @@ from meetplatform.store import Store
 from meetplatform.webhooks.receivers import Receivers
 
 if TYPE_CHECKING:
+    from meetplatform.documents.meetings import MeetingDocuments
     from meetplatform.history import History
     from meetplatform.recording.catalogue import StoreRecordings
     from meetplatform.webhooks import WebhookService
@@ -54,13 +56,15 @@ INDEX_SCHEMA = {
 
 
 class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, ParticipantRoutes,
-              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes, RecordingRoutes):
+              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes, DocumentRoutes,
+              RecordingRoutes):
     """The JSON:API v2 for client applications (one Klein app, state per instance).
 
     ``resource()`` is what the composition root mounts at ``/api/v2``. Optional keyword
     arguments: ``invitations`` (share one :class:`Invitations` with the web pages),
     ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``, ``history`` (the meeting
-    history the sessions read), ``webhooks`` (told when a webhook endpoint changes) and
+    history the sessions read), ``webhooks`` (told when a webhook endpoint changes),
+    ``documents`` (the meetings' documents, for the ``documents`` resource) and
     ``recordings`` (the catalogue the ``recordings`` resources show).
     """
 
@@ -71,6 +75,7 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
                  rate_limits: RateLimits | None = None, max_body_bytes: int = 64 * 1024,
                  access_token_ttl_s: int | None = None, history: History | None = None,
                  webhooks: WebhookService | None = None,
+                 documents: MeetingDocuments | None = None,
                  recordings: StoreRecordings | None = None) -> None:
         super().__init__(clock, settings, registry, store, invitations=invitations,
                          rate_limits=rate_limits, max_body_bytes=max_body_bytes,
@@ -83,6 +88,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
                                   else Receivers(store))
+        #: The meetings' documents (the ``documents`` resource adds and shows them).
+        self.meeting_documents = documents
         #: The recordings catalogue (``recordings`` resources; issue 12).
         self.recordings = recordings
 
@@ -113,7 +120,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     def openapi_document(self) -> dict[str, Any]:
         if self._openapi is None:
             self._openapi = build_document(
-                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE, RECORDING),
+                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE, DOCUMENT,
+                                RECORDING),
                 self.base_url)
         return self._openapi
 

@@ -42,6 +42,7 @@ from meetplatform.model import (
 from meetplatform.registry import Registry
 from meetplatform.sanitize import sanitize_html
 from meetplatform.signalling import messages as msg
+from meetplatform.signalling.classroom import ClassroomFanout
 
 _log = Logger()
 
@@ -225,6 +226,8 @@ class Hub:
             ev.MeetingEnded: self._on_meeting_ended,
             ev.RecordingChanged: self._on_recording_changed,
         }
+        #: The classroom's fan-out (adds its handlers to ``_handlers``).
+        self.classroom = ClassroomFanout(self)
         self._unsubscribe = registry.subscribe(self._on_event)
 
     # --- handshake ------------------------------------------------------------------------
@@ -474,6 +477,7 @@ class Hub:
         }
         if moderator:
             tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        tail["presentation"] = self.classroom.snapshot(me)
         return [
             ("self", self._card(room, me)),
             ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome))),

@@ -27,6 +27,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from meetplatform.build import Parts, mount
+from meetplatform.documents import DocumentService
+from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.recording.catalogue import StoreRecordings
 from meetplatform.recording.links import PlaybackLinks
 from meetplatform.registry import Registry
@@ -99,9 +101,13 @@ class Harness:
             self.settings = make_settings(public_url=PUBLIC_URL, data_dir=data_dir, **settings)
             self.registry = Registry(self.clock, server_url=PUBLIC_URL)
             self.store = store or Store.open_inline(data_dir)
+            #: Documents converted for real (images need no worker process).
+            self.documents = MeetingDocuments(
+                self.clock, self.registry, DocumentService(self.clock, data_dir))
             links = PlaybackLinks(self.clock, PUBLIC_URL, self.settings.secret)
             self.api = RestApi(self.clock, self.settings, self.registry, self.store,
                                rate_limits=rate_limits or RateLimits(),
+                               documents=self.documents,
                                recordings=StoreRecordings(self.clock, self.store, links))
             self.root = Resource()
             api = Resource()
