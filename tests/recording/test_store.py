@@ -1,4 +1,4 @@
-"""The recordings catalogue and job queue in the store (schema v5), as blocking queries."""
+"""The recordings catalogue and job queue in the store (schema v6), as blocking queries."""
 
 from __future__ import annotations
 
