@@ -6,6 +6,7 @@
 // participant gets "recordingChanged" and the page follows.
 
 import { $, el, notify, show } from "./util.js";
+import { t } from "./i18n.js";
 import { state } from "./session.js";
 import { act } from "./socket.js";
 import { emit, isModerator } from "./protocol.js";
@@ -13,13 +14,15 @@ import { emit, isModerator } from "./protocol.js";
 function button() {
   let btn = $("recording-btn");
   if (!btn) {
-    btn = el("button", { type: "button", id: "recording-btn", class: "tool", "aria-pressed": "false" },
+    // .secondary: on phones it goes to the "More" menu (layout.js)
+    btn = el("button", { type: "button", id: "recording-btn", class: "tool secondary", "aria-pressed": "false" },
       el("span", { class: "icon", "data-icon": "record" }),
-      el("span", { class: "tool-label", text: "Start recording" }));
+      el("span", { class: "tool-label", text: t("recording.start") }));
     btn.hidden = true;
     btn.addEventListener("click", () => {
       const recording = !state.meeting?.recording;
-      act("recording", { recording }, recording ? "start recording" : "stop recording").catch(() => {});
+      act("recording", { recording }, recording ? t("act.startRecording") : t("act.stopRecording"))
+        .catch(() => {});
     });
     const end = $("end-btn");
     end.parentNode.insertBefore(btn, end);
@@ -32,17 +35,17 @@ export function renderRecording() {
   const badge = $("recording-badge");
   show(badge, Boolean(m.record));
   badge.classList.toggle("live", Boolean(m.recording));
-  badge.title = m.recording ? "This meeting is being recorded" : "This meeting may be recorded";
+  badge.title = m.recording ? t("recording.live") : t("meeting.recordingHint");
   const btn = button();
   show(btn, Boolean(m.record) && m.allowStartStopRecording !== false && isModerator());
   btn.setAttribute("aria-pressed", m.recording ? "true" : "false");
-  btn.querySelector(".tool-label").textContent = m.recording ? "Stop recording" : "Start recording";
+  btn.querySelector(".tool-label").textContent = m.recording ? t("recording.stop") : t("recording.start");
 }
 
 // After "joined": the state and, when it records already, the notice.
 export function recordingJoined() {
   renderRecording();
-  if (state.meeting?.recording) notify("This meeting is being recorded.", { timeout: 10000 });
+  if (state.meeting?.recording) notify(t("recording.notice"), { timeout: 10000 });
 }
 
 export function recordingChanged(message) {
@@ -50,7 +53,6 @@ export function recordingChanged(message) {
   const recording = Boolean(message.data?.recording);
   state.meeting.recording = recording;
   renderRecording();
-  notify(recording ? "This meeting is being recorded." : "Recording stopped.",
-    { timeout: 10000 });
+  notify(recording ? t("recording.notice") : t("recording.stopped"), { timeout: 10000 });
   emit("recordingChanged", { recording });
 }
