@@ -562,6 +562,10 @@ class MediaNodes(Service):
             raise JanusUnreachable(f"media node {placement.node.name} is no longer configured")
         return node.control
 
+    def videoroom(self, placement: Placement) -> VideoRoom:
+        """Synchronous VideoRoom requests (kick, moderate...) on the placement's node."""
+        return self._control(placement).rooms
+
     async def create_room(self, placement: Placement, **options: Any) -> None:
         """Create the placement's VideoRoom (``lock_record`` always on)."""
         await self._control(placement).rooms.create_room(

@@ -7,6 +7,7 @@
 //   session.js   token and shared state   chat.js        chat and the chat/people tabs
 //   socket.js    the signalling socket    moderation.js  moderation and the lobby
 //   protocol.js  protocol events          media.js       microphone, camera, screen
+//   sfu.js       media through a node (SFU): publisher + one subscriber connection
 // This entry module wires the page's buttons, starts the session and installs the debug
 // hook (window.meetplatform). The modules import each other (the event handlers call the
 // view, the view calls back into the socket); that is fine for ES modules because no
@@ -22,6 +23,7 @@ import {
   toggleCamera, toggleScreenShare
 } from "./conference/media.js";
 import { peerConnections } from "./conference/peers.js";
+import { sfuDebug } from "./conference/sfu.js";
 import { showError, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
 import { admitGuest, endMeeting, muteAll } from "./conference/moderation.js";
@@ -67,6 +69,8 @@ function start() {
 // The debug hook: tests and embedding code read state here (never write it).
 window.meetplatform = {
   peers: peerConnections,
+  // The media-node path (sfu.js): mode, publisher and subscriber connections, streams.
+  sfu: sfuDebug,
   get selfId() { return state.self?.id ?? null; },
   get meeting() { return state.meeting; },
   get participants() { return [...state.participants.values()]; },

@@ -5,6 +5,7 @@ import { state } from "./session.js";
 import { send } from "./socket.js";
 import { emit } from "./protocol.js";
 import { peers } from "./peers.js";
+import { cameraAllowed, setSfuTrack } from "./sfu.js";
 import { renderParticipant, renderScreenStage, updateToolbar } from "./view.js";
 
 export const media = {
@@ -155,6 +156,7 @@ export async function toggleCamera() {
     emit("videoMuted", { muted: true });
     return;
   }
+  if (!cameraAllowed()) return;
   media.cameraBusy = true;
   try {
     let stream;
@@ -240,6 +242,7 @@ function setLocalTrack(kind, track) {
   }
   if (track) stream.addTrack(track);
   for (const peer of peers.values()) peer.setTrack(kind, track);
+  setSfuTrack(kind, track);
 }
 
 export function reportMedia() {
