@@ -376,8 +376,11 @@ class MediaNodes(Service):
             return
         finally:
             node.pinging = False
-        node.misses = 0
-        if not node.connected and not node.connecting:
+        if node.connected:
+            node.misses = 0
+        elif not node.connecting:
+            # Only a working control connection clears the misses: a node that answers
+            # pings but refuses the API secret goes offline (and says why) like a dead one.
             await self._connect(node)
 
     async def _connect(self, node: _Node) -> None:
@@ -400,6 +403,7 @@ class MediaNodes(Service):
             node.control.close()
             return
         node.connected = True
+        node.misses = 0
         restarted = fresh and node.seen
         node.seen = True
         if restarted:

@@ -215,6 +215,9 @@ class _Peer:
     lock: DeferredLock = field(default_factory=DeferredLock)
     ready: _Gate = field(default_factory=_Gate)
     moderated: bool = False
+    #: Janus reported the publisher's PeerConnection up (``webrtcup``): others may
+    #: subscribe to it now (Janus refuses a feed whose media have not started: 428).
+    media_up: bool = False
     gone: bool = False
 
     @property
@@ -478,7 +481,8 @@ class SfuBackend:
                            "source": peer.sources.get(mid) or (
                                "mic" if stream.get("type") == "audio" else "camera")})
         room.streams[peer.feed] = active
-        self._sync_all(room, exclude=peer)
+        if peer.media_up:
+            self._sync_all(room, exclude=peer)
 
     def answer(self, participant: Participant, seq: int, sdp: str) -> None:
         """``media.answer``: the browser's answer to the subscriber offer ``seq``."""
@@ -546,8 +550,9 @@ class SfuBackend:
         room = peer.room
         if peer.gone or peer.sub is None or room.placement is None:
             return
+        up = {other.feed for other in room.peers.values() if other.media_up}
         wanted = {(feed, str(s["mid"])) for feed, streams in room.streams.items()
-                  if feed != peer.feed and feed in room.feeds for s in streams}
+                  if feed != peer.feed and feed in up for s in streams}
         add = wanted - peer.subscribed
         remove = peer.subscribed - wanted
         if not add and not remove:
@@ -629,8 +634,12 @@ class SfuBackend:
     # --- Janus events -----------------------------------------------------------------------
 
     def _publisher_event(self, peer: _Peer, message: dict[str, Any]) -> None:
-        data = ((message.get("plugindata") or {}).get("data")) or {}
         room = peer.room
+        if message.get("janus") == "webrtcup":
+            peer.media_up = True
+            self._sync_all(room, exclude=peer)
+            return
+        data = ((message.get("plugindata") or {}).get("data")) or {}
         kind = data.get("videoroom")
         if kind in ("talking", "stopped-talking"):
             # Every publisher handle of the room hears it: act on the first peer's only.
@@ -805,7 +814,7 @@ class SfuBackend:
             waiting.cancel()
         peer.session = peer.pub = peer.sub = None
         peer.private_id = None
-        peer.published = peer.sub_joined = peer.moderated = False
+        peer.published = peer.sub_joined = peer.moderated = peer.media_up = False
         peer.subscribed = set()
         peer.sub_streams = []
         peer.sources = {}
