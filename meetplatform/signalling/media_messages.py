@@ -18,7 +18,7 @@ every meeting is mesh.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -119,9 +119,13 @@ class MediaRequests:
         """Validate and carry out one ``media.*`` request; a dict or a Deferred of one
         (the ack's data); :class:`~meetplatform.signalling.messages.MessageError` when
         refused."""
-        if kind not in ("media.publish", "media.answer", "media.trickle",
-                        "media.configure"):
+        parsers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            "media.publish": parse_publish, "media.answer": parse_answer,
+            "media.trickle": parse_trickle, "media.configure": parse_configure}
+        parser = parsers.get(kind)
+        if parser is None:
             raise msg.MessageError("unknownType", f"unknown request type {kind!r}")
+        parser(data)  # a malformed request is refused as such, whatever the mode
         backend = self.backend
         if backend is None or not backend.is_sfu(participant.meeting):
             raise msg.MessageError("wrongMode", f"{kind} is for meetings whose media go "

@@ -577,3 +577,28 @@ def test_unusable_nodes_leave_meetings_on_mesh(env: Env, browser: Callable[[], A
         env.cli("nodes", "remove", "node-bad")
         env.cli("nodes", "enable", "node-a")
         env.cli("nodes", "enable", "node-b")
+
+
+def test_resume_after_a_network_drop_through_a_node(env: Env,
+                                                    browser: Callable[[], Any]) -> None:
+    """A socket that drops comes back within the resume grace: the participant's Janus
+    session is set up again and video flows both ways, with no duplicate participant."""
+    mid = meeting_id("sfuresume")
+    env.bbb.create(mid, "Resume")
+    a, b = browser(), browser()
+    a_id = join(a, env.bbb.join_url(mid, "A", "MODERATOR"))
+    b_id = join(b, env.bbb.join_url(mid, "B", "VIEWER"))
+    wait_videos(a, {b_id})
+    wait_videos(b, {a_id})
+    assert b.execute_script("return window.meetplatform.dropConnection()")
+    wait_for(b, lambda d: d.execute_script("return window.meetplatform.connected"),
+             "B reconnected")
+    wait_videos(a, {b_id})
+    wait_videos(b, {a_id})
+    for driver in (a, b):
+        ids = driver.execute_script("return window.meetplatform.participants.map(p => p.id)")
+        assert sorted(ids) == sorted([a_id, b_id])
+    janus_users = [p["display"] for ps in room_participants(
+        env.nodes[env.server_of(mid)]).values() for p in ps]
+    assert sorted(janus_users) == sorted([a_id, b_id])
+    env.bbb.end(mid)
