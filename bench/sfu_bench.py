@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -65,6 +66,26 @@ Promise.all(pcs.map((pc) => pc.getStats().then((r) => r.forEach((x) => {
     out.videos += 1; out.frames += x.framesDecoded;
   }
 })).catch(() => null))).then(() => done(out), () => done(out));
+"""
+
+#: The reactor-lag probe (its own process): joins with the first token, then sends an
+#: app-level ping every 20 ms and prints each round trip (ms) until terminated.
+PROBE = """
+import json, signal, sys, time, websocket
+ws = websocket.create_connection(sys.argv[1], origin=sys.argv[2], timeout=30)
+while json.loads(ws.recv())["type"] != "joined":
+    pass
+print("joined", flush=True)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+n = 0
+while True:
+    n += 1
+    sent = time.monotonic()
+    ws.send(json.dumps({"type": "ping", "id": f"p{n}", "data": {}}))
+    while json.loads(ws.recv()).get("id") != f"p{n}":
+        pass
+    print((time.monotonic() - sent) * 1000, flush=True)
+    time.sleep(0.02)
 """
 
 OFFER = """
@@ -194,28 +215,15 @@ def joins_run(env: Env, mode: str, offer: str) -> dict[str, Any]:
     env.bbb.create(meeting, f"Joins {mode}")
     tokens = [session_token(env, meeting, f"J{n}") for n in range(JOINS + 1)]
     ws_base = env.base_url.replace("http://", "ws://") + "/ws?sessionToken="
-    probe = websocket.create_connection(ws_base + tokens[0], origin=env.base_url,
-                                        timeout=30)
-    while json.loads(probe.recv())["type"] != "joined":
-        pass
+    # The probe runs in its own process: the 100 client threads here would delay its
+    # own reads (the GIL) and inflate what it measures.
+    prober = subprocess.Popen(
+        [sys.executable, "-c", PROBE, ws_base + tokens[0], env.base_url],
+        stdout=subprocess.PIPE, text=True)
+    assert prober.stdout is not None
+    assert prober.stdout.readline().strip() == "joined"
     if mode == "mesh":
         env.cli("nodes", "enable", "node-a")
-    rtts: list[float] = []
-    stop = threading.Event()
-
-    def probing() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            sent = time.monotonic()
-            probe.send(json.dumps({"type": "ping", "id": f"p{n}", "data": {}}))
-            while True:
-                message = json.loads(probe.recv())
-                if message.get("id") == f"p{n}":
-                    break
-            rtts.append((time.monotonic() - sent) * 1000)
-            time.sleep(0.02)
-
     errors: list[str] = []
     sockets: list[Any] = []
     done = threading.Semaphore(0)
@@ -244,8 +252,6 @@ def joins_run(env: Env, mode: str, offer: str) -> dict[str, Any]:
             done.release()
 
     pid = env.process.pid
-    prober = threading.Thread(target=probing, daemon=True)
-    prober.start()
     time.sleep(1.0)
     cpu_before = cpu_seconds(pid)
     started = time.monotonic()
@@ -257,9 +263,10 @@ def joins_run(env: Env, mode: str, offer: str) -> dict[str, Any]:
     joined_in = time.monotonic() - started
     time.sleep(3.0)
     cpu = cpu_seconds(pid) - cpu_before
-    stop.set()
-    prober.join(10)
-    for ws in [*sockets, probe]:
+    prober.terminate()
+    out, _ = prober.communicate(timeout=30)
+    rtts = [float(line) for line in out.split()]
+    for ws in sockets:
         try:
             ws.close()
         except Exception as error:  # noqa: BLE001 - closing anyway
@@ -277,8 +284,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mp-sfu-bench-"))
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "participants": PARTICIPANTS, "joins": JOINS}
+    only_joins = "--joins-only" in sys.argv[1:]
     with running_env(("node-a",), check_log=False) as env:
-        for mode in ("sfu", "mesh"):
+        for mode in () if only_joins else ("sfu", "mesh"):
             results[f"media_{mode}"] = media_run(env, mode, workdir)
             print(mode, json.dumps(results[f"media_{mode}"]), flush=True)
         offer = capture_offer(env, workdir)
@@ -286,10 +294,14 @@ def main() -> int:
             results[f"joins_{mode}"] = joins_run(env, mode, offer)
             print(mode, json.dumps(results[f"joins_{mode}"]), flush=True)
             time.sleep(25)  # the resume grace: the clients leave before the next run
-    sfu, mesh = results["media_sfu"], results["media_mesh"]
+    ratios: dict[str, float] = {}
+    if not only_joins:
+        sfu, mesh = results["media_sfu"], results["media_mesh"]
+        ratios["upstream_sfu_over_mesh"] = sfu["upstream_median"] / mesh["upstream_median"]
+        ratios["first_frame_sfu_over_mesh"] = (sfu["first_frame_median"]
+                                               / mesh["first_frame_median"])
     results["ratios"] = {
-        "upstream_sfu_over_mesh": sfu["upstream_median"] / mesh["upstream_median"],
-        "first_frame_sfu_over_mesh": sfu["first_frame_median"] / mesh["first_frame_median"],
+        **ratios,
         "join_cpu_sfu_over_mesh": results["joins_sfu"]["cpu_ms_per_join"]
         / results["joins_mesh"]["cpu_ms_per_join"],
     }

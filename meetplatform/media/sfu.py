@@ -65,6 +65,7 @@ from meetplatform.media.nodes import (
     MediaNodes,
     NodeEvent,
     NodeOffline,
+    NodeOnline,
     NodeRestarted,
     Placement,
 )
@@ -239,6 +240,8 @@ class _Room:
     talking: dict[str, bool] = field(default_factory=dict)
     created: _Shared[None] | None = None
     moving: bool = False
+    #: Fell back to mesh because no node was usable: back to a node when one is.
+    fell_back: bool = False
 
 
 class SfuBackend:
@@ -763,6 +766,10 @@ class SfuBackend:
     # --- moves ------------------------------------------------------------------------------
 
     def _on_node_event(self, event: NodeEvent) -> None:
+        if isinstance(event, NodeOnline):
+            for waiting in list(self._rooms.values()):
+                if waiting.fell_back and waiting.mode == MESH:
+                    self._recover(waiting)
         if isinstance(event, (NodeOffline, NodeRestarted)):
             self._connections.pop(event.name, None)
             for placement in event.placements:
@@ -786,11 +793,7 @@ class SfuBackend:
                 self._reset_peer(peer)
             room.streams.clear()
             room.talking.clear()
-            for listener in self.on_moved:
-                try:
-                    listener(meeting)
-                except Exception:  # noqa: BLE001 - logged; the move goes on
-                    _log.failure("meeting-moved listener failed")
+            self._moved(meeting)
             if room.placement is None:
                 self._fall_back(room, "no usable media node")
                 return
@@ -822,11 +825,47 @@ class SfuBackend:
         peer.ready = _Gate()
         peer.lock = DeferredLock()
 
+    def _recover(self, room: _Room) -> None:
+        """A meeting that fell back to mesh goes back through a node that is usable
+        again: its browsers are told ``media.renegotiate {mode: "sfu"}``."""
+        meeting = room.meeting
+        if meeting.ended:
+            return
+        placement = self.nodes.place(meeting.internal_id, meeting.voice_bridge,
+                                     meeting.spec.params.get(PREFERRED_SERVER))
+        if placement is None:
+            return
+        room.placement, room.mode, room.fell_back = placement, SFU, False
+        room.peers.clear()
+        room.streams.clear()
+        room.feeds.clear()
+        room.talking.clear()
+        room.created = None
+        _log.info("meeting {meeting} goes back through media node {node} (room {room})",
+                  meeting=meeting.meeting_id, node=placement.node.name, room=placement.room)
+        self._moved(meeting)
+        for participant in list(meeting.participants.values()):
+            peer = _Peer(participant, room, feed=_new_feed(room))
+            room.peers[participant.user_id] = peer
+            room.feeds[peer.feed] = participant.user_id
+            self.send(participant, "media.renegotiate", {
+                "mode": SFU, "simulcast": True,
+                "canPublishVideo": may_publish_video(participant)})
+            Deferred.fromCoroutine(self._start(peer))
+
+    def _moved(self, meeting: Meeting) -> None:
+        for listener in self.on_moved:
+            try:
+                listener(meeting)
+            except Exception:  # noqa: BLE001 - logged; the others still hear of it
+                _log.failure("meeting-moved listener failed")
+
     def _fall_back(self, room: _Room, reason: str) -> None:
         """The meeting cannot use a node: it goes on mesh, and its browsers are told."""
         if room.mode == MESH:
             return
         room.mode = MESH
+        room.fell_back = True
         meeting = room.meeting
         _log.warn("meeting {meeting} falls back to mesh: {reason}",
                   meeting=meeting.meeting_id, reason=reason)
@@ -842,11 +881,7 @@ class SfuBackend:
         if room.placement is not None:
             Deferred.fromCoroutine(self.nodes.release(meeting.internal_id))
             room.placement = None
-        for listener in self.on_moved:
-            try:
-                listener(meeting)
-            except Exception:  # noqa: BLE001 - logged
-                _log.failure("meeting-moved listener failed")
+        self._moved(meeting)
 
 
 def _new_feed(room: _Room) -> int:

@@ -28,7 +28,14 @@ import pytest
 from selenium.common.exceptions import WebDriverException
 
 from tests.browser.conftest import WAIT
-from tests.browser.helpers import choose_audio, meeting_id, start_camera, wait_for, wait_joined
+from tests.browser.helpers import (
+    choose_audio,
+    meeting_id,
+    start_camera,
+    wait_for,
+    wait_joined,
+    wait_media_flowing,
+)
 from tests.browser.sfu_env import (
     Env,
     chromium,
@@ -391,3 +398,49 @@ def test_resume_after_a_network_drop_through_a_node(env: Env,
         env.nodes[env.server_of(mid)]).values() for p in ps]
     assert sorted(janus_users) == sorted([a_id, b_id])
     env.bbb.end(mid)
+
+
+def test_without_a_usable_node_a_meeting_goes_mesh_and_comes_back(
+        env: Env, browser: Callable[[], Any]) -> None:
+    """The only usable node is killed: the meeting falls back to mesh (pages told, video
+    flows browser to browser); when the node is back the meeting goes through it again,
+    all without reloading."""
+    node_b = env.nodes["node-b"]
+    if node_b.process is None or node_b.process.poll() is not None:
+        node_b.start()
+    env.wait_online("node-b")
+    env.cli("nodes", "disable", "node-a")
+    try:
+        time.sleep(2.5)  # one reload interval: the service has read the new state
+        mid = meeting_id("sfuback")
+        env.bbb.create(mid, "Back and forth", preferredServer="node-b")
+        assert env.server_of(mid) == "node-b"
+        a, b = browser(), browser()
+        a_id = join(a, env.bbb.join_url(mid, "A", "MODERATOR"))
+        b_id = join(b, env.bbb.join_url(mid, "B", "VIEWER"))
+        wait_videos(a, {b_id})
+        wait_videos(b, {a_id})
+        for driver in (a, b):
+            driver.execute_script("window.__notReloaded = true")
+
+        node_b.kill()
+        for driver in (a, b):
+            wait_for(driver, lambda d: d.execute_script(
+                "return window.meetplatform.sfu.mode") == "mesh", "the fall-back to mesh")
+        wait_media_flowing(a, b_id)
+        wait_media_flowing(b, a_id)
+        assert env.server_of(mid) == "meetplatform-test"
+
+        node_b.start()
+        for driver in (a, b):
+            wait_for(driver, lambda d: d.execute_script(
+                "return window.meetplatform.sfu.mode") == "sfu", "back through the node")
+        wait_videos(a, {b_id})
+        wait_videos(b, {a_id})
+        assert env.server_of(mid) == "node-b"
+        for driver in (a, b):
+            assert driver.execute_script("return window.__notReloaded === true")
+            assert sfu_stats(driver)["meshPeers"] == 0
+        env.bbb.end(mid)
+    finally:
+        env.cli("nodes", "enable", "node-a")

@@ -332,7 +332,7 @@ function onRenegotiate(data) {
     }
     return;
   }
-  startMedia({ ...(state.mediaInfo ?? {}), mode: "sfu" });
+  startMedia({ ...(state.mediaInfo ?? {}), ...data, mode: "sfu" });
 }
 
 function onTalking(data) {
