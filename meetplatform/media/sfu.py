@@ -286,6 +286,11 @@ class SfuBackend:
         if room is not None:
             return room.mode
         placement = self.nodes.placement(meeting.internal_id)
+        if placement is not None and len(meeting.participants) <= 1 and not any(
+                s.name == placement.node.name and s.online for s in self.nodes.status()):
+            # Placed at creation on a node that has gone offline since: place it again.
+            Deferred.fromCoroutine(self.nodes.release(meeting.internal_id))
+            placement = None
         if placement is None and len(meeting.participants) <= 1 and self.nodes.configured:
             placement = self.nodes.place(meeting.internal_id, meeting.voice_bridge,
                                          meeting.spec.params.get(PREFERRED_SERVER))
@@ -397,7 +402,6 @@ class SfuBackend:
             return
         if self._stale(peer, generation):
             return
-        self.nodes.count(placement, subscriptions=0)
         peer.ready.open()
         await self._sync(peer)
 

@@ -245,8 +245,8 @@ def sfu_stats(driver: Any) -> dict[str, Any]:
 
 
 
-def chromium(video: Path, profile: str) -> Any:
-    """Headless Chromium with ``video`` as its fake camera, host candidates not hidden
+def chromium(video: Path | None, profile: str) -> Any:
+    """Headless Chromium with ``video`` (or its own pattern) as its fake camera, host candidates not hidden
     behind mDNS (Janus must see them) and the WebSocket frames in the performance log."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
@@ -255,7 +255,8 @@ def chromium(video: Path, profile: str) -> Any:
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--use-file-for-fake-video-capture={video}")
+    if video is not None:  # else Chromium's own fake camera, at the size asked for
+        options.add_argument(f"--use-file-for-fake-video-capture={video}")
     options.add_argument("--disable-features=WebRtcHideLocalIpsWithMdns")
     options.add_argument("--window-size=800,600")
     options.add_argument(f"--user-data-dir={profile}")
