@@ -472,3 +472,34 @@ def test_a_large_camera_is_sent_as_simulcast_and_subscribers_pick_a_layer(
         "return window.meetplatform.counters.received.error || 0")
     wait_videos(receiver, {sender_id})
     env.bbb.end(mid)
+
+
+def test_screen_share_through_a_node(env: Env, browser: Callable[..., Any]) -> None:
+    """The presenter's screen is its own published stream: the viewer shows it on the
+    stage from the subscriber (source ``screen``), apart from the camera. (Chromium's
+    fake microphone beeps too briefly for Janus's talking threshold: the speaking
+    indicator is tested in tests/media/test_sfu_parts.py.)"""
+    mid = meeting_id("sfuscreen")
+    env.bbb.create(mid, "Screen")
+    presenter, viewer = browser(), browser()
+    presenter_id = join(presenter, env.bbb.join_url(mid, "Presenter", "MODERATOR"))
+    join(viewer, env.bbb.join_url(mid, "Viewer", "VIEWER"), camera=False)
+    wait_videos(viewer, {presenter_id})
+    if not presenter.execute_script(
+            "return window.meetplatform.participants.find(p => p.id === arguments[0])"
+            ".presenter", presenter_id):
+        click_person_action(presenter, presenter_id, "presenter")
+    wait_for(presenter, lambda d: d.find_element("id", "screen-btn").is_enabled(),
+             "the screen button")
+    presenter.find_element("id", "screen-btn").click()
+    wait_for(presenter, lambda d: d.execute_script("return window.meetplatform.media.screen"),
+             "the screen share")
+    wait_for(viewer, lambda d: any(s["source"] == "screen" and s["userId"] == presenter_id
+                                   for s in sfu_stats(d)["streams"]),
+             "a screen stream in the subscription")
+    wait_for(viewer, lambda d: d.execute_script(
+        "const v = document.querySelector('#screen-stage video');"
+        "return Boolean(v && v.videoWidth > 0 && v.getVideoPlaybackQuality()"
+        ".totalVideoFrames > 0)"), "the screen on the stage")
+    wait_videos(viewer, {presenter_id})  # the camera goes on, in its tile
+    env.bbb.end(mid)
