@@ -1,6 +1,7 @@
 """Issue 4: token activations/s and REST reads/s, against the same bare Klein baseline as issue 2.
 
     python bench/rest_bench.py --rounds 3 --duration 4 --nice -10
+    python bench/rest_bench.py --rounds 0 --profile reads   # only a cProfile'd run
 
 Cases (each run = start the server pinned to CPU 0, set it up and check one response,
 warm up with wrk, one measured wrk run pinned to CPU 1, stop the server by its PID):
@@ -19,7 +20,9 @@ warm up with wrk, one measured wrk run pinned to CPU 1, stop the server by its P
 
 Nothing in the product is changed: the bench server builds the product's site and replaces
 the ``/api/v2`` and ``/j`` children with the product's own classes constructed with higher
-limits (constructor parameter for the REST API; the page kit's limiter for ``/j``).
+limits (constructor parameter for the REST API; the page kit's limiter for ``/j``), then
+settles the garbage collector as the service does once started
+(``tap.settle_garbage_collector``, when the product has it).
 Ratios are computed per round against ``bare`` of that round, median over rounds. The
 "other CPU" guard and the result format follow bench/common.py.
 """
@@ -96,7 +99,7 @@ end
 # --- the bench server (the product's site, limits raised) -----------------------------------
 
 
-def serve(port: int, log_path: str) -> None:
+def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     C.raise_nofile()
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
@@ -148,6 +151,9 @@ def serve(port: int, log_path: str) -> None:
     root.putChild(b"j", invite.resource())
     site = tap.MeetplatformSite(root, clock=reactor, max_query_bytes=settings.max_query_bytes,
                                 max_body_bytes=settings.max_body_bytes)
+    if hasattr(tap, "settle_garbage_collector"):
+        # As the service does once it has started (and bench/mp_server.py does).
+        tap.settle_garbage_collector()
 
     async def go() -> None:
         client, space, secret = await store.create_client("bench", int(time.time() * 1000))
@@ -156,7 +162,19 @@ def serve(port: int, log_path: str) -> None:
         sys.stdout.flush()
 
     Deferred.fromCoroutine(go()).addErrback(lambda f: (f.printTraceback(), reactor.stop()))
-    reactor.run()
+    if cprofile:
+        import cProfile
+
+        # CPU time, not wall time: the figures stay meaningful on a shared, busy machine.
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        try:
+            reactor.run()
+        finally:
+            profiler.disable()
+            profiler.dump_stats(cprofile)
+    else:
+        reactor.run()
 
 
 # --- harness ------------------------------------------------------------------------------
@@ -234,7 +252,7 @@ class Runner:
             assert e.code == 303, (e.code, e.read()[:300])
         return ["activate", "-", *secrets_], info
 
-    def run_once(self, case: str, round_no: int) -> dict[str, Any]:
+    def run_once(self, case: str, round_no: int, profile: str | None = None) -> dict[str, Any]:
         a = self.args
         busy_before = C.wait_quiet(a.quiet_wait)
         port = C.free_port()
@@ -245,6 +263,8 @@ class Runner:
         else:
             argv = [PY, str(Path(__file__).resolve()), "--serve", "--port", str(port),
                     "--log", log]
+            if profile:
+                argv += ["--cprofile", profile]
         server = C.start(f"server-{case}", argv, cpu=0, log_dir=self.logs)
         record: dict[str, Any] = {"bench": "rest", "case": case, "round": round_no,
                                   "conns": a.conns, "duration_s": a.duration,
@@ -296,7 +316,7 @@ class Runner:
                            "valid": result["failed_checks"] == 0
                            and result["errors_status"] == 0})
         finally:
-            server.stop()
+            server.stop(grace=60 if profile else 5)
         return record
 
     def run(self, case: str, round_no: int) -> dict[str, Any]:
@@ -324,6 +344,8 @@ def summarize(records: list[dict[str, Any]]) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for case in CASES:
         rs = [by[(case, n)] for n in rounds if (case, n) in by]
+        if not rs:
+            continue
         ratios = [by[(case, n)]["rps"] / by[("bare", n)]["rps"] for n in rounds
                   if (case, n) in by and ("bare", n) in by]
         out.append(
@@ -353,9 +375,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quiet-wait", type=float, default=5.0)
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="comma-separated subset of " + ", ".join(CASES) + " (bare is "
+                             "always kept: the ratios need it)")
+    parser.add_argument("--cprofile", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default=None, choices=CASES[1:],
+                        help="one extra cProfile'd run of this case (server CPU time)")
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.port, args.log)
+        serve(args.port, args.log, args.cprofile)
         return
     C.raise_nofile()
     C.NICE = args.nice
@@ -364,10 +392,20 @@ def main(argv: list[str]) -> None:
                                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     C.log(f"logs in {runner.logs}; results in {runner.out}")
     records = []
+    cases = [c for c in CASES if c == "bare" or c in args.cases.split(",")]
     for n in range(1, args.rounds + 1):
-        for case in CASES:
+        for case in cases:
             records.append(runner.run(case, n))
-    print(summarize(records))
+    if records:
+        print(summarize(records))
+    if args.profile:
+        stats = runner.work / f"profile-{args.profile}.pstats"
+        record = runner.run_once(args.profile, 0, profile=str(stats))
+        C.append_jsonl(runner.out, {**record, "profiled": True, "kept": False})
+        C.log(f"cProfile of {args.profile} (one extra run) in {stats}")
+        import pstats
+
+        pstats.Stats(str(stats)).sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from meetplatform.config import (
     Settings,
     load_config,
     read_metrics_token,
+    read_turn_secret,
 )
 from meetplatform.secret import (
     SecretError,
@@ -174,6 +175,12 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         except ConfigError as error:
             problems.extend(error.problems)
 
+    if config.turn_secret_file is not None:
+        try:
+            read_turn_secret(config.turn_secret_file)
+        except ConfigError as error:
+            problems.extend(error.problems)
+
     url, how = _describe_public_url(config)
     lines = [
         ("config file", str(config.config_file) if config.config_file else "none"),
@@ -185,6 +192,10 @@ def run_check(config: ServiceConfig, out: TextIO, err: TextIO) -> int:
         ("checksum algorithms", ", ".join(config.checksum_algorithms)),
         ("access log", str(config.access_log) if config.access_log else "off"),
         *_operations_lines(config),
+        ("TURN", (f"{' '.join(config.turn_uris)} (credentials minted per participant, "
+                  f"valid {config.turn_ttl} s; secret in {config.turn_secret_file})"
+                  if config.turn_uris else "none minted")),
+        ("ICE policy", config.ice_transport_policy),
     ]
     from meetplatform.media.check import inspect_media
 

@@ -15,6 +15,12 @@ the secret, which lives in a file: see :mod:`meetplatform.secret`) and reports e
 at once in a :class:`ConfigError`. :class:`ConfigOptions` is the ``usage.Options`` that
 ``twistd meetplatform`` and ``meetplatform check`` share. ``docs/operations.md`` lists every
 key; keep it in step with :data:`KEYS`.
+
+Why one module of this size: every setting is declared here once (its :class:`Settings`
+field, its converter, its :class:`Key` with flag, environment variable, TOML key and help,
+and for a repeatable one its ``opt_`` method). Split by topic, one setting's parts would
+stand in several files; kept together, adding a setting is one edit in one file, and
+``docs/operations.md`` mirrors one table.
 """
 
 from __future__ import annotations
@@ -101,6 +107,16 @@ class Settings:
     request_head_timeout: float = 30.0
     #: A Janus binary the service runs as media node ``local`` (``--janus-local``).
     janus_local: Path | None = None
+    # --- TURN (issue 11) ---
+    #: ``turn:``/``turns:`` URIs of a TURN server sharing ``turn_secret`` (coturn's
+    #: ``use-auth-secret``): every participant gets credentials minted for it.
+    turn_uris: tuple[str, ...] = ()
+    #: The shared secret (read from ``--turn-secret-file``); never logged, never sent.
+    turn_secret: str | None = field(default=None, repr=False)
+    #: Seconds minted TURN credentials stay valid.
+    turn_ttl: int = 3600
+    #: RTCIceTransportPolicy handed to pages: ``all``, or ``relay`` (only TURN).
+    ice_transport_policy: str = "all"
 
     @property
     def api_url(self) -> str:
@@ -426,6 +442,61 @@ def _executable(raw: object, origin: _Origin) -> Path | None:
     return path
 
 
+def _turn_ttl(raw: object, origin: _Origin) -> int:
+    return int(_number(raw, integer=True, minimum=60, maximum=7 * 86400))
+
+
+ICE_TRANSPORT_POLICIES: tuple[str, ...] = ("all", "relay")
+
+
+def _ice_transport_policy(raw: object, origin: _Origin) -> str:
+    text = _text(raw).lower()
+    if text not in ICE_TRANSPORT_POLICIES:
+        raise _Invalid(f"unknown ICE transport policy {text!r} (choose from "
+                       f"{', '.join(ICE_TRANSPORT_POLICIES)})")
+    return text
+
+
+#: ``turn:host[:port][?transport=udp|tcp]`` (and ``turns:``), RFC 7065.
+_TURN_URI = re.compile(
+    r"turns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(:[0-9]{1,5})?(\?transport=(udp|tcp))?",
+    re.IGNORECASE)
+
+
+def _turn_uris(raw: object, origin: _Origin) -> tuple[str, ...]:
+    uris = _string_list(raw, origin)
+    for uri in uris:
+        match = _TURN_URI.fullmatch(uri)
+        if match is None:
+            raise _Invalid(f"{uri!r} is not a TURN URI such as "
+                           "turn:turn.example.org:3478?transport=udp or "
+                           "turns:turn.example.org:5349?transport=tcp")
+        if match.group(2) and not 0 < int(match.group(2)[1:]) < 65536:
+            raise _Invalid(f"{uri!r} has an invalid port")
+    return tuple(dict.fromkeys(uris))
+
+
+#: A TURN secret shorter than this is refused (HMAC keys must not be guessable).
+MIN_TURN_SECRET_CHARS = 16
+
+
+def read_turn_secret(path: Path) -> str:
+    """The TURN shared secret in ``path`` (one line, surrounding whitespace removed);
+    ``ConfigError`` if it cannot be read or is too short. The message never quotes it."""
+    try:
+        secret = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"TURN secret file {path}: cannot read it: {error}") from None
+    if (len(secret) < MIN_TURN_SECRET_CHARS or not secret.isprintable()
+            or any(c.isspace() for c in secret)):
+        raise ConfigError(
+            f"TURN secret file {path}: the secret must be one line of at least "
+            f"{MIN_TURN_SECRET_CHARS} printable characters without spaces (the "
+            "static-auth-secret of coturn)")
+    return secret
+
+
 def _retention_days(raw: object, origin: _Origin) -> int:
     return int(_number(raw, integer=True, minimum=0, maximum=100 * 366))
 
@@ -610,6 +681,16 @@ KEYS: tuple[Key, ...] = (
         "seconds a client has to send a request's line and headers", "30"),
     Key("janus_local", _executable,
         "run, supervise and stop a local Janus (this binary) as media node 'local'", "off"),
+    # TURN (issue 11).
+    Key("turn_uris", _turn_uris,
+        "a turn: or turns: URI of a TURN server that shares --turn-secret-file (coturn "
+        "use-auth-secret); participants get credentials minted per join; repeatable",
+        "none", repeatable=True, flag_name="turn-uri"),
+    Key("turn_secret_file", _path,
+        "file holding the TURN server's static-auth-secret", "none"),
+    Key("turn_ttl", _turn_ttl, "seconds minted TURN credentials stay valid", "3600"),
+    Key("ice_transport_policy", _ice_transport_policy,
+        "ICE transport policy of browsers: all, or relay (media only through TURN)", "all"),
 )
 #: The operations keys (meetplatform.logs, meetplatform.metrics), kept together.
 OPERATIONS_KEYS: tuple[Key, ...] = (
@@ -654,6 +735,10 @@ class ServiceConfig:
     allow_webhook_networks: tuple[str, ...] = Settings.allow_webhook_networks
     history_retention_days: int = Settings.history_retention_days
     janus_local: Path | None = None
+    turn_uris: tuple[str, ...] = Settings.turn_uris
+    turn_secret_file: Path | None = None
+    turn_ttl: int = Settings.turn_ttl
+    ice_transport_policy: str = Settings.ice_transport_policy
     # Operations (meetplatform.logs, meetplatform.metrics): not part of the Settings.
     #: ``(namespace, level)`` pairs, ``""`` for the default level (info when absent).
     log_level: tuple[tuple[str, str], ...] = ()
@@ -697,8 +782,10 @@ class ServiceConfig:
             return None
         return url_for(first.scheme, public_host(first.host, first.kind), port)
 
-    def settings(self, secret: str, public_url: str) -> Settings:
-        """The frozen Settings handed to every surface."""
+    def settings(self, secret: str, public_url: str,
+                 turn_secret: str | None = None) -> Settings:
+        """The frozen Settings handed to every surface (``turn_secret``: the content of
+        ``turn_secret_file``, read by the caller with :func:`read_turn_secret`)."""
         return Settings(
             secret=secret,
             public_url=public_url,
@@ -717,6 +804,10 @@ class ServiceConfig:
             trusted_proxies=self.trusted_proxies,
             request_head_timeout=self.request_head_timeout,
             janus_local=self.janus_local,
+            turn_uris=self.turn_uris,
+            turn_secret=turn_secret,
+            turn_ttl=self.turn_ttl,
+            ice_transport_policy=self.ice_transport_policy,
         )
 
 
@@ -749,6 +840,22 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _turn_problems(config: ServiceConfig) -> list[str]:
+    """TURN settings that only make sense together."""
+    problems = []
+    if config.turn_uris and config.turn_secret_file is None:
+        problems.append("--turn-uri needs --turn-secret-file (the TURN server's "
+                        "static-auth-secret)")
+    if config.turn_secret_file is not None and not config.turn_uris:
+        problems.append("--turn-secret-file needs at least one --turn-uri")
+    static_turn = any(url.lower().startswith("turn") for server in config.ice_servers
+                      for url in server.urls)
+    if config.ice_transport_policy == "relay" and not (config.turn_uris or static_turn):
+        problems.append("--ice-transport-policy relay needs a TURN server (--turn-uri, or "
+                        "a turn: --ice-server)")
+    return problems
 
 
 def load_config(
@@ -829,6 +936,8 @@ def load_config(
         sources=sources,
     )
     if not problems:
+        problems.extend(_turn_problems(config))
+    if not problems:
         first = config.listeners[0]
         if config.public_url is None and first.scheme is None:
             problems.append(
@@ -895,12 +1004,16 @@ class ConfigOptions(usage.Options):
     def opt_trusted_proxy(self, network: str) -> None:
         self["trusted_proxies"].append(network)
 
+    def opt_turn_uri(self, uri: str) -> None:
+        self["turn_uris"].append(uri)
+
     opt_listen.__doc__ = _help(KEYS_BY_NAME["listen"])
     opt_extra_origin.__doc__ = _help(KEYS_BY_NAME["extra_origins"])
     opt_ice_server.__doc__ = _help(KEYS_BY_NAME["ice_servers"])
     opt_allow_webhook_network.__doc__ = _help(KEYS_BY_NAME["allow_webhook_networks"])
     opt_log_level.__doc__ = _help(KEYS_BY_NAME["log_level"])
     opt_trusted_proxy.__doc__ = _help(KEYS_BY_NAME["trusted_proxies"])
+    opt_turn_uri.__doc__ = _help(KEYS_BY_NAME["turn_uris"])
 
     def cli_values(self) -> dict[str, object]:
         """What the command line set, by key name."""

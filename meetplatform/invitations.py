@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from meetplatform.config import Settings
-from meetplatform.model import GuestPolicy, Meeting, MeetingSpec, RegistryError, Role, Seat
+from meetplatform.model import GuestPolicy, Meeting, MeetingSpec, Role, Seat
 from meetplatform.registry import Registry
 from meetplatform.store import (
     AccessTokenRecord,
@@ -248,23 +248,21 @@ class Invitations:
 
     # --- reading ----------------------------------------------------------------------------
 
-    async def _lookup(self, secret: str) -> tuple[UserTokenRecord, SpaceRecord,
-                                                  RoomRecord | None]:
+    async def _lookup(self, secret: str, *, recent: bool = False) -> tuple[
+            UserTokenRecord, SpaceRecord, RoomRecord | None]:
         if (not isinstance(secret, str) or not secret.startswith(USER_TOKEN_PREFIX)
                 or len(secret) > MAX_SECRET_LENGTH):
             raise InvitationNotFound("no such invitation")
-        token = await self._store.find_user_token(secret)
-        if token is None:
+        # One trip to the store, or none before an activation (``recent``: the consuming
+        # UPDATE re-checks the invitation against the database).
+        found = await self._store.invitation_context(secret, recent=recent)
+        if found is None:
             raise InvitationNotFound("no such invitation")
-        space = await self._store.get_space(token.space_id)
-        client = await self._store.get_client(space.client_id) if space else None
+        token, space, client, room = found
         if space is None or client is None:
             raise InvitationNotFound("no such invitation")
-        room = None
-        if token.room_id is not None:
-            room = await self._store.get_room(token.room_id)
-            if room is None:
-                raise InvitationNotFound("the room of this invitation was deleted")
+        if token.room_id is not None and room is None:
+            raise InvitationNotFound("the room of this invitation was deleted")
         now = self.now()
         if token.revoked_at is not None or not client.active:
             raise InvitationRevoked("this invitation was revoked", at=token.revoked_at)
@@ -283,12 +281,15 @@ class Invitations:
         if token.not_before is not None and token.not_before > now:
             raise InvitationNotYetValid("this invitation is not valid yet", at=token.not_before)
 
-    async def preview(self, secret: str) -> InvitationView:
+    async def preview(self, secret: str, *, recent: bool = False) -> InvitationView:
         """What the invitation grants, if it can be activated now; consumes nothing.
 
-        Raises the same errors :meth:`activate` would.
+        Raises the same errors :meth:`activate` would. ``recent=True`` is for a caller
+        about to activate (see :meth:`Store.invitation_context`): the invitation as this
+        process last saw it, which may still be usable when it is not any more (the
+        activation then refuses), never the reverse.
         """
-        token, space, room = await self._lookup(secret)
+        token, space, room = await self._lookup(secret, recent=recent)
         if room is not None:
             check_room_open(room, self.now())
         return InvitationView(token=token, space=space, room=room,
@@ -296,25 +297,54 @@ class Invitations:
 
     # --- activating -------------------------------------------------------------------------
 
-    async def activate(self, secret: str, *, display_name: str | None = None) -> Activation:
+    async def activate(self, secret: str, *, display_name: str | None = None,
+                       room: RoomRecord | None = None,
+                       view: InvitationView | None = None) -> Activation:
         """Consume one use of the invitation and hand out what it grants.
 
-        ``display_name`` is used when the invitation does not fix one. Raises an
-        :class:`InvitationError` or, when the room's meeting refuses the seat, the
-        registry's error (the use is then given back).
+        ``display_name`` is used when the invitation does not fix one. ``room`` is the room
+        to enter with a space invitation (a room of its space; without it a space
+        invitation grants only its access token). ``view`` is the :meth:`preview` of
+        ``secret`` the caller has just made (it is not read again: the consuming
+        ``UPDATE`` checks the invitation's state itself).
+
+        The seat is issued first (in memory), then the use is recorded (group-committed,
+        on disk before this returns); when the use cannot be recorded the seat is
+        withdrawn. So a refused seat (meeting full, guest denied...) never consumes the
+        invitation, and an activation that returns is on disk. Raises an
+        :class:`InvitationError` or the registry's error.
         """
-        token, space, room = await self._lookup(secret)
+        if view is None:
+            token, space, own_room = await self._lookup(secret, recent=True)
+        else:
+            token, space, own_room = view.token, view.space, view.room
         name = token.display_name or (display_name or "").strip()
         if len(name) > 200:
             raise DisplayNameRequired("the display name is longer than 200 characters")
+        target = own_room
         if room is not None:
+            if (own_room is not None and room.id != own_room.id) or room.space_id != space.id:
+                raise InvitationNotFound("this invitation is for another room")
+            target = room
+        entry = None
+        if target is not None:
             if not name:
                 raise DisplayNameRequired("a display name is needed to join")
-            check_room_open(room, self.now())
+            check_room_open(target, self.now())
+            entry = self.enter_room(target, role=token.role, display_name=name,
+                                    external_user_id=token.external_user_id or None,
+                                    narrowing=token.permissions)
         scopes = USER_SCOPES[token.role]
-        outcome = await self._store.activate_user_token(
-            secret, self.now(), grant_scope=scopes, grant_ttl_ms=USER_ACCESS_TTL_MS)
+        try:
+            outcome = await self._store.activate_user_token(
+                secret, self.now(), grant_scope=scopes, grant_ttl_ms=USER_ACCESS_TTL_MS)
+        except BaseException:
+            if entry is not None:
+                self._registry.withdraw_seat(entry.seat)
+            raise
         if not outcome.won:
+            if entry is not None:
+                self._registry.withdraw_seat(entry.seat)
             lost = outcome.token or token
             if outcome.reason == "not_found":
                 raise InvitationNotFound("no such invitation")
@@ -324,19 +354,9 @@ class Invitations:
             raise InvitationUsed("this invitation was already used")
         assert outcome.token is not None and outcome.access_record is not None
         assert outcome.access_token is not None
-        entry = None
-        if room is not None:
-            try:
-                entry = self.enter_room(
-                    room, role=token.role, display_name=name,
-                    external_user_id=token.external_user_id or None,
-                    narrowing=token.permissions)
-            except RegistryError:
-                await self._store.refund_activation(outcome.token.id, outcome.access_record.id)
-                raise
         _log.info("invitation {token_id} activated ({uses}/{max_uses})",
                   token_id=token.id, uses=outcome.token.uses, max_uses=token.max_uses)
-        return Activation(token=outcome.token, space=space, room=room, entry=entry,
+        return Activation(token=outcome.token, space=space, room=own_room, entry=entry,
                           access_token=outcome.access_token, access=outcome.access_record,
                           scopes=scopes)
 

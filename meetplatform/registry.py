@@ -5,6 +5,11 @@ the meeting timers live here. The registry takes the reactor's clock in its cons
 never reads global time; it knows nothing of HTTP, XML, JSON or WebSockets. Every change is
 announced to subscribers as a typed event from :mod:`meetplatform.events`; the types it
 owns live in :mod:`meetplatform.model`.
+
+Why one module of this size: the registry is the single owner of live state, and its
+invariants (a seat and its participant, the lobby, the timers, the presenter, the end of a
+meeting) span its methods; they stay readable as one class. The types it owns live in
+:mod:`meetplatform.model`, the events in :mod:`meetplatform.events`.
 """
 
 from __future__ import annotations
@@ -89,6 +94,10 @@ class Registry:
         #: Meetings that ended since the process started, oldest first.
         self.history: deque[Meeting] = deque(maxlen=self.HISTORY_LIMIT)
         self._ended_by_id: dict[str, Meeting] = {}
+        #: (internal meeting id, external user id) -> the connected participant with that
+        #: identity (at most one: :meth:`connect` replaces a second), so that a join into
+        #: a big meeting does not scan every participant.
+        self._by_external: dict[tuple[str, str], Participant] = {}
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -330,6 +339,14 @@ class Registry:
         self._emit(ev.SeatIssued(at=now, seat=seat))
         return seat
 
+    def withdraw_seat(self, seat: Seat) -> None:
+        """Take back a seat that was never handed to anyone: the invitation activation it
+        was issued for lost (its use could not be recorded), so its token must not work."""
+        if seat.participant is not None:  # pragma: no cover - its token was never given out
+            return
+        seat.meeting.seats.pop(seat.token, None)
+        self._forget_seat(seat, "withdrawn")
+
     def _holders(self, meeting: Meeting, now: int) -> set[str]:
         """External ids holding a place: connected, or seated recently and not yet in."""
         horizon = now - int(self.SEAT_RESERVATION_SECONDS * 1000)
@@ -430,9 +447,9 @@ class Registry:
         if seat.participant is not None and seat.participant.user_id in meeting.participants:
             return seat.participant
         now = self.now()
-        for other in list(meeting.participants.values()):
-            if other.external_user_id == seat.external_user_id and other.seat is not seat:
-                return self._replace(other, seat, now)
+        other = self._by_external.get((meeting.internal_id, seat.external_user_id))
+        if other is not None and other.seat is not seat:
+            return self._replace(other, seat, now)
         limit = meeting.spec.max_participants
         if limit > 0 and len(meeting.participants) >= limit:
             raise MaxParticipantsReached(meeting.meeting_id)
@@ -445,6 +462,7 @@ class Registry:
         meeting = participant.meeting
         first = not meeting.has_user_joined
         meeting.participants[participant.user_id] = participant
+        self._by_external[(meeting.internal_id, participant.external_user_id)] = participant
         meeting.has_user_joined = True
         if not meeting.start_time:
             meeting.start_time = now
@@ -505,6 +523,9 @@ class Registry:
     def _drop(self, participant: Participant, reason: str, now: int, react: bool) -> None:
         meeting = participant.meeting
         meeting.participants.pop(participant.user_id, None)
+        key = (meeting.internal_id, participant.external_user_id)
+        if self._by_external.get(key) is participant:
+            del self._by_external[key]
         participant.seat.participant = None
         if participant.attendance is not None and participant.attendance.left_time is None:
             participant.attendance.left_time = now

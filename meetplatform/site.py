@@ -5,6 +5,10 @@ and answers an excess in plain HTTP before any surface sees it; the small resour
 here (``/``, ``/healthz``, the 404 root, the 503 page served while starting) belong to
 no surface. Nothing here knows the parts: :mod:`meetplatform.build` builds and mounts
 them, :mod:`meetplatform.tap` runs the site.
+
+Why one module of this size: every limit a client meets before a surface sees its request
+(request line, headers, head time, body per surface) and the headers every answer gets
+are applied in one place, so that none is bypassed by a new surface.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from meetplatform.config import (
     parse_listener,
     public_host,
     read_metrics_token,
+    read_turn_secret,
     url_for,
 )
 from meetplatform.logs import ProcessLogging
@@ -122,18 +123,23 @@ class MeetplatformService(MultiService):
 
     ``logging`` (what :func:`makeService` passes under twistd) filters and formats the
     process's log from the start on; ``metrics_token`` is the bearer token that opens
-    ``/metrics`` (read from ``--metrics-token-file``).
+    ``/metrics`` (read from ``--metrics-token-file``); ``turn_secret`` the TURN server's
+    shared secret (read from ``--turn-secret-file`` when not given).
     """
 
     def __init__(self, reactor: Any, config: ServiceConfig, secret: LoadedSecret, *,
                  logging: ProcessLogging | None = None,
-                 metrics_token: str | None = None) -> None:
+                 metrics_token: str | None = None,
+                 turn_secret: str | None = None) -> None:
         super().__init__()
         self._reactor = reactor
         self.config = config
         self._secret = secret
         self._logging = logging
         self._metrics_token = metrics_token
+        if turn_secret is None and config.turn_secret_file is not None:
+            turn_secret = read_turn_secret(config.turn_secret_file)
+        self._turn_secret = turn_secret
         #: Serves only ``/metrics`` on ``--metrics-listen`` (503 until started).
         self.metrics_site = MeetplatformSite(
             StartingPage(),
@@ -224,7 +230,7 @@ class MeetplatformService(MultiService):
             kind = "tcp6" if isinstance(first, IPv6Address) else "tcp"
             scheme = "https" if listeners[0].kind == "ssl" else "http"
             public_url = url_for(scheme, public_host(first.host, kind), first.port)
-        settings = self.config.settings(self._secret.value, public_url)
+        settings = self.config.settings(self._secret.value, public_url, self._turn_secret)
         registry = Registry(self._reactor, public_url)
         store = Store.open(self._reactor, settings.data_dir)
         parts = build_parts(self._reactor, settings, registry, store)
@@ -253,6 +259,11 @@ class MeetplatformService(MultiService):
                                        self.metrics_port.getHost()))
         if self._metrics_token is not None:
             _log.info("metrics: /metrics on the public listeners, with the bearer token")
+        if settings.turn_uris:
+            _log.info("TURN: credentials minted per participant for {uris} (valid {ttl} s)",
+                      uris=" ".join(settings.turn_uris), ttl=settings.turn_ttl)
+        if settings.ice_transport_policy == "relay":
+            _log.info("ICE transport policy relay: browsers send media only through TURN")
         for warning in (*self.config.warnings, *self._secret.warnings):
             _log.warn("{warning}", warning=warning)
         settle_garbage_collector()
@@ -330,6 +341,9 @@ def makeService(options: Options, reactor: Any = None) -> MeetplatformService:
         secret = load_or_create_secret(config)
         token = (read_metrics_token(config.metrics_token_file)
                  if config.metrics_token_file is not None else None)
+        turn_secret = (read_turn_secret(config.turn_secret_file)
+                       if config.turn_secret_file is not None else None)
     except (SecretError, ConfigError) as error:
         raise SystemExit(f"meetplatform: {error}") from None
-    return MeetplatformService(reactor, config, secret, logging=logging, metrics_token=token)
+    return MeetplatformService(reactor, config, secret, logging=logging, metrics_token=token,
+                               turn_secret=turn_secret)

@@ -194,6 +194,32 @@ def test_a_full_room_gives_the_use_back(world: World) -> None:
     assert run(world.invitations.activate(second.secret, display_name="B")).entry is not None
 
 
+def test_an_invitation_kept_in_memory_never_outlives_its_state(
+        world: World, tmp_path: Path) -> None:
+    """Activations read the invitation as this process last saw it; a use taken by
+    another process, a revocation and a refund are still decided by the database: the
+    activation is refused as it should be and the seat it was given is withdrawn."""
+    from meetplatform.store import open_database
+
+    space = world.space()
+    room = world.room(space)
+    created = run(world.invitations.create(space, room, max_uses=2))
+    run(world.invitations.activate(created.secret, display_name="A"))  # now kept
+    other = open_database(tmp_path)  # the operator's CLI, another connection
+    other.connection.execute("UPDATE user_tokens SET uses = max_uses WHERE id = ?",
+                             (created.token.id,))
+    other.close()
+    seats_before = set(world.registry._seats)
+    with pytest.raises(inv.InvitationUsed):
+        run(world.invitations.activate(created.secret, display_name="B"))
+    assert set(world.registry._seats) == seats_before  # the seat was withdrawn
+    again = run(world.invitations.create(space, room, max_uses=5))
+    run(world.invitations.activate(again.secret, display_name="C"))
+    run(world.store.revoke_user_token(again.token.id, world.now()))
+    with pytest.raises(inv.InvitationRevoked):
+        run(world.invitations.activate(again.secret, display_name="D"))
+
+
 def test_space_invitation_grants_a_token_not_a_seat(world: World) -> None:
     """A space invitation's activation returns a space-scoped access token and no seat."""
     space = world.space()
@@ -259,3 +285,95 @@ async def test_fifty_simultaneous_activations_one_wins(tmp_path: Path) -> None:
         assert (await store.get_user_token(created.token.id)).uses == 1  # type: ignore
     finally:
         await store.close()
+
+
+# --- durability of answered activations (the real service, killed with SIGKILL) -----------
+
+
+@pytest.mark.integration
+def test_every_answered_activation_survives_kill_minus_nine(tmp_path: Path) -> None:
+    """Activations sent at once (so that they share group commits), through the JSON:API
+    (200) and the invitation page (303): the service is killed with SIGKILL right after the
+    last answer, and every answered activation is in the database, its use counted and its
+    access token there; nothing was consumed that was not answered."""
+    from meetplatform.store import open_database
+    from tests.integration.conftest import ServiceProcess, service_environment
+
+    service = ServiceProcess(["--listen", "tcp:0:interface=127.0.0.1"], tmp_path,
+                             service_environment())
+    try:
+        service.started()
+        answers, data_dir, token = _activate_then_kill(service, tmp_path)
+    finally:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait(timeout=60)
+    assert sorted({status for status, _ in answers}) == [200, 303], answers
+    check = open_database(data_dir)
+    try:
+        assert check.get_user_token(token.id).uses == len(answers)  # type: ignore[union-attr]
+        for status, access in answers:
+            if status == 200:
+                record = check.find_access_token(access)
+                assert record is not None and record.user_token_id == token.id
+        stored = check.connection.execute(
+            "SELECT count(*) FROM access_tokens WHERE user_token_id = ?", (token.id,)).fetchone()
+        assert stored[0] == len(answers)
+    finally:
+        check.close()
+
+
+def _activate_then_kill(service: Any, tmp_path: Path) -> tuple[list[tuple[int, str]], Path,
+                                                                 Any]:
+    """Set up an invitation of 100 uses through another connection, send 24 activations
+    from 12 threads, SIGKILL the service once all are answered; return the answers."""
+    import json
+    import signal
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from meetplatform.store import open_database
+
+    data_dir = tmp_path / "meetplatform-data"
+    db = open_database(data_dir)  # another connection, as the operator CLI would
+    _, space, _ = db.create_client("acme", 1)
+    room = db.create_room(space.id, {
+        "alias": "kill-room", "name": "Room", "type": "conference", "visibility": "private",
+        "lobby": False, "max_participants": 0, "camera": True, "microphone": True,
+        "screenshare": True, "not_before": None, "expires_at": None, "metadata": {}}, 2)
+    token, secret = db.create_user_token(
+        space_id=space.id, room_id=room.id, role="participant", display_name="",
+        external_user_id="", permissions={}, max_uses=100, not_before=None,
+        expires_at=10**13, now=3)
+    db.close()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+
+    def activate(i: int) -> tuple[int, str]:
+        if i % 2:
+            body = json.dumps({"data": {"type": "userTokenActivations", "attributes": {
+                "token": secret, "displayName": f"Api {i}"}}}).encode()
+            request = urllib.request.Request(
+                f"{service.url}/api/v2/userTokens/activate", data=body, method="POST",
+                headers={"Content-Type": "application/vnd.api+json"})
+            with urllib.request.urlopen(request, timeout=30) as r:
+                access = json.loads(r.read())["data"]["attributes"]["accessToken"]
+                return r.status, access
+        form = f"token={secret}&displayName=Page+{i}".encode()
+        request = urllib.request.Request(f"{service.url}/j/", data=form, method="POST")
+        try:
+            opener.open(request, timeout=30)
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+        return 0, ""
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(activate, range(24)))
+    service.process.send_signal(signal.SIGKILL)
+    assert service.process.wait(timeout=60) == -signal.SIGKILL
+    return answers, data_dir, token

@@ -1,5 +1,7 @@
 """The floors of the code (docs/architecture.md): imports only go down, surfaces stand apart.
 
+Also the size rule: a module past 500 lines says in its docstring why it is one module.
+
 A module may import a module of its own floor or of a floor below it, never one above;
 a surface never imports another surface (what two surfaces share lives on a lower floor);
 and no two parts import each other. A new top-level module or package must be given its
@@ -105,6 +107,22 @@ def _edges() -> dict[tuple[str, str], str]:
             if source_part != target_part:
                 edges.setdefault((source_part, target_part), f"{module} imports {target}")
     return edges
+
+
+#: Past this many lines a module's docstring must say why it is one module.
+LONG_MODULE_LINES = 500
+
+
+def test_long_modules_say_why_they_are_one() -> None:
+    unexplained = []
+    for module, path in sorted(_modules().items()):
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") <= LONG_MODULE_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(source)) or ""
+        if "Why one module" not in docstring:
+            unexplained.append(module)
+    assert unexplained == []
 
 
 def test_every_part_has_a_floor() -> None:

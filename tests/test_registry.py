@@ -111,6 +111,27 @@ def test_duplicate_identity_replaces_the_older_connection() -> None:
         registry.connect(s1)
 
 
+def test_an_identity_that_left_joins_afresh_and_is_told_apart_per_meeting() -> None:
+    """The same userID after leaving is a new participant (not a replacement), and the
+    same userID in another meeting is another participant."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(MeetingSpec("a", "A"))
+    other, _ = registry.create_meeting(MeetingSpec("b", "B"))
+    first = registry.connect(registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    elsewhere = registry.connect(registry.issue_seat(other, full_name="Ann",
+                                                     role=Role.VIEWER, external_user_id="u"))
+    assert elsewhere is not first and other.participant_count == 1
+    registry.disconnect(first, "left")
+    again = registry.connect(registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    assert again is not first and meeting.participant_count == 1
+    assert not any(isinstance(e, ev.ParticipantReplaced) for e in seen)
+    newer = registry.connect(registry.issue_seat(meeting, full_name="Ann 3", role=Role.VIEWER,
+                                                 external_user_id="u"))
+    assert newer is again and again.full_name == "Ann 3"
+
+
 def test_guest_waits_until_admitted() -> None:
     """Under ASK_MODERATOR a guest's seat waits and connects only once admitted."""
     registry, _, _ = make()

@@ -30,6 +30,10 @@ directory once its conversions are stopped.
 Whoever shows progress (the conference page, the APIs) subscribes
 (:meth:`DocumentService.subscribe`): the callback receives the document at every change,
 on the reactor thread.
+
+Why one module of this size: a document's life (queued, converting with progress,
+ready or failed, purged) is one state machine; its states and transitions are
+kept in one file.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ api/admin secret; VideoRoom 427/428-ish "unauthorized": wrong admin_key or room 
 :class:`JanusConnectionLost` (the WebSocket closed while waiting), :class:`JanusPluginError`
 (the plugin answered ``error_code``) and plain :class:`JanusError` for Janus's own error
 answers. Their messages name the node URL and say what to check.
+
+Why one module of this size: one client for one server's two APIs, which share the error
+types, the timeouts and the transaction bookkeeping; the VideoRoom requests are thin
+typed wrappers over the same transport.
 """
 
 from __future__ import annotations

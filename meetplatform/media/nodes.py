@@ -41,6 +41,10 @@ Usage by the media layer::
         handle = ...  # JanusConnection.connect(reactor, placement.node.ws_url, ...)
     nodes.subscribe(on_node_event)                # NodeOnline / NodeOffline / NodeRestarted
     await nodes.release(meeting.internal_id)      # destroys the room; when the meeting ends
+
+Why one module of this size: health, restart detection and placement read and change the
+same table of nodes and their states on the same tick; split, each would need the
+others' internals.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, quote, unquote
 from twisted.internet.interfaces import IReactorTime
 
 from meetplatform.restapi.jsonapi import ApiError
-from meetplatform.store import ClientRecord, Store
+from meetplatform.store import AccessTokenRecord, ClientRecord, Store
 from meetplatform.store.database import ACCESS_TOKEN_PREFIX, USER_ACCESS_TOKEN_PREFIX
 from meetplatform.text import BadText, check
 
@@ -66,6 +66,12 @@ SIGNATURE_SCHEME = "MP-HMAC-SHA256"
 SIGNATURE_WINDOW_S = 300
 REALM = 'realm="meetplatform"'
 CHALLENGES = f'Bearer {REALM}, {SIGNATURE_SCHEME} {REALM}'
+
+#: A cached bearer token is checked against the database again after this many seconds:
+#: the bound for a revocation made by another process (the operator's ``meetplatform
+#: clients revoke``). Revocations through this process's store take effect at once.
+TOKEN_RECHECK_S = 1.0
+TOKEN_CACHE_ENTRIES = 50_000
 
 _NONCE_RE = re.compile(r"[A-Za-z0-9._~-]{8,128}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{1,200}")
@@ -207,6 +213,61 @@ class NonceCache:
         return True
 
 
+class TokenCache:
+    """Bearer tokens verified recently, keyed by the SHA-256 of the token (no token is kept).
+
+    Every request with a bearer token would otherwise pay a round trip to the store's
+    thread and a query. An entry is used only while (a) the store's
+    :attr:`~meetplatform.store.Store.credentials_epoch` has not moved since the lookup began
+    (any revocation, rotation or deletion through this process's store moves it, so a
+    revoked token is refused at once), (b) it is younger than ``recheck_s`` (a revocation
+    by another process is seen within that bound), and (c) the record says the token is
+    still active (expiry). Only active tokens are cached; unknown ones always go to the
+    store.
+    """
+
+    def __init__(self, clock: IReactorTime, store: Store, *,
+                 recheck_s: float = TOKEN_RECHECK_S,
+                 max_entries: int = TOKEN_CACHE_ENTRIES) -> None:
+        self._clock = clock
+        self._store = store
+        self._recheck = recheck_s
+        self._max = max_entries
+        self._epoch = store.credentials_epoch
+        self._entries: dict[bytes, tuple[AccessTokenRecord, float]] = {}
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8")).digest()
+
+    def get(self, key: bytes, now_ms: int) -> AccessTokenRecord | None:
+        """The cached record of an active token, or ``None`` (then ask the store)."""
+        if self._store.credentials_epoch != self._epoch:
+            self._entries.clear()
+            self._epoch = self._store.credentials_epoch
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        record, checked_at = entry
+        if self._clock.seconds() - checked_at >= self._recheck or not record.active(now_ms):
+            del self._entries[key]
+            return None
+        return record
+
+    def put(self, key: bytes, record: AccessTokenRecord, epoch: int, checked_at: float) -> None:
+        """Remember ``record``, read from the store when the epoch was ``epoch`` and the
+        clock ``checked_at``; dropped if a revocation finished since (it may predate it)."""
+        if epoch != self._store.credentials_epoch:
+            return
+        if epoch != self._epoch:
+            self._entries.clear()
+            self._epoch = epoch
+        if len(self._entries) >= self._max:
+            del self._entries[next(iter(self._entries))]  # the oldest insertion
+        self._entries[key] = (record, checked_at)
+
+
 def _unauthorized(code: str, detail: str) -> ApiError:
     return ApiError(401, code, detail, header="Authorization",
                     headers={"WWW-Authenticate": CHALLENGES})
@@ -224,6 +285,7 @@ class Authenticator:
         #: so a replay across a restart is stopped this way.
         self.started_at = clock.seconds()
         self.nonces = NonceCache(clock, window_s)
+        self.tokens = TokenCache(clock, store)
 
     def now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)
@@ -246,7 +308,13 @@ class Authenticator:
         if not _TOKEN_RE.fullmatch(token) or not token.startswith(
                 (ACCESS_TOKEN_PREFIX, USER_ACCESS_TOKEN_PREFIX)):
             raise _unauthorized("auth.invalidToken", "the access token is not valid")
-        record = await self._store.find_access_token(token)
+        key = TokenCache.key(token)
+        record = self.tokens.get(key, self.now_ms())
+        if record is None:
+            epoch, checked_at = self._store.credentials_epoch, self._clock.seconds()
+            record = await self._store.find_access_token(token)
+            if record is not None and record.active(self.now_ms()):
+                self.tokens.put(key, record, epoch, checked_at)
         if record is None or not record.active(self.now_ms()):
             raise _unauthorized("auth.invalidToken",
                                 "the access token is unknown, expired or revoked")

@@ -126,6 +126,9 @@ class ApiBase:
         }
         self._max_body = min(max_body_bytes, settings.max_body_bytes)
         self._token_ttl_s = access_token_ttl_s or ACCESS_TOKEN_TTL_S
+        #: room id -> (the room record, running, participant count, its resource object
+        #: encoded once): see ``RoomRoutes.room_object``.
+        self._room_objects: dict[str, tuple[RoomRecord, bool, int, jsonapi.Encoded]] = {}
 
     # --- small helpers -----------------------------------------------------------------
 

@@ -39,11 +39,31 @@ def _check_times(not_before: int | None, expires_at: int | None, now: int,
                        pointer="/data/attributes/expiresAt")
 
 
+#: Rooms whose encoded resource object is kept (see :meth:`RoomRoutes.room_object`).
+ROOM_OBJECTS_CACHED = 5_000
+
+
 class RoomRoutes(ApiBase):
-    def room_document(self, room: RoomRecord) -> dict[str, Any]:
+    def room_object(self, room: RoomRecord) -> jsonapi.Encoded:
+        """The room's resource object, encoded once while the room (the store hands out
+        the same frozen record until it changes) and its meeting's running state and
+        participant count stay the same: dashboards poll rooms far more often than rooms
+        change, and encoding was a fifth of a read's CPU."""
         meeting = self.invitations.live_meeting(room)
-        return jsonapi.single(room_resource(room, self.base_url, self._settings.public_url,
-                                            meeting), self_link=self.url(f"/rooms/{room.id}"))
+        running = meeting is not None and meeting.running
+        count = meeting.participant_count if meeting is not None else 0
+        kept = self._room_objects.get(room.id)
+        if kept is not None and kept[0] is room and kept[1] == running and kept[2] == count:
+            return kept[3]
+        made = jsonapi.Encoded(room_resource(room, self.base_url, self._settings.public_url,
+                                             meeting))
+        if kept is None and len(self._room_objects) >= ROOM_OBJECTS_CACHED:
+            del self._room_objects[next(iter(self._room_objects))]
+        self._room_objects[room.id] = (room, running, count, made)
+        return made
+
+    def room_document(self, room: RoomRecord) -> dict[str, Any]:
+        return jsonapi.single(self.room_object(room), self_link=self.url(f"/rooms/{room.id}"))
 
     @api_route("GET", "/spaces/{spaceId}/rooms", summary="List the rooms of your space",
                tag="Rooms", auth="any", scope="rooms:read", output=Output("collection", ROOM),
@@ -60,10 +80,8 @@ class RoomRoutes(ApiBase):
         rooms = rooms[:size]
         last = (rooms[-1].created_at, rooms[-1].id) if rooms else None
         self_link, next_link = self.page_links(ctx, f"/spaces/{space.id}/rooms", last, more)
-        return Reply(200, jsonapi.collection(
-            [room_resource(r, self.base_url, self._settings.public_url,
-                           self.invitations.live_meeting(r)) for r in rooms],
-            self_link=self_link, next_link=next_link))
+        return Reply(200, jsonapi.collection([self.room_object(r) for r in rooms],
+                                             self_link=self_link, next_link=next_link))
 
     @api_route("POST", "/spaces/{spaceId}/rooms", summary="Create a room", tag="Rooms",
                auth="client", scope="rooms:write", body=Body(ROOM, "create"), success=201,

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 _ISO_RE = re.compile(
@@ -37,8 +38,14 @@ def format_time(ms: int | None) -> str | None:
     """ISO 8601 in UTC with milliseconds, e.g. ``2012-01-01T12:00:00.000Z``."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return _iso_second(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """``2012-01-01T12:00:00.`` for a Unix second (cached: every resource of a response
+    carries several times, mostly the same few, and ``strftime`` is not cheap)."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def parse_time(text: str) -> int:

@@ -10,6 +10,11 @@ The hub also owns what only the signalling surface knows: which participant curr
 has which socket, the resume grace after a socket drops, duplicate identities (the older
 socket is closed with 4008), and closing sockets when their meeting ends (4010) or their
 participant is removed (4009).
+
+Why one module of this size: the translation of every registry event into frames and the
+caches of the ``joined`` snapshot (cards, roster, the turn's pending announcements) live
+together because the same events that are translated are the ones that invalidate the
+caches; apart, one would be changed without the other.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from twisted.logger import Logger
 from meetplatform import events as ev
 from meetplatform.config import Settings
 from meetplatform.embedding import normalise_origin
+from meetplatform.media.turn import IceServers
 from meetplatform.model import (
     GuestStatus,
     MaxParticipantsReached,
@@ -56,6 +62,19 @@ def frame(payload: bytes) -> bytes:
     return PreparedMessage(payload, False, False, True).payloadHybi
 
 
+def frame_of(parts: list[bytes]) -> bytes:
+    """``frame(b"".join(parts))``, copying the parts once (RFC 6455 §5.2: FIN and
+    opcode 1, then the payload length in 7, 7+16 or 7+64 bits, no mask)."""
+    length = sum(map(len, parts))
+    if length < 126:
+        header = bytes((0x81, length))
+    elif length < 65536:
+        header = b"\x81\x7e" + length.to_bytes(2, "big")
+    else:
+        header = b"\x81\x7f" + length.to_bytes(8, "big")
+    return b"".join([header, *parts])
+
+
 class Connection(Protocol):
     """What the hub needs from a socket (implemented by ``SignallingProtocol``)."""
 
@@ -79,9 +98,17 @@ class Connection(Protocol):
 
 
 class Room:
-    """The sockets of one meeting."""
+    """The sockets of one meeting, and its roster kept encoded for newcomers.
 
-    __slots__ = ("conns", "lobby", "meeting", "welcome")
+    Every newcomer's ``joined`` lists every participant. Encoding 1,000 participants for
+    each of 1,000 joiners is quadratic work, so the room keeps each participant's JSON
+    encoded (``cards``) until the participant changes, and the whole encoded array
+    (``roster``) until anyone changes; a join appends one card to it. The hub drops a
+    card on every registry event that changes what it shows (joined, updated, replaced,
+    left) and when the participant's ``reconnecting`` flag turns (resume grace)."""
+
+    __slots__ = ("cards", "conns", "lobby", "marks", "meeting", "pending", "roster",
+                 "roster_buffer", "welcome")
 
     def __init__(self, meeting: Meeting) -> None:
         self.meeting = meeting
@@ -90,14 +117,66 @@ class Room:
         #: waiting guest's user id -> its lobby socket.
         self.lobby: dict[str, Connection] = {}
         self.welcome = sanitize_html(meeting.welcome)
+        #: participant -> ``participant_json`` of it as it is now, encoded.
+        self.cards: dict[Participant, bytes] = {}
+        #: The encoded JSON array of the cards of ``meeting.participants`` in their order,
+        #: or ``None`` when it must be built again; a join appends a card to it in place
+        #: (amortised, not a copy of the whole roster per join) ...
+        self.roster_buffer: bytearray | None = None
+        #: ... and ``roster`` is that buffer as bytes, taken when a newcomer needs it.
+        self.roster: bytes | None = None
+        #: ``participantJoined`` frames of this reactor turn, not yet written (see
+        #: :meth:`flush_joins`), and, for a socket that came in meanwhile, the index of
+        #: the first of them it needs (it has the earlier ones in its roster).
+        self.pending: list[bytes] = []
+        self.marks: dict[str, int] = {}
+
+    def forget(self, participant: Participant) -> None:
+        """The participant changed (or left): its card and the roster are stale."""
+        self.cards.pop(participant, None)
+        self.roster_buffer = None
+        self.roster = None
+
+    def flush_joins(self) -> None:
+        """Write the turn's ``participantJoined`` frames, joined into one write per socket.
+
+        While a room fills, every join is announced to everyone present: a write per
+        socket per join. The announcements of one reactor turn are written together
+        instead (at the end of the turn, or before anything else is written to the room,
+        so that no socket ever sees a later message first). A socket that joined during
+        the turn gets only the announcements after its own join."""
+        pending = self.pending
+        if not pending:
+            return
+        marks = self.marks
+        self.pending, self.marks = [], {}
+        count = len(pending)
+        everything = pending[0] if count == 1 else b"".join(pending)
+        if not marks:
+            for conn in self.conns.values():
+                conn.write_frame(everything)
+            return
+        tails: dict[int, bytes] = {0: everything}
+        for user_id, conn in self.conns.items():
+            start = marks.get(user_id, 0)
+            if start >= count:
+                continue
+            tail = tails.get(start)
+            if tail is None:
+                tail = tails[start] = b"".join(pending[start:])
+            conn.write_frame(tail)
 
     def broadcast(self, data: bytes, exclude: str | None = None) -> None:
         """Write one prepared frame to every participant's socket (but ``exclude``)."""
+        if self.pending:
+            self.flush_joins()
         for user_id, conn in self.conns.items():
             if user_id != exclude:
                 conn.write_frame(data)
 
     def to_moderators(self, data: bytes) -> None:
+        if self.pending:
+            self.flush_joins()
         for conn in self.conns.values():
             p = conn.participant
             if p is not None and p.is_moderator:
@@ -130,7 +209,11 @@ class Hub:
         self.grace: dict[Participant, IDelayedCall] = {}
         self.closing = False
         self._drained: list[Deferred[None]] = []
-        self.ice_servers = [s.as_json() for s in settings.ice_servers]
+        #: Rooms with ``participantJoined`` frames to write at the end of this turn.
+        self._joins_pending: list[Room] = []
+        self._joins_call: IDelayedCall | None = None
+        #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
+        self.ice = IceServers(clock, settings)
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -235,6 +318,7 @@ class Hub:
             if timer.active():
                 timer.cancel()
             resumed = True
+            room.forget(participant)  # no longer "reconnecting"
         old = room.conns.get(participant.user_id)
         if old is not None and old is not conn:
             self._supersede(old)
@@ -242,22 +326,31 @@ class Hub:
         conn.participant = participant
         conn.phase = "joined"
         room.conns[participant.user_id] = conn
-        conn.send("joined", self._joined_json(room, participant, resumed))
+        if room.pending:  # its roster has the joins announced so far this turn
+            room.marks[participant.user_id] = len(room.pending)
+        # The roster (300 kB in a room of 1,000) is copied once, into the frame.
+        conn.write_frame(frame_of(msg.event_parts(
+            "joined", self._joined_parts(room, participant, resumed))))
         if resumed:
-            updated = frame(msg.event("participantUpdated",
-                                      {"participant": msg.participant_json(participant)}))
+            updated = frame(msg.event_of_parts("participantUpdated",
+                                               [("participant", self._card(room, participant))]))
             reset = frame(msg.event("peerReset", {"id": participant.user_id, "polite": False}))
+            room.flush_joins()
             for user_id, other in room.conns.items():
                 if user_id != participant.user_id:
                     other.write_frame(updated)
                     other.write_frame(reset)
-        _log.debug("{user_id} {how} meeting {meeting_id}", user_id=participant.user_id,
-                   how="resumed" if resumed else "joined", meeting_id=meeting.meeting_id)
+            # Plain joins are not logged here: the registry's events (history, webhooks)
+            # record them, and a line per join was a tenth of a join's CPU in a big room.
+            _log.debug("{user_id} resumed in meeting {meeting_id}",
+                       user_id=participant.user_id, meeting_id=meeting.meeting_id)
 
     def _supersede(self, old: Connection) -> None:
         """An older socket of the same identity: tell it and close it (4008)."""
         if old.superseded:
             return
+        if old.seat is not None:
+            self._settle(old.seat.meeting)
         old.superseded = True
         old.phase = "gone"
         old.send("replaced")
@@ -298,9 +391,10 @@ class Hub:
             self.registry.disconnect(participant, "disconnected")
             return
         self.grace[participant] = self.clock.callLater(grace, self._grace_over, participant)
+        room.forget(participant)  # now "reconnecting"
         if room.conns:
-            room.broadcast(frame(msg.event("participantUpdated", {
-                "participant": msg.participant_json(participant, reconnecting=True)})))
+            room.broadcast(frame(msg.event_of_parts("participantUpdated", [
+                ("participant", self._card(room, participant))])))
 
     def _grace_over(self, participant: Participant) -> None:
         self.grace.pop(participant, None)
@@ -326,6 +420,8 @@ class Hub:
         target = room.conns.get(signal.to) if room is not None else None
         if target is None:
             raise NotFound("that participant is not connected")
+        assert room is not None
+        room.flush_joins()  # the target learns of the sender before its signal
         data = {"from": sender.user_id}
         data.update(signal.relay)
         target.write_frame(frame(msg.event("signal", data)))
@@ -348,17 +444,35 @@ class Hub:
 
     # --- the joined snapshot ----------------------------------------------------------------
 
-    def _joined_json(self, room: Room, me: Participant, resumed: bool) -> dict[str, Any]:
+    def _card(self, room: Room, p: Participant) -> bytes:
+        """``participant_json(p)`` encoded, from the room's cache when still valid."""
+        card = room.cards.get(p)
+        if card is None:
+            card = room.cards[p] = msg.encode(msg.participant_json(p, p in self.grace))
+        return card
+
+    def _roster(self, room: Room) -> bytes:
+        """Every participant's card as one encoded JSON array (meeting order)."""
+        roster = room.roster
+        if roster is None:
+            buffer = room.roster_buffer
+            if buffer is None:
+                card = self._card
+                buffer = room.roster_buffer = bytearray(b"[")
+                buffer += b",".join([card(room, p) for p in room.meeting.participants.values()])
+                buffer += b"]"
+            roster = room.roster = bytes(buffer)
+        return roster
+
+    def _joined_parts(self, room: Room, me: Participant,
+                      resumed: bool) -> list[tuple[str, bytes]]:
+        """The members of ``joined``, encoded; the roster is spliced in from the cache."""
         meeting = room.meeting
         moderator = me.is_moderator
-        grace = self.grace
-        data: dict[str, Any] = {
-            "self": msg.participant_json(me),
-            "meeting": msg.meeting_json(meeting, moderator, room.welcome),
-            "participants": [msg.participant_json(p, p in grace)
-                             for p in meeting.participants.values()],
+        encode = msg.encode
+        tail: dict[str, Any] = {
             "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
-            "iceServers": self.ice_servers,
+            **self.ice.for_user(me.user_id).as_json(),
             "resumeGraceSeconds": self.settings.resume_grace_seconds,
             "resumed": resumed,
             "polite": True,
@@ -372,8 +486,13 @@ class Hub:
             "media": self.media.joined_info(me, resumed),
         }
         if moderator:
-            data["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
-        return data
+            tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        return [
+            ("self", self._card(room, me)),
+            ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome))),
+            ("participants", self._roster(room)),
+            *((name, encode(value)) for name, value in tail.items()),
+        ]
 
     # --- registry events ------------------------------------------------------------------
 
@@ -382,20 +501,54 @@ class Hub:
         if handler is not None:
             handler(event)
 
+    def _settle(self, meeting: Meeting) -> None:
+        """Write the meeting's pending join announcements before writing anything else."""
+        room = self.rooms.get(meeting)
+        if room is not None and room.pending:
+            room.flush_joins()
+
+    def _flush_joins(self) -> None:
+        self._joins_call = None
+        rooms, self._joins_pending = self._joins_pending, []
+        for room in rooms:
+            room.flush_joins()
+
     def _on_joined(self, event: ev.ParticipantJoined) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
-        if room is not None and room.conns:
-            room.broadcast(frame(msg.event("participantJoined", {
-                "participant": msg.participant_json(p), "polite": False})), exclude=p.user_id)
+        if room is None:
+            return
+        room.cards.pop(p, None)
+        card = self._card(room, p)
+        buffer = room.roster_buffer
+        if buffer is not None:  # the newcomer is the meeting's last participant
+            del buffer[-1]
+            if len(buffer) > 1:
+                buffer += b","
+            buffer += card
+            buffer += b"]"
+            room.roster = None
+        if not room.conns:
+            return
+        if not room.pending:
+            self._joins_pending.append(room)
+            if self._joins_call is None:
+                self._joins_call = self.clock.callLater(0, self._flush_joins)
+        room.pending.append(frame(msg.event_of_parts("participantJoined", [
+            ("participant", card), ("polite", b"false")])))
+        if p.user_id in room.conns:  # never announce a participant to itself
+            room.marks[p.user_id] = len(room.pending)
 
     def _on_updated(self, event: ev.ParticipantUpdated) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
-        if room is None or not room.conns:
+        if room is None:
             return
-        room.broadcast(frame(msg.event("participantUpdated", {
-            "participant": msg.participant_json(p, p in self.grace)})))
+        room.forget(p)
+        if not room.conns:
+            return
+        room.broadcast(frame(msg.event_of_parts("participantUpdated", [
+            ("participant", self._card(room, p))])))
         if "role" in event.changed and p.is_moderator:
             # A new moderator learns who is waiting, as if it had just joined.
             conn = room.conns.get(p.user_id)
@@ -413,6 +566,8 @@ class Hub:
         room = self.rooms.get(p.meeting)
         if room is None:
             return
+        room.forget(p)
+        room.flush_joins()
         conn = room.conns.get(p.user_id)
         if conn is not None and conn.participant is p:
             del room.conns[p.user_id]
@@ -433,6 +588,7 @@ class Hub:
         room = self.rooms.get(event.participant.meeting)
         if room is None:
             return
+        room.forget(event.participant)  # it took the new seat's name and role
         old = room.conns.get(event.participant.user_id)
         if old is not None and old.seat is event.old_seat:
             self._supersede(old)
@@ -442,6 +598,7 @@ class Hub:
         room = self.rooms.get(p.meeting)
         conn = room.conns.get(p.user_id) if room is not None else None
         if conn is not None:
+            self._settle(p.meeting)
             conn.send("muteRequested", {"by": event.by.full_name if event.by else None})
 
     def _on_chat(self, event: ev.ChatMessageSent) -> None:
@@ -501,6 +658,7 @@ class Hub:
         room = self.rooms.pop(meeting, None)
         if room is None:
             return
+        room.flush_joins()
         ended = frame(msg.event("ended", msg.ended_json(meeting)))
         for conn in [*room.conns.values(), *room.lobby.values()]:
             conn.phase = "gone"

@@ -2,6 +2,10 @@
 
 Nothing here touches Twisted or Autobahn, so all of it is tested directly. The wire format
 is described in ``docs/signalling-protocol.md``; this module is its executable half.
+
+Why one module of this size: it is the executable half of ``docs/signalling-protocol.md``,
+one parser or encoder per message in the document's order; keeping them together keeps the
+two halves easy to compare.
 """
 
 from __future__ import annotations
@@ -360,6 +364,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "leave": parse_empty,
     "signal": parse_signal,
     "ping": parse_ping,
+    "iceRefresh": parse_empty,
 }
 
 #: Requests a guest may send while it waits in the lobby.
@@ -386,6 +391,25 @@ def encode(obj: Json) -> bytes:
 
 def event(kind: str, data: Json | None = None) -> bytes:
     return encode({"type": kind, "data": {} if data is None else data})
+
+
+def event_of_parts(kind: str, parts: list[tuple[str, bytes]]) -> bytes:
+    """``event(kind, data)`` for a ``data`` whose members come already encoded, as
+    ``(name, JSON bytes)`` in order: the same text as encoding the dict, but a large member
+    kept encoded (a room's roster of 1,000 participants) is copied, not encoded again."""
+    return b"".join(event_parts(kind, parts))
+
+
+def event_parts(kind: str, parts: list[tuple[str, bytes]]) -> list[bytes]:
+    """:func:`event_of_parts` as the pieces to join (a caller that frames the message
+    joins them once, with the frame's header)."""
+    text = _encoder.encode
+    out = [b'{"type":', text(kind).encode("utf-8"), b',"data":{']
+    for i, (name, value) in enumerate(parts):
+        out.append((b"," if i else b"") + text(name).encode("utf-8") + b":")
+        out.append(value)
+    out.append(b"}}")
+    return out
 
 
 def ack(request_id: str | int, data: Json | None = None) -> bytes:

@@ -15,11 +15,16 @@ Usage (in the composition root)::
 
 Tests and the CLI may use :meth:`Store.open_inline`, which runs the same queries in the
 calling thread.
+
+Why one module of this size: the store's thread, transaction and observer model, and the
+read caches that must be dropped in the same transactions, are one mechanism; the
+queries themselves live in :mod:`.database`, :mod:`.history_db` and :mod:`.webhooks_db`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -33,7 +38,7 @@ from twisted.python.threadpool import ThreadPool
 from meetplatform.stats import JobStats
 from meetplatform.store import sqlite
 from meetplatform.store.database import AliasTaken, Database
-from meetplatform.store.keys import KeyBox
+from meetplatform.store.keys import KeyBox, hash_secret
 from meetplatform.store.records import (
     AccessTokenRecord,
     ActivationOutcome,
@@ -82,6 +87,21 @@ class StoreClosed(Exception):
     """The store was closed; no more queries are accepted."""
 
 
+#: At most this many activations go into one transaction.
+MAX_ACTIVATION_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _PendingActivation:
+    """An activation waiting for its group commit (see :meth:`Store.activate_user_token`)."""
+
+    secret: str
+    now: int
+    grant_scope: tuple[str, ...]
+    grant_ttl_ms: int
+    waiter: Deferred[ActivationOutcome]
+
+
 class Store:
     """Asynchronous access to the :class:`Database`: each call runs on the store's thread."""
 
@@ -96,6 +116,25 @@ class Store:
         self._db: Database | None = None
         self._closed = False
         self._observers: list[ChangeObserver] = []
+        #: Grows after every change made through this store that can end an access
+        #: token's validity (revocations, rotations, deletions); caches of verified tokens
+        #: (:class:`meetplatform.restapi.auth.TokenCache`) drop what they hold when it moves.
+        self.credentials_epoch = 0
+        #: Rooms and spaces read recently, by id (see :meth:`get_room`, :meth:`get_space`).
+        self._records: dict[tuple[str, str], RoomRecord | SpaceRecord] = {}
+        self._records_epoch = 0
+        #: (space id, cursor, limit) -> a page of ``list_rooms``, until any room changes.
+        self._room_pages: dict[tuple[str, tuple[int, str] | None, int],
+                               tuple[RoomRecord, ...]] = {}
+        #: Invitations as recently read or activated, by secret hash, with the epochs they
+        #: were read in (see :meth:`invitation_context`).
+        self._invitations: dict[str, tuple[tuple[int, int], tuple[
+            UserTokenRecord, SpaceRecord | None, ClientRecord | None,
+            RoomRecord | None] | None]] = {}
+        #: Activations waiting for the next group commit (see :meth:`activate_user_token`).
+        self._activations: list[_PendingActivation] = []
+        self._activating = False
+        self._activations_idle: list[Deferred[None]] = []
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -153,6 +192,10 @@ class Store:
         """Finish the queries in flight, close the connection and stop the thread."""
         if self._closed:
             return
+        while self._activating:  # activations waiting for a group commit are written too
+            idle: Deferred[None] = Deferred()
+            self._activations_idle.append(idle)
+            await idle
         if self._db is not None:
             await self._call(lambda db: None)  # everything queued before has run
         self._close_now()
@@ -234,6 +277,48 @@ class Store:
                 _log.failure("store observer's follow-up failed")
         return result
 
+    async def _revoking(self, fn: Callable[[Database], T]) -> T:
+        """Run a change that may end access tokens; move :attr:`credentials_epoch` once it
+        has run (committed or failed), so that no cache keeps a token it revoked."""
+        try:
+            return await self._call(fn)
+        finally:
+            self.credentials_epoch += 1
+
+    # --- rooms and spaces read from memory -----------------------------------------------
+
+    #: At most this many rooms and spaces are kept in memory.
+    RECORDS_CACHED = 10_000
+
+    async def _cached(self, key: tuple[str, str], read: Callable[[Database], T]) -> T:
+        """``read``'s record for ``key`` from memory, else from the database (and kept).
+
+        Rooms and spaces change only through this store (the operator CLI creates clients
+        and their spaces, which are not cached until read, and never changes them), so
+        the copy in memory stays exact: :meth:`_records_changed` drops it when a change
+        has run, and a read that was in flight meanwhile is not kept (it may predate the
+        change). Reads of a room or space on every JSON:API call then cost no round trip
+        to the store's thread. Records are frozen; absent ones are not cached."""
+        found = self._records.get(key)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        epoch = self._records_epoch
+        record = await self._call(read)
+        if record is not None and epoch == self._records_epoch:
+            self._keep(key, record)  # type: ignore[arg-type]
+        return record
+
+    def _keep(self, key: tuple[str, str], record: RoomRecord | SpaceRecord) -> None:
+        if key not in self._records and len(self._records) >= self.RECORDS_CACHED:
+            del self._records[next(iter(self._records))]
+        self._records[key] = record
+
+    def _records_changed(self, *keys: tuple[str, str]) -> None:
+        self._records_epoch += 1
+        for key in keys:
+            self._records.pop(key, None)
+        self._room_pages.clear()
+
     # --- clients -------------------------------------------------------------------------
 
     async def create_client(self, name: str, now: int) -> tuple[ClientRecord, SpaceRecord, str]:
@@ -252,10 +337,10 @@ class Store:
         return await self._call(lambda db: db.client_signing_key(client_id))
 
     async def revoke_client(self, client_id: str, now: int) -> ClientRecord | None:
-        return await self._call(lambda db: db.revoke_client(client_id, now))
+        return await self._revoking(lambda db: db.revoke_client(client_id, now))
 
     async def rotate_client(self, client_id: str, now: int) -> tuple[ClientRecord, str] | None:
-        return await self._call(lambda db: db.rotate_client(client_id, now))
+        return await self._revoking(lambda db: db.rotate_client(client_id, now))
 
     # --- access tokens -------------------------------------------------------------------
 
@@ -267,45 +352,77 @@ class Store:
         return await self._call(lambda db: db.find_access_token(token))
 
     async def revoke_access_token(self, token: str, client_id: str, now: int) -> bool:
-        return await self._call(lambda db: db.revoke_access_token(token, client_id, now))
+        return await self._revoking(lambda db: db.revoke_access_token(token, client_id, now))
 
     async def purge_expired_access_tokens(self, now: int) -> int:
-        return await self._call(lambda db: db.purge_expired_access_tokens(now))
+        return await self._revoking(lambda db: db.purge_expired_access_tokens(now))
 
     # --- spaces --------------------------------------------------------------------------
 
     async def get_space(self, space_id: str) -> SpaceRecord | None:
-        return await self._call(lambda db: db.get_space(space_id))
+        return await self._cached(("space", space_id), lambda db: db.get_space(space_id))
 
     async def space_of_client(self, client_id: str) -> SpaceRecord | None:
         return await self._call(lambda db: db.space_of_client(client_id))
 
     async def update_space(self, space_id: str, changes: Mapping[str, Any],
                            now: int) -> SpaceRecord | None:
-        return await self._call(lambda db: db.update_space(space_id, changes, now))
+        try:
+            return await self._call(lambda db: db.update_space(space_id, changes, now))
+        finally:
+            self._records_changed(("space", space_id))
 
     # --- rooms ---------------------------------------------------------------------------
 
     async def create_room(self, space_id: str, fields: Mapping[str, Any],
                           now: int) -> RoomRecord:
-        return await self._change(lambda db: db.create_room(space_id, fields, now),
-                                  lambda room: ("room.created", room))
+        try:
+            return await self._change(lambda db: db.create_room(space_id, fields, now),
+                                      lambda room: ("room.created", room))
+        finally:
+            self._records_changed()  # the space's lists have one more room
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        return await self._call(lambda db: db.get_room(room_id))
+        return await self._cached(("room", room_id), lambda db: db.get_room(room_id))
 
     async def room_by_alias(self, alias: str) -> RoomRecord | None:
         return await self._call(lambda db: db.room_by_alias(alias))
 
     async def list_rooms(self, space_id: str, after: tuple[int, str] | None,
                          limit: int) -> list[RoomRecord]:
-        return await self._call(lambda db: db.list_rooms(space_id, after, limit))
+        """A page of the space's rooms, from memory until any room changes through this
+        store; a room equal to the one kept in memory is that very record (so that what
+        callers keep per record, such as an encoded resource, is found again)."""
+        page = (space_id, after, limit)
+        listed = self._room_pages.get(page)
+        if listed is not None:
+            return list(listed)
+        epoch = self._records_epoch
+        rooms = await self._call(lambda db: db.list_rooms(space_id, after, limit))
+        out = []
+        for room in rooms:
+            key = ("room", room.id)
+            kept = self._records.get(key)
+            if kept is not None and kept == room:
+                out.append(kept)  # type: ignore[arg-type]
+                continue
+            if epoch == self._records_epoch:
+                self._keep(key, room)
+            out.append(room)
+        if epoch == self._records_epoch:  # pages are dropped on any change of any room
+            if len(self._room_pages) >= self.RECORDS_CACHED:
+                self._room_pages.clear()
+            self._room_pages[page] = tuple(out)
+        return out
 
     async def update_room(self, room_id: str, changes: Mapping[str, Any],
                           now: int) -> RoomRecord | None:
-        return await self._change(
-            lambda db: db.update_room(room_id, changes, now),
-            lambda room: None if room is None else ("room.updated", room))
+        try:
+            return await self._change(
+                lambda db: db.update_room(room_id, changes, now),
+                lambda room: None if room is None else ("room.updated", room))
+        finally:
+            self._records_changed(("room", room_id))
 
     async def delete_room(self, room_id: str) -> bool:
         def delete(db: Database) -> tuple[RoomRecord | None, bool]:
@@ -316,7 +433,11 @@ class Store:
             room, deleted = result
             return ("room.deleted", room) if deleted and room is not None else None
 
-        return (await self._change(delete, event))[1]
+        try:
+            return (await self._change(delete, event))[1]
+        finally:
+            self.credentials_epoch += 1  # its invitations' access tokens went with it
+            self._records_changed(("room", room_id))
 
     # --- user tokens ---------------------------------------------------------------------
 
@@ -337,18 +458,151 @@ class Store:
         return await self._call(lambda db: db.list_user_tokens(space_id, room_id, after, limit))
 
     async def revoke_user_token(self, token_id: str, now: int) -> UserTokenRecord | None:
-        return await self._change(
-            lambda db: db.revoke_user_token(token_id, now),
-            lambda token: None if token is None else ("userToken.revoked", token))
+        try:
+            return await self._change(
+                lambda db: db.revoke_user_token(token_id, now),
+                lambda token: None if token is None else ("userToken.revoked", token))
+        finally:
+            self.credentials_epoch += 1  # the access tokens its activations handed out
+
+    async def invitation_context(self, secret: str, *, recent: bool = False) -> tuple[
+            UserTokenRecord, SpaceRecord | None, ClientRecord | None, RoomRecord | None] | None:
+        """The invitation with this secret, its space, the space's client and its room (if
+        it is a room invitation), read in one job on the store's thread; ``None`` if unknown.
+
+        ``recent=True`` accepts what an earlier read or activation of this invitation
+        found, kept in memory, for a caller about to call :meth:`activate_user_token`: its
+        conditional ``UPDATE`` decides with the database's state, and a kept record can
+        only be behind it in ways that make an activation lose there, never refuse
+        wrongly (uses only grow and are updated from every activation; a refund, a
+        revocation and any change to rooms, spaces or clients through this store drop
+        what is kept). Saves the round trip to the store's thread on every activation
+        of a popular invitation.
+        """
+        key = hash_secret(secret) if recent else ""
+        if recent:
+            kept = self._invitations.get(key)
+            if kept is not None and kept[0] == self._invitations_epoch():
+                return kept[1]
+        epoch = self._invitations_epoch()
+
+        def read(db: Database) -> tuple[UserTokenRecord, SpaceRecord | None,
+                                        ClientRecord | None, RoomRecord | None] | None:
+            token = db.find_user_token(secret)
+            if token is None:
+                return None
+            space = db.get_space(token.space_id)
+            client = db.get_client(space.client_id) if space is not None else None
+            room = db.get_room(token.room_id) if token.room_id is not None else None
+            return token, space, client, room
+
+        found = await self._call(read)
+        if recent and found is not None and epoch == self._invitations_epoch():
+            if len(self._invitations) >= self.RECORDS_CACHED:
+                self._invitations.clear()
+            self._invitations[key] = (epoch, found)
+        return found
+
+    def _invitations_epoch(self) -> tuple[int, int]:
+        return (self._records_epoch, self.credentials_epoch)
+
+    def _activated(self, secret: str, outcome: ActivationOutcome) -> None:
+        """Keep the invitation's state after an activation (see :meth:`invitation_context`)."""
+        if outcome.token is None:
+            return
+        key = hash_secret(secret)
+        kept = self._invitations.get(key)
+        if kept is not None and kept[0] == self._invitations_epoch():
+            context = kept[1]
+            if context is not None and context[0].uses <= outcome.token.uses:
+                self._invitations[key] = (kept[0], (outcome.token, *context[1:]))
 
     async def activate_user_token(self, secret: str, now: int, *,
                                   grant_scope: Sequence[str] = (),
                                   grant_ttl_ms: int = 0) -> ActivationOutcome:
-        return await self._change(
-            lambda db: db.activate_user_token(secret, now, grant_scope=grant_scope,
-                                              grant_ttl_ms=grant_ttl_ms),
-            lambda outcome: ("userToken.activated", outcome.token)
-            if outcome.won and outcome.token is not None else None)
+        """Use the invitation once (:meth:`Database.activate_user_token`), with its
+        ``userToken.activated`` observers, and answer once that is **committed**.
+
+        Group commit: while one transaction of activations is being written (with
+        ``synchronous=FULL``, one fsync), the activations that arrive wait and all go into
+        the next one, each in its own savepoint (one that fails is undone alone and fails
+        alone). A lone activation is written at once. So a burst of invitees costs a few
+        fsyncs instead of one each, and no activation is answered before it is on disk."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        waiter: Deferred[ActivationOutcome] = Deferred()
+        self._activations.append(
+            _PendingActivation(secret, now, tuple(grant_scope), grant_ttl_ms, waiter))
+        if not self._activating:
+            self._commit_activations()
+        return await waiter
+
+    def _commit_activations(self) -> None:
+        batch = self._activations[:MAX_ACTIVATION_BATCH]
+        del self._activations[:MAX_ACTIVATION_BATCH]
+        self._activating = True
+        observers = list(self._observers)
+
+        def job(db: Database) -> list[tuple[ActivationOutcome, list[Callable[[], None]]]
+                                      | Failure]:
+            results: list[tuple[ActivationOutcome, list[Callable[[], None]]] | Failure] = []
+            with db.transaction() as conn:
+                for item in batch:
+                    conn.execute("SAVEPOINT activation")
+                    try:
+                        outcome = db.activate_user_token(
+                            item.secret, item.now, grant_scope=item.grant_scope,
+                            grant_ttl_ms=item.grant_ttl_ms)
+                        afters = (self._observed(db, "userToken.activated", outcome.token,
+                                                 observers)
+                                  if observers and outcome.won and outcome.token is not None
+                                  else [])
+                    except Exception:  # noqa: BLE001 - this activation fails, not the batch
+                        conn.execute("ROLLBACK TO activation")
+                        conn.execute("RELEASE activation")
+                        results.append(Failure())
+                        continue
+                    conn.execute("RELEASE activation")
+                    results.append((outcome, afters))
+            return results
+
+        def committed(results: list[tuple[ActivationOutcome, list[Callable[[], None]]]
+                                     | Failure]) -> None:
+            self._activating = False
+            for item, result in zip(batch, results, strict=True):
+                if isinstance(result, Failure):
+                    item.waiter.errback(result)
+                    continue
+                outcome, afters = result
+                self._activated(item.secret, outcome)
+                for after in afters:
+                    try:
+                        after()
+                    except Exception:  # noqa: BLE001 - the change is committed; log, go on
+                        _log.failure("store observer's follow-up failed")
+                item.waiter.callback(outcome)
+            self._next_activations()
+
+        def failed(failure: Failure) -> None:
+            self._activating = False
+            for item in batch:
+                item.waiter.errback(failure)
+            self._next_activations()
+
+        self._call(job).addCallbacks(committed, failed)
+
+    def _next_activations(self) -> None:
+        if self._activating:
+            return
+        if self._activations and not self._closed:
+            self._commit_activations()
+            return
+        waiting, self._activations = self._activations, []
+        for item in waiting:  # the store was closed under them
+            item.waiter.errback(StoreClosed("the store is closed"))
+        idle, self._activations_idle = self._activations_idle, []
+        for waiter in idle:
+            waiter.callback(None)
 
     async def refund_activation(self, token_id: str, access_token_id: str | None) -> None:
-        await self._call(lambda db: db.refund_activation(token_id, access_token_id))
+        await self._revoking(lambda db: db.refund_activation(token_id, access_token_id))

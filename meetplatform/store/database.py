@@ -3,6 +3,10 @@
 :class:`Database` is what the store's worker thread (and the operator CLI) runs. Callers
 pass ``now`` (milliseconds) explicitly, so the logic is testable without a clock. Each
 method is one transaction: it either happened completely or not at all.
+
+Why one module of this size: every query of the core tables, one transaction each; split by
+table, the transactions that span tables (an activation, a room's deletion) would have no
+home.
 """
 
 from __future__ import annotations

@@ -27,9 +27,19 @@ KEY_FILE_NAME = "store.key"
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: readable in logs and URLs
 
 
+#: RFC 4648 base32 digits -> :data:`_ALPHABET` (both have 32 characters).
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode("ascii"))
+
+
 def new_id(prefix: str, length: int = 16) -> str:
-    """A random identifier such as ``rm_k3x9...`` (about 5 bits per character)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A random identifier such as ``rm_k3x9...`` (5 random bits per character).
+
+    Each base32 digit of random bytes is 5 independent uniform bits, so mapping the digits
+    onto the 32-letter alphabet gives the same distribution as drawing every character
+    with :func:`secrets.choice`, at a tenth of the cost (ids are made on every activation).
+    """
+    raw = secrets.token_bytes((length + 7) // 8 * 5)
+    return prefix + base64.b32encode(raw)[:length].translate(_FROM_BASE32).decode("ascii")
 
 
 def new_secret(prefix: str) -> str:

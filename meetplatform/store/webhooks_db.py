@@ -18,6 +18,10 @@ GET. ``webhook_delivery_state`` keeps each target's consecutive failures and whe
 next attempt may be made, so that a restart does not hammer a receiver that is down.
 
 Everything here is blocking and runs on the store's thread; callers pass ``now`` (ms).
+
+Why one module of this size: the webhook tables (hooks, endpoints, outbox, delivery state)
+change together in the same transactions (a target's removal clears its outbox rows and
+its state).
 """
 
 from __future__ import annotations

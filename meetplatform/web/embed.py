@@ -30,7 +30,6 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from string import Template
 from typing import Any
 
 from klein import Klein
@@ -48,6 +47,8 @@ from meetplatform.model import Seat
 from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, SpaceRecord, Store
 from meetplatform.text import BadText, loads_json
+from meetplatform.web.entry import seat_entry
+from meetplatform.web.i18n import CATALOGUES
 from meetplatform.web.invite import (
     MAX_NAME_CHARS,
     TOKEN_RE,
@@ -57,7 +58,7 @@ from meetplatform.web.invite import (
     describe_refusal,
     enter_with_invitation,
 )
-from meetplatform.web.pages import ENDED_REASONS, TEMPLATE_DIR, WebPages
+from meetplatform.web.pages import ENDED_REASONS, WebPages
 
 __all__ = ["EmbedPages"]
 
@@ -85,7 +86,6 @@ class EmbedPages:
         self.pages = pages
         self.kit = PageKit(clock, settings, pages)
         self.own_origin = normalise_origin(settings.public_url)
-        self._conference = Template((TEMPLATE_DIR / "conference.html").read_text("utf-8"))
         # Fail at start-up, not on the first request, if the page's markup moved.
         self._conference_page(title="check", alias="check", public=False,
                               ancestors_list=())
@@ -126,20 +126,11 @@ class EmbedPages:
     # --- rendering ------------------------------------------------------------------------
 
     def _conference_page(self, *, title: str, alias: str, public: bool,
-                         ancestors_list: tuple[str, ...]) -> bytes:
+                         ancestors_list: tuple[str, ...], lang: str = "en") -> bytes:
         static_url = self.pages.static_url
         base = self.kit.base_path
-        page = self._conference.substitute(
-            title=html.escape(title),
-            heading=html.escape(title),
-            ws_url=html.escape(self.pages.ws_url),
-            ended_url=html.escape(f"{base}/embed/{alias}/ended"),
-            join_url=html.escape(f"{base}/client/join"),
-            static_url=html.escape(static_url),
-            js_version=self.pages.static.version("conference.js"),
-            css_version=self.pages.static.version("conference.css"),
-            favicon_version=self.pages.static.version("favicon.svg"),
-        )
+        page = self.pages.conference_shell(lang=lang, title=title,
+                                           ended_url=f"{base}/embed/{alias}/ended")
         script = (f'<script type="module" src="{html.escape(static_url)}/conference.js?v='
                   f'{self.pages.static.version("conference.js")}"></script>')
         if page.count(script) != 1:
@@ -182,7 +173,8 @@ class EmbedPages:
         self.kit.headers(request, scripts=True, frame_ancestors=ancestors)
         origins = tuple(ancestors.split(" ")[1:])
         return self._conference_page(title=f"{room.name} · {self.settings.server_name}",
-                                     alias=room.alias, public=public, ancestors_list=origins)
+                                     alias=room.alias, public=public, ancestors_list=origins,
+                                     lang=CATALOGUES.for_request(request))
 
     @app.route("/<alias>/ended", methods=["GET"])
     async def ended(self, request: IRequest, alias: str) -> bytes:
@@ -225,6 +217,7 @@ class EmbedPages:
             "participant": {"displayName": seat.full_name, "role": role,
                             "waitingForModerator": seat.guest_status is reg.GuestStatus.WAIT},
             "room": {"alias": room.alias, "name": room.name},
+            "entry": seat_entry(seat),
         })
 
     @app.route("/<alias>/session", methods=["GET", "PUT", "PATCH", "DELETE"])

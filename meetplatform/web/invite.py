@@ -22,6 +22,9 @@ This module also holds what the invitation page and the embed page (``meetplatfo
 embed``) share: HTML message pages with a chosen ``frame-ancestors``, bounded bodies, a
 per-address rate limit, the wording of refusals, and the URL guard and error pages of
 :mod:`meetplatform.httpkit` in these pages' words.
+
+Why one module of this size: the invitation pages and the small kit they share with the
+embed page (the limiter, the page problems) are one surface.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from meetplatform.registry import Registry
 from meetplatform.store import RoomRecord, Store
 from meetplatform.store.database import USER_TOKEN_PREFIX
 from meetplatform.text import BadText, parse_form
+from meetplatform.web.i18n import CATALOGUES
 from meetplatform.web.pages import TEMPLATE_DIR, WebPages
 from meetplatform.web.problems import page_words
 
@@ -243,7 +247,11 @@ class PageKit:
         request.setResponseCode(status)
         self.headers(request, scripts=False, frame_ancestors=frame_ancestors)
         stylesheet = f'<link rel="stylesheet" href="{html.escape(self.asset("invite.css"))}">'
+        lang = CATALOGUES.for_request(request)
+        title, text = CATALOGUES.english(lang, title), CATALOGUES.english(lang, text)
         return self._message.substitute(
+            lang=html.escape(lang),
+            dir=CATALOGUES.direction(lang),
             title=html.escape(f"{title} · {self.settings.server_name}"),
             heading=html.escape(title),
             text=html.escape(text),
@@ -353,7 +361,10 @@ class InvitePages:
     # --- rendering ------------------------------------------------------------------------
 
     def _form(self, secret: str, view: InvitationView, rooms: list[RoomRecord], *,
-              name: str = "", problem: str = "") -> str:
+              name: str = "", problem: str = "", lang: str = "en") -> str:
+        def say(key: str, **params: object) -> str:
+            return html.escape(CATALOGUES.text(lang, key, **params))
+
         parts = [(f'<form method="post" action="{html.escape(self.kit.base_path)}/j/" '
                   'class="join-form" id="join-form" autocomplete="off">'),
                  f'<input type="hidden" name="token" value="{html.escape(secret)}">']
@@ -361,7 +372,7 @@ class InvitePages:
             parts.append(f'<p class="form-problem" id="form-problem" role="alert">'
                          f'{html.escape(problem)}</p>')
         if view.room is None:
-            parts.append('<fieldset class="room-choice"><legend>Room</legend>')
+            parts.append(f'<fieldset class="room-choice"><legend>{say("invite.room")}</legend>')
             for index, room in enumerate(rooms):
                 checked = " checked" if index == 0 else ""
                 parts.append(
@@ -370,30 +381,33 @@ class InvitePages:
                     '</label>')
             parts.append("</fieldset>")
         if view.display_name:
-            parts.append(f'<p class="join-as">You will appear as <strong id="fixed-name">'
-                         f'{html.escape(view.display_name)}</strong>.</p>')
+            strong = f'<strong id="fixed-name">{html.escape(view.display_name)}</strong>'
+            parts.append('<p class="join-as">'
+                         + say("invite.appearAs", name="\0").replace("\0", strong) + "</p>")
         else:
-            parts.append('<label class="field" for="display-name">Your name</label>'
+            parts.append(f'<label class="field" for="display-name">{say("prejoin.name")}</label>'
                          '<input class="text-input" id="display-name" name="displayName" '
                          f'type="text" required maxlength="{MAX_NAME_CHARS}" '
                          f'autocomplete="name" value="{html.escape(name)}">')
-        parts.append('<button type="submit" class="btn primary" id="join-button">Join'
-                     "</button></form>")
+        parts.append(f'<button type="submit" class="btn primary" id="join-button">'
+                     f'{say("prejoin.join")}</button></form>')
         return "".join(parts)
 
     def _invitation_page(self, request: IRequest, secret: str, view: InvitationView,
                          rooms: list[RoomRecord], *, status: int = 200, name: str = "",
                          problem: str = "") -> bytes:
-        role = ROLE_TEXT.get(view.token.role, "")
+        lang = CATALOGUES.for_request(request)
+        role = (CATALOGUES.text(lang, f"invite.role.{view.token.role}")
+                if view.token.role in ROLE_TEXT else "")
         if view.room is not None:
-            title = f"Join {view.room.name}"
-            text = f"You are invited to the room “{view.room.name}” {role}."
+            title = CATALOGUES.text(lang, "invite.joinTitle", name=view.room.name)
+            text = CATALOGUES.text(lang, "invite.roomText", room=view.room.name, role=role)
             if view.room.lobby and view.token.role != "moderator":
-                text += " A moderator will let you in."
+                text += " " + CATALOGUES.text(lang, "invite.lobby")
         else:
-            title = f"Join {view.space.name}"
-            text = f"You are invited to the rooms of “{view.space.name}” {role}. Pick a room."
-        extra = self._form(secret, view, rooms, name=name, problem=problem)
+            title = CATALOGUES.text(lang, "invite.joinTitle", name=view.space.name)
+            text = CATALOGUES.text(lang, "invite.spaceText", space=view.space.name, role=role)
+        extra = self._form(secret, view, rooms, name=name, problem=problem, lang=lang)
         return self.kit.message(request, status, title, text, reason="invitation", extra=extra)
 
     async def _rooms_for(self, view: InvitationView) -> list[RoomRecord]:
@@ -441,7 +455,7 @@ class InvitePages:
                 inv.InvitationNotFound("no such invitation")))
         name = form.get("displayName", "").strip()
         try:
-            view = await self.invitations.preview(secret)
+            view = await self.invitations.preview(secret, recent=True)  # activating next
         except (inv.InvitationError, reg.RegistryError) as error:
             return self.kit.refusal(request, describe_refusal(error))
         rooms = await self._rooms_for(view)
@@ -460,7 +474,7 @@ class InvitePages:
                 problem="Enter your name (1 to 200 characters) to join.")
         try:
             entry = await enter_with_invitation(self.invitations, self.store, secret,
-                                                chosen, display_name)
+                                                chosen, display_name, view=view)
         except (inv.InvitationError, reg.RegistryError) as error:
             refusal = describe_refusal(error)
             _log.info("invitation page: join refused ({code})", code=refusal.code)
@@ -497,24 +511,18 @@ class InvitePages:
 
 
 async def enter_with_invitation(invitations: Invitations, store: Store, secret: str,
-                                room: RoomRecord, display_name: str) -> inv.RoomEntry:
+                                room: RoomRecord, display_name: str, *,
+                                view: inv.InvitationView | None = None) -> inv.RoomEntry:
     """Consume one use of ``secret`` and seat its holder in ``room``.
 
     ``room`` must be the invitation's room, or a room of its space for a space invitation
-    (the caller checked with :meth:`Invitations.preview`). When the room refuses the seat,
-    the use is given back.
+    (the caller checked with :meth:`Invitations.preview`, whose ``view`` it may pass on to
+    save reading the invitation again). When the room refuses the seat, no use is taken.
+    ``store`` is not used any more (the seat and the use are one step of
+    :meth:`Invitations.activate`); it stays for the callers.
     """
-    activation = await invitations.activate(secret, display_name=display_name)
-    if activation.entry is not None:
-        return activation.entry
-    if activation.room is not None or activation.space.id != room.space_id:
-        raise inv.InvitationNotFound("this invitation is for another room")
-    token = activation.token
-    try:
-        return invitations.enter_room(
-            room, role=token.role, display_name=token.display_name or display_name,
-            external_user_id=token.external_user_id or None, narrowing=token.permissions)
-    except (reg.RegistryError, inv.InvitationError):
-        await store.refund_activation(token.id, activation.access.id)
-        raise
-
+    del store
+    activation = await invitations.activate(secret, display_name=display_name, room=room,
+                                            view=view)
+    assert activation.entry is not None  # a room was given
+    return activation.entry

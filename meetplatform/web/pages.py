@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,10 @@ from twisted.web.resource import IResource, Resource
 
 from meetplatform.config import Settings
 from meetplatform.httpkit import HttpProblem, Problem, UrlGuard, install_error_pages
-from meetplatform.model import EndReason
+from meetplatform.model import EndReason, Seat
 from meetplatform.registry import Registry
+from meetplatform.web.entry import seat_entry
+from meetplatform.web.i18n import CATALOGUES
 from meetplatform.web.problems import PAGE_WORDS, page_words
 
 __all__ = ["ENDED_REASONS", "StaticAssets", "WebPages"]
@@ -310,8 +313,12 @@ class WebPages:
                           b"fullscreen=(self), autoplay=(self)")
 
     def _render_message(self, *, title: str, heading: str, text: str, reason: str = "",
-                        extra: str = "") -> bytes:
+                        extra: str = "", lang: str = "en") -> bytes:
+        """The message page, its fixed English sentences said in ``lang``."""
+        title, heading, text = (CATALOGUES.english(lang, s) for s in (title, heading, text))
         return self._message.substitute(
+            lang=html.escape(lang),
+            dir=CATALOGUES.direction(lang),
             title=html.escape(f"{title} · {self.settings.server_name}"),
             heading=html.escape(heading),
             text=html.escape(text),
@@ -327,22 +334,41 @@ class WebPages:
         request.setResponseCode(status)
         self._page_headers(request, scripts=False)
         return self._render_message(title=heading, heading=heading, text=text,
-                                    reason=f"http-{status}")
+                                    reason=f"http-{status}",
+                                    lang=CATALOGUES.for_request(request))
 
-    def render_conference(self, request: IRequest, *, title: str) -> bytes:
-        """The conference page shell; the script joins with the stored session token."""
+    def render_conference(self, request: IRequest, *, title: str,
+                          seat: Seat | None = None) -> bytes:
+        """The conference page shell; the script joins with the stored session token.
+
+        The static text is in the seat's language (``userdata-bbb_override_default_locale``)
+        or the browser's; the seat's pre-join settings go in as JSON (``mp-seat``)."""
         self._page_headers(request, scripts=True)
-        return self._conference.substitute(
+        entry = seat_entry(seat) if seat is not None else None
+        lang = CATALOGUES.for_request(request, entry["locale"] if entry else None)
+        return self.conference_shell(
+            lang=lang, title=title, ended_url=self._base_path + "/client/ended",
+            seat_json=json.dumps(entry) if entry else "").encode("utf-8")
+
+    def conference_shell(self, *, lang: str, title: str, ended_url: str,
+                         seat_json: str = "") -> str:
+        """The conference template filled in and translated (also the embed page's base)."""
+        page = self._conference.substitute(
+            lang=html.escape(lang),
+            dir=CATALOGUES.direction(lang),
+            languages=html.escape(" ".join(CATALOGUES.languages)),
+            seat=html.escape(seat_json),
             title=html.escape(title),
             heading=html.escape(title),
             ws_url=html.escape(self.ws_url),
-            ended_url=html.escape(self._base_path + "/client/ended"),
+            ended_url=html.escape(ended_url),
             join_url=html.escape(self._base_path + "/client/join"),
             static_url=html.escape(self.static_url),
             js_version=self.static.version("conference.js"),
             css_version=self.static.version("conference.css"),
             favicon_version=self.static.version("favicon.svg"),
-        ).encode("utf-8")
+        )
+        return CATALOGUES.localise_html(page, lang)
 
     @staticmethod
     def _arg(request: IRequest, name: bytes) -> str | None:
@@ -374,7 +400,7 @@ class WebPages:
                 "The meeting may be over, or the link was replaced by a newer one. Ask the "
                 "meeting's organiser for a new link.")
         return self.render_conference(
-            request, title=f"{seat.meeting.name} · {self.settings.server_name}")
+            request, title=f"{seat.meeting.name} · {self.settings.server_name}", seat=seat)
 
     @app.route("/ended", methods=["GET"])
     def ended(self, request: IRequest) -> bytes:
@@ -383,7 +409,8 @@ class WebPages:
         title, text = ENDED_REASONS.get(reason, _GENERIC_ENDED)
         self._page_headers(request, scripts=False)
         known = reason if reason in ENDED_REASONS else ""
-        return self._render_message(title=title, heading=title, text=text, reason=known)
+        return self._render_message(title=title, heading=title, text=text, reason=known,
+                                    lang=CATALOGUES.for_request(request))
 
     @app.route("/", branch=True)
     def anything_else(self, request: IRequest) -> bytes:

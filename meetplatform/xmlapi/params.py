@@ -3,6 +3,10 @@
 Parameters are decoded from the raw query string (or form body) exactly once per request;
 each call then reads what it needs through :class:`Params`. Validation failures raise
 :class:`~meetplatform.xmlapi.errors.ApiError` with BigBlueButton's messageKey and message.
+
+Why one module of this size: every parameter rule of BBB's ``create`` and ``join`` (the
+same rules bbb-web keeps in one ``ParamsProcessorUtil``) in one place, pure and tested
+directly; a rule and its BBB counterpart are easy to find side by side.
 """
 
 from __future__ import annotations

@@ -133,6 +133,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def checkout_env() -> dict[str, str]:
+    """The environment of a service subprocess: unbuffered, running this checkout's code
+    (the repository root first on PYTHONPATH, as tests/integration does), not a copy
+    installed in site-packages."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
 @dataclass
 class Service:
     base_url: str
@@ -167,7 +176,7 @@ def service() -> Iterator[Service]:
     command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                "-n", "--pidfile=", "meetplatform", *options]
     ready_marker = "listening on http://"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = checkout_env()
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
@@ -209,7 +218,9 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """A factory of headless Chromium drivers, each with a fresh profile; all quit at the end.
 
     ``fake_media=False`` leaves out the fake devices, ``block_media=True`` denies camera and
-    microphone, ``third_party_cookies=False`` blocks third-party cookies (embedded pages)."""
+    microphone, ``third_party_cookies=False`` blocks third-party cookies (embedded pages),
+    ``lang="pt-BR"`` sets the browser's language (``--lang`` and Accept-Language), and
+    ``phone=True`` emulates a 390×844 phone with touch (DevTools Emulation)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
@@ -217,7 +228,8 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     profiles: list[str] = []
 
     def make(*, fake_media: bool = True, block_media: bool = False,
-             third_party_cookies: bool = True) -> Any:
+             third_party_cookies: bool = True, lang: str | None = None,
+             phone: bool = False) -> Any:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in CHROMIUM_FLAGS:
@@ -237,6 +249,9 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
         if not third_party_cookies:
             prefs["profile.block_third_party_cookies"] = True
             prefs["profile.cookie_controls_mode"] = 1
+        if lang:
+            options.add_argument(f"--lang={lang}")
+            prefs["intl.accept_languages"] = lang
         if prefs:
             options.add_experimental_option("prefs", prefs)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -244,6 +259,8 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
         driver.set_script_timeout(WAIT)
         driver.set_page_load_timeout(WAIT)
         drivers.append(driver)
+        if phone:
+            emulate_phone(driver)
         return driver
 
     yield make
@@ -257,6 +274,21 @@ def new_browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
             sys.stderr.write(f"could not quit chromedriver: {error}\n")
     for profile in profiles:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+#: A phone in portrait (CSS pixels), like an iPhone 12-15.
+PHONE: dict[str, Any] = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+
+
+def emulate_phone(driver: Any, landscape: bool = False) -> None:
+    """Chrome DevTools emulation: the phone's viewport, mobile layout and touch events."""
+    metrics: dict[str, Any] = dict(PHONE)
+    if landscape:
+        metrics.update(width=PHONE["height"], height=PHONE["width"],
+                       screenOrientation={"type": "landscapePrimary", "angle": 90})
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled",
+                           {"enabled": True, "maxTouchPoints": 5})
 
 
 def _keep_evidence(driver: Any, name: str) -> None:

@@ -45,25 +45,49 @@ def wait_joined(driver: Any) -> str:
 
 
 def choose_audio(driver: Any, choice: str = "join-microphone") -> None:
-    """Answer the audio dialog (microphone or listen only) and wait until it applies."""
+    """Answer the audio dialog (microphone or listen only) and wait until it applies;
+    the dialog is opened from the toolbar when it is not open (after the pre-join screen,
+    which answered "no audio for now")."""
+    expected = "microphone" if choice == "join-microphone" else "listen"
+    if driver.execute_script("return window.meetplatform.media.audioMode") == expected:
+        return
+    if not driver.find_element(By.ID, "audio-dialog").is_displayed():
+        driver.find_element(By.ID, "audio-btn").click()
     wait_for(driver, lambda d: d.find_element(By.ID, "audio-dialog").is_displayed(),
              "the audio dialog")
     driver.find_element(By.ID, choice).click()
-    expected = "microphone" if choice == "join-microphone" else "listen"
     wait_for(driver, lambda d: d.execute_script(
         "return window.meetplatform.media.audioMode") == expected, f"audio mode {expected}")
 
 
-def enter(driver: Any, url: str, audio: str | None = None) -> str:
-    """Open a join URL, wait for the meeting screen and return the page's participant id;
-    with ``audio``, answer the audio dialog with that button (``join-audio-later`` at
-    once, ``join-microphone`` or ``join-listen-only`` waiting until it applies)."""
+#: The audio dialog's buttons and the pre-join screen's audio choices.
+PREJOIN_AUDIO = {"join-microphone": "microphone", "join-listen-only": "listen",
+                 "join-audio-later": "none", None: "none"}
+
+
+def prejoin(driver: Any, audio: str = "none", camera: bool = False) -> None:
+    """Answer the pre-join screen: camera on or off, the audio choice, then Join."""
+    wait_for(driver, lambda d: d.find_element(By.ID, "prejoin-screen").is_displayed(),
+             "the pre-join screen")
+    toggle = driver.find_element(By.ID, "prejoin-camera")
+    if (toggle.get_attribute("aria-pressed") == "true") != camera:
+        toggle.click()
+    driver.find_element(By.ID, f"prejoin-audio-{audio}").click()
+    driver.find_element(By.ID, "prejoin-join").click()
+
+
+def enter(driver: Any, url: str, audio: str | None = None, camera: bool = False) -> str:
+    """Open a join URL, pass the pre-join screen (camera off unless ``camera``; the audio
+    as the dialog's button ``audio`` would: ``join-microphone``, ``join-listen-only``, or
+    ``join-audio-later``/None for none), wait for the meeting screen and return the page's
+    participant id; a microphone or listen-only choice is awaited until it applies."""
     driver.get(url)
+    prejoin(driver, PREJOIN_AUDIO[audio], camera)
     user_id = wait_joined(driver)
-    if audio == "join-audio-later":
-        driver.find_element(By.ID, audio).click()
-    elif audio is not None:
-        choose_audio(driver, audio)
+    if audio in ("join-microphone", "join-listen-only"):
+        expected = PREJOIN_AUDIO[audio]
+        wait_for(driver, lambda d: d.execute_script(
+            "return window.meetplatform.media.audioMode") == expected, f"audio mode {expected}")
     return user_id
 
 

@@ -20,6 +20,7 @@ from tests.browser.helpers import (
     meeting_id,
     participant,
     participant_ids,
+    prejoin,
     start_camera,
     wait_for,
     wait_joined,
@@ -89,10 +90,8 @@ def test_chat_crosses_including_api_messages(bbb: Bbb, new_browser: Browser) -> 
     mid = meeting_id("chat")
     bbb.create(mid, "Chat check")
     ada, bob = new_browser(), new_browser()
-    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
-    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
-    for driver in (ada, bob):
-        driver.find_element(By.ID, "join-audio-later").click()
+    enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
+    enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-audio-later")
 
     bob.find_element(By.ID, "chat-input").send_keys("hello <b>Ada</b>")
     bob.find_element(By.ID, "chat-send").click()
@@ -119,9 +118,8 @@ def test_moderator_removes_a_participant(bbb: Bbb, service: Service,
     mid = meeting_id("remove")
     bbb.create(mid, "Removal check")
     ada, bob = new_browser(), new_browser()
-    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
-    ada.find_element(By.ID, "join-audio-later").click()
     wait_for(ada, lambda d: participant(d, bob_id) is not None, "Bob on Ada's page")
 
     _click_action(ada, bob_id, "remove")
@@ -162,6 +160,7 @@ def test_guest_waits_in_the_lobby_and_is_admitted(bbb: Bbb, new_browser: Browser
     ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
 
     guest.get(bbb.join_url(mid, "Gina Guest", "VIEWER", guest="true"))
+    prejoin(guest)
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(),
              "the lobby screen")
     assert _text(guest, "lobby-meeting-name") == "Lobby check"
@@ -188,6 +187,7 @@ def test_guest_denied_sees_access_denied(bbb: Bbb, new_browser: Browser) -> None
     ada, guest = new_browser(), new_browser()
     enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-audio-later")
     guest.get(bbb.join_url(mid, "Gus", "VIEWER", guest="true"))
+    prejoin(guest)
     wait_for(guest, lambda d: d.find_element(By.ID, "lobby-screen").is_displayed(), "lobby")
     wait_for(ada, lambda d: d.execute_script(
         "return window.meetplatform.waitingGuests.length") == 1, "the waiting guest")
@@ -358,6 +358,7 @@ def test_device_errors_are_explained(bbb: Bbb, new_browser: Browser) -> None:
 
     nodevice = new_browser(fake_media=False)
     enter(nodevice, bbb.join_url(mid, "No devices", "VIEWER"))
+    nodevice.find_element(By.ID, "audio-btn").click()
     nodevice.find_element(By.ID, "join-microphone").click()
     wait_for(nodevice, lambda d: d.find_elements(By.CSS_SELECTOR, "#notices .notice.error"),
              "the device error")
@@ -376,8 +377,10 @@ def test_invalid_links_show_clear_pages(service: Service, new_browser: Browser) 
     wait_for(driver, lambda d: d.find_element(By.ID, "error-screen").is_displayed(),
              "the error screen")
     assert "incomplete" in _text(driver, "error-title")
-    # a stored token the service does not know: the socket is refused, the page says why
-    driver.execute_script("sessionStorage.setItem('meetplatform.sessionToken', arguments[0])",
+    # a stored token the service does not know (a tab that had joined before, e.g. before
+    # a restart): the socket is refused, the page says why
+    driver.execute_script("sessionStorage.setItem('meetplatform.sessionToken', arguments[0]);"
+                          " sessionStorage.setItem('meetplatform.entered', arguments[0])",
                           "B" * 32)
     driver.refresh()
     wait_for(driver, lambda d: d.find_element(By.ID, "error-screen").is_displayed()

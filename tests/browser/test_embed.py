@@ -13,7 +13,6 @@ namespace (see tests/browser/conftest.py)::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import (
     _free_port,
+    checkout_env,
     http_status,
     stop_process,
 )
@@ -41,6 +41,7 @@ from tests.browser.helpers import (
     choose_audio,
     current_path,
     participant_ids,
+    prejoin,
     start_camera,
     wait_for,
     wait_joined,
@@ -56,15 +57,15 @@ PARENT_PAGE = """<!doctype html>
 <div id="meeting" style="width: 1100px; height: 620px"></div>
 <script>
 window.events = [];
-window.startEmbed = function (url, token, displayName, readyTimeoutMs) {{
+window.startEmbed = function (url, token, displayName, readyTimeoutMs, extra) {{
   const on = {{}};
   for (const name of MeetplatformEmbed.events) {{
     on[name] = (data) => window.events.push({{event: name, data: data}});
   }}
-  window.embed = MeetplatformEmbed.create({{
+  window.embed = MeetplatformEmbed.create(Object.assign({{
     parentNode: document.getElementById("meeting"), url: url, token: token,
     displayName: displayName, readyTimeoutMs: readyTimeoutMs, on: on,
-  }});
+  }}, extra || {{}}));
 }};
 window.startSnippet = function (html) {{
   document.getElementById("meeting").innerHTML = html;
@@ -130,13 +131,13 @@ def embed_service() -> Iterator[EmbedService]:
     created = subprocess.run(
         [sys.executable, "-m", "meetplatform.cli", "clients", f"--data-dir={data_dir}",
          "create", "--name", "Parent LMS", "--json"],
-        capture_output=True, text=True, check=True, cwd=workdir)
+        capture_output=True, text=True, check=True, cwd=workdir, env=checkout_env())
     client = json.loads(created.stdout)
     command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                "-n", "--pidfile=", "meetplatform", *options]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                               env=checkout_env())
     lines: list[str] = []
     ready = threading.Event()
 
@@ -282,6 +283,7 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     assert mo.find_element(By.ID, "message-title").text == "Join Room embed-main"
     mo.find_element(By.ID, "display-name").send_keys("Mo")
     mo.find_element(By.ID, "join-button").click()
+    prejoin(mo)
     mo_id = wait_joined(mo)
     assert current_path(mo) == "/client/join?resume=1"
     choose_audio(mo)
@@ -290,8 +292,9 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     # the invited user: the parent page on another site, third-party cookies blocked
     emma = new_browser(third_party_cookies=False)
     emma.get(f"{parent_site.allowed_origin}/parent.html")
-    emma.execute_script("window.startEmbed(arguments[0], arguments[1], null, 30000)",
-                        snippet["url"], guest["token"])
+    # the documented option skips the pre-join screen
+    emma.execute_script("window.startEmbed(arguments[0], arguments[1], null, 30000,"
+                        " {prejoin: false})", snippet["url"], guest["token"])
     ready = wait_event(emma, "ready")
     assert ready == {"room": "embed-main", "public": False}
     joined = wait_event(emma, "joined")
@@ -332,10 +335,10 @@ def test_an_invited_user_joins_through_the_iframe_and_meets_another_participant(
     lea = new_browser()
     lea.get(late["inviteUrl"])
     lea.find_element(By.ID, "join-button").click()
+    prejoin(lea)
     lea_id = wait_joined(lea)
     assert wait_event(emma, "participantJoined",
                       lambda data: data.get("participantId") == lea_id)["name"] == "Lea"
-    lea.find_element(By.ID, "join-audio-later").click()
     lea.find_element(By.ID, "leave-btn").click()
     wait_event(emma, "participantLeft", lambda data: data.get("participantId") == lea_id)
 
@@ -389,7 +392,8 @@ def test_the_plain_snippet_with_a_fragment_credential_joins_and_reload_resumes(
     room = set_up_room(embed_service, parent_site, "embed-snippet")
     snippet = embed_service.api.call("GET", f"/rooms/{room['id']}/embed")["data"]["attributes"]
     guest = invite(embed_service, room["id"], displayName="Paul")
-    html = snippet["html"].replace(snippet["url"], f"{snippet['url']}#t={guest['token']}", 1)
+    html = snippet["html"].replace(snippet["url"],
+                                   f"{snippet['url']}#t={guest['token']}&prejoin=0", 1)
     paul = new_browser(third_party_cookies=False)
     paul.get(f"{parent_site.allowed_origin}/parent.html")
     paul.execute_script("window.startSnippet(arguments[0])", html)
@@ -397,8 +401,36 @@ def test_the_plain_snippet_with_a_fragment_credential_joins_and_reload_resumes(
     paul_id = wait_joined(paul)
     assert cookies_blocked_in_frame(paul)
     assert "mput_" not in paul.execute_script("return location.href")
-    paul.find_element(By.ID, "join-audio-later").click()
     assert http_status(f"{embed_service.base_url}/j/{guest['token']}") == 409
     paul.execute_script("location.reload()")
     assert wait_joined(paul) == paul_id
 
+
+
+def test_the_embedded_page_passes_the_prejoin_screen_in_the_chosen_language(
+        embed_service: EmbedService, parent_site: ParentSite,
+        new_browser: Callable[..., Any]) -> None:
+    """Without `prejoin: false` the frame shows the pre-join screen before joining, in the
+    language of the `lang` option (over the browser's); an invitation page (/j/) speaks
+    the browser's language."""
+    room = set_up_room(embed_service, parent_site, "embed-lang")
+    snippet = embed_service.api.call("GET", f"/rooms/{room['id']}/embed")["data"]["attributes"]
+    guest = invite(embed_service, room["id"], displayName="Zoe")
+    zoe = new_browser(lang="fr")
+    zoe.get(guest["inviteUrl"])
+    assert zoe.find_element(By.ID, "join-button").text == "Rejoindre"
+    zoe.get(f"{parent_site.allowed_origin}/parent.html")
+    zoe.execute_script("window.startEmbed(arguments[0], arguments[1], null, 30000,"
+                       " {lang: 'es'})", snippet["url"], guest["token"])
+    into_frame(zoe)
+    wait_for(zoe, lambda d: d.find_element(By.ID, "prejoin-screen").is_displayed(),
+             "the pre-join screen in the frame")
+    assert zoe.find_element(By.ID, "prejoin-title").text == "¿Listo para entrar?"
+    assert zoe.find_element(By.ID, "prejoin-name").get_attribute("value") == "Zoe"
+    zoe.switch_to.default_content()
+    assert not events(zoe, "joined")  # nothing joined before the pre-join screen's Join
+    into_frame(zoe)
+    prejoin(zoe, "listen")
+    zoe_id = wait_joined(zoe)
+    zoe.switch_to.default_content()
+    assert wait_event(zoe, "joined")["participantId"] == zoe_id

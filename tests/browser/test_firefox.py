@@ -30,6 +30,7 @@ from tests.browser.helpers import (
     INBOUND_STATS,
     choose_audio,
     meeting_id,
+    prejoin,
     start_camera,
     wait_for,
     wait_joined,
@@ -146,15 +147,24 @@ def test_firefox_and_chromium_see_and_hear_each_other(
     bbb.create(mid, "Firefox and Chromium")
     ada = new_browser()
     ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
+    prejoin(ada)
     ada_id = wait_joined(ada)
     choose_audio(ada)
     start_camera(ada)
 
     firefox.client.navigate(bbb.join_url(mid, "Fox", "VIEWER"))
+    firefox.wait(lambda: firefox.js(
+        "return !document.getElementById('prejoin-screen').hidden"), "the pre-join screen")
+    firefox.js("const c = document.getElementById('prejoin-camera');"
+               " if (c.getAttribute('aria-pressed') === 'true') c.click();"
+               " document.getElementById('prejoin-audio-none').click();"
+               " document.getElementById('prejoin-join').click()")
     fox_id = firefox.wait(lambda: firefox.js(
         "return window.meetplatform && window.meetplatform.selfId"), "the meeting screen")
     assert firefox.js("return document.getElementById('meeting-name').textContent") == \
         "Firefox and Chromium"
+    # the pre-join screen answered "no audio for now": join audio from the toolbar
+    firefox.js("document.getElementById('audio-btn').click()")
     firefox.wait(lambda: firefox.js(
         "return getComputedStyle(document.getElementById('audio-dialog')).display"
         " !== 'none'"), "the audio dialog")

@@ -366,3 +366,65 @@ def test_expired_tokens_are_purged_a_day_later(h: Harness) -> None:
     h.clock.advance(2)
     assert run(h.api.purge_expired_tokens()) == 1
     assert run(h.store.find_access_token(client.token)) is None
+
+
+# --- the cache of verified bearer tokens ---------------------------------------------------
+
+
+def test_a_cached_token_revoked_answers_401_at_once(h: Harness) -> None:
+    """A token served from the cache (used just before) is refused on the very next request
+    after its revocation through the API, a client rotation or a client revocation."""
+    alice, bob, carol = h.new_client("alice"), h.new_client("bob"), h.new_client("carol")
+    for client in (alice, bob, carol):
+        assert h.request("GET", "/spaces", token=client.token).status == 200
+        assert h.request("GET", "/spaces", token=client.token).status == 200  # cached
+    assert token_request(h, f"token={alice.token}", authorization=alice.basic,
+                         path="/oauth/revoke").status == 200
+    assert h.request("GET", "/spaces", token=alice.token).status == 401
+    run(h.store.rotate_client(bob.id, h.now_ms()))
+    assert h.request("GET", "/spaces", token=bob.token).status == 401
+    run(h.store.revoke_client(carol.id, h.now_ms()))
+    assert h.request("GET", "/spaces", token=carol.token).status == 401
+
+
+def test_a_cached_token_expires_on_time(h: Harness) -> None:
+    """The cache never extends a token's life: at its expiry it is refused."""
+    client = h.new_client()
+    assert h.request("GET", "/spaces", token=client.token).status == 200
+    h.clock.advance(3600 - 0.5)
+    assert h.request("GET", "/spaces", token=client.token).status == 200
+    h.clock.advance(0.5)
+    assert h.request("GET", "/spaces", token=client.token).status == 401
+
+
+def test_a_revocation_by_another_process_is_seen_within_the_recheck_bound(
+        h: Harness, tmp_path: Path) -> None:
+    """The operator CLI revokes through its own connection (no in-process signal): the
+    cached token is checked against the database again after TOKEN_RECHECK_S."""
+    from meetplatform.restapi.auth import TOKEN_RECHECK_S
+    from meetplatform.store import open_database
+
+    client = h.new_client()
+    assert h.request("GET", "/spaces", token=client.token).status == 200
+    other = open_database(tmp_path)
+    other.revoke_client(client.id, h.now_ms())
+    other.close()
+    h.clock.advance(TOKEN_RECHECK_S)
+    assert h.request("GET", "/spaces", token=client.token).status == 401
+
+
+def test_a_lookup_that_raced_a_revocation_is_not_cached(h: Harness) -> None:
+    """A record read before a revocation finished is not kept: the cache drops entries put
+    with an older credentials epoch."""
+    from meetplatform.restapi.auth import TokenCache
+
+    client = h.new_client()
+    record = run(h.store.find_access_token(client.token))
+    cache = TokenCache(h.clock, h.store)
+    key = TokenCache.key(client.token)
+    epoch = h.store.credentials_epoch
+    run(h.store.revoke_access_token("mpat_other", client.id, h.now_ms()))
+    cache.put(key, record, epoch, h.clock.seconds())
+    assert cache.get(key, h.now_ms()) is None
+    cache.put(key, record, h.store.credentials_epoch, h.clock.seconds())
+    assert cache.get(key, h.now_ms()) == record

@@ -132,3 +132,50 @@ def test_no_request_gets_a_server_error(request: tuple[str, str, dict[str, str],
         errors = json.loads(content)["errors"]
         assert errors and all(e["status"] == str(response.status) and e["code"]
                               for e in errors)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES)
+def test_indented_encoding_is_byte_for_byte_the_standard_librarys(value: Any) -> None:
+    """The fast indented encoder writes exactly what json.dumps(indent=2) writes."""
+    from meetplatform.restapi import jsonapi
+
+    expected = (json.dumps({"data": value}, indent=2, ensure_ascii=False) + "\n").encode()
+    assert jsonapi.encode({"data": value}) == expected
+
+
+def test_indented_encoding_of_unusual_values_falls_back_to_the_standard_library() -> None:
+    """Tuples, non-string keys and str subclasses come out as json.dumps writes them."""
+    import enum
+
+    from meetplatform.restapi import jsonapi
+
+    class Colour(str, enum.Enum):
+        RED = "red"
+
+    values: list[Any] = [{"t": (1, "x")}, {1: "a", None: 2.5}, {"e": Colour.RED}, {"b": True}]
+    for value in values:
+        assert jsonapi.encode(value) == (json.dumps(value, indent=2, ensure_ascii=False)
+                                         + "\n").encode()
+
+
+def test_an_encoded_value_encodes_as_its_value() -> None:
+    """jsonapi.Encoded inside a document: the same text as the plain value, indented at
+    any depth, compact, and through the standard library's fallback."""
+    from meetplatform.restapi import jsonapi
+
+    value = {"type": "rooms", "id": "rm_1", "attributes": {"name": "Zoë", "n": [1, 2.5, None]}}
+    kept = jsonapi.Encoded(value)
+    for doc, plain in (({"data": kept}, {"data": value}),
+                       ({"data": [kept, kept]}, {"data": [value, value]}),
+                       ({"data": kept, "t": (1,)}, {"data": value, "t": (1,)})):
+        assert jsonapi.encode(doc) == jsonapi.encode(plain)
+        assert jsonapi.encode(doc, pretty=False) == jsonapi.encode(plain, pretty=False)

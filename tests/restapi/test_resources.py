@@ -495,3 +495,31 @@ def test_one_line_names_may_hold_any_other_character(h: Harness) -> None:
     client = h.new_client()
     for name in ("Zürich Raum", "教室", "👩‍👩‍👧 family", "a  b"):
         assert h.create_room(client, name=name)["attributes"]["name"] == name
+def test_a_polled_room_shows_every_change(h: Harness) -> None:
+    """A room read again and again (its encoded resource is kept between reads) shows at
+    once a change of the room, a meeting starting and a participant joining, in the
+    single resource and in the space's list alike."""
+    client = h.new_client()
+    room = h.create_room(client, name="Before")
+    path, listing = f"/rooms/{room['id']}", f"/spaces/{client.space.id}/rooms"
+
+    def seen() -> tuple[dict[str, Any], dict[str, Any]]:
+        one = h.request("GET", path, token=client.token).json["data"]["attributes"]
+        many = h.request("GET", listing, token=client.token).json["data"][0]["attributes"]
+        return one, many
+
+    first = seen()
+    assert first == seen() and first[0] == first[1]
+    assert h.request("PATCH", path, token=client.token, json={"data": {
+        "type": "rooms", "id": room["id"], "attributes": {"name": "After"}}}).status == 200
+    one, many = seen()
+    assert one["name"] == many["name"] == "After" and one == many
+    invitation = h.invite(client, room["id"])
+    activation = h.activate(invitation["attributes"]["token"]).json["data"]["attributes"]
+    seat = h.registry.seat_for_token(activation["sessionToken"])
+    assert seat is not None
+    h.registry.connect(seat)
+    one, many = seen()
+    assert one["running"] is True and one["participantCount"] == 1 and one == many
+    compact = h.request("GET", path + "?pretty=false", token=client.token)
+    assert compact.json["data"]["attributes"] == one and b"\n" not in compact.body

@@ -133,3 +133,15 @@ def test_keepalive_pings_keep_live_peers_and_drop_silent_ones(world: World) -> N
     assert ann.closed is not None and ann.closed[0] == 1006
     assert mod.of_type("participantUpdated")[-1]["data"]["participant"]["reconnecting"]
     assert mod.open
+
+
+def test_each_connection_reads_the_options_from_its_class(world: World) -> None:
+    """The protocol options live once on the factory's protocol class: a connection holds
+    no copy of them (memory), and Autobahn's per-connection copy has nothing to do."""
+    from meetplatform.signalling.protocol import HARD_MESSAGE_LIMIT, SignallingProtocol
+
+    mod, _ = pair(world)
+    server = world.server_of(mod)
+    assert type(server).CONFIG_ATTRS == ()
+    assert server.maxMessagePayloadSize == HARD_MESSAGE_LIMIT
+    assert not set(SignallingProtocol.CONFIG_ATTRS) & set(vars(server))

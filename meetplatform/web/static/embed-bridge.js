@@ -9,6 +9,8 @@
 // postMessage, always to the parent's exact origin; commands are accepted only from the
 // parent window and from that origin. The contract is docs/embedding.md.
 
+import { chooseLanguage, setLanguage, t } from "./conference/i18n.js";
+
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
 const $ = (id) => document.getElementById(id);
 
@@ -99,7 +101,10 @@ function command(name, data) {
   const page = window.meetplatform;
   switch (name) {
     case "join":
-      begin({ token: stringOrNull(data.token), displayName: stringOrNull(data.displayName) });
+      begin({
+        token: stringOrNull(data.token), displayName: stringOrNull(data.displayName),
+        prejoin: data.prejoin !== false, lang: stringOrNull(data.lang),
+      });
       return;
     case "mute":
     case "unmute": {
@@ -183,14 +188,22 @@ async function exchange(body) {
   };
 }
 
+// The embedding site's options for conference.js: skip the pre-join screen (prejoin:
+// false, #prejoin=0) and the language (lang, #lang=). The seat's own settings (entry)
+// come with the session.
+const options = { prejoin: true, lang: null, entry: null };
+
 async function begin(credential) {
   if (begun) return;
   begun = true;
+  options.prejoin = credential.prejoin !== false;
+  options.lang = credential.lang ?? null;
+  await setLanguage(chooseLanguage(options.lang));
   const token = credential.token;
   // A session token handed over by the parent (e.g. from POST /api/v2/rooms/{id}/join).
   if (token && !token.startsWith("mput_")) {
     const result = await exchange({ sessionToken: token });
-    if (result.ok) start(result.session.sessionToken);
+    if (result.ok) start(result.session);
     else fail(result.error);
     return;
   }
@@ -199,7 +212,7 @@ async function begin(credential) {
   if (stored) {
     const result = await exchange({ sessionToken: stored });
     if (result.ok) {
-      start(result.session.sessionToken);
+      start(result.session);
       return;
     }
     forgetStored();
@@ -219,7 +232,7 @@ async function begin(credential) {
 async function withName(body, name) {
   const result = await exchange(name ? { ...body, displayName: name } : body);
   if (result.ok) {
-    start(result.session.sessionToken);
+    start(result.session);
   } else if (result.error.code === "userToken.displayNameRequired") {
     askName(body, name ? result.error.message : "");
   } else {
@@ -230,20 +243,20 @@ async function withName(body, name) {
 function askName(body, problem) {
   const card = document.querySelector("#connecting-screen .card");
   card.querySelector(".spinner")?.remove();
-  $("connecting-text").textContent = "Enter the name the others will see.";
+  $("connecting-text").textContent = t("embed.askName");
   let form = $("embed-name-form");
   if (!form) {
     form = document.createElement("form");
     form.id = "embed-name-form";
     form.className = "join-form";
     form.autocomplete = "off";
-    const label = Object.assign(document.createElement("label"), { className: "field", htmlFor: "embed-display-name", textContent: "Your name" });
+    const label = Object.assign(document.createElement("label"), { className: "field", htmlFor: "embed-display-name", textContent: t("prejoin.name") });
     const input = Object.assign(document.createElement("input"), {
       className: "text-input", id: "embed-display-name", name: "displayName", type: "text",
       required: true, maxLength: 200, autocomplete: "name",
     });
     const problemBox = Object.assign(document.createElement("p"), { className: "form-problem", id: "embed-name-problem", hidden: true });
-    const button = Object.assign(document.createElement("button"), { className: "btn primary", id: "embed-join", type: "submit", textContent: "Join" });
+    const button = Object.assign(document.createElement("button"), { className: "btn primary", id: "embed-join", type: "submit", textContent: t("prejoin.join") });
     form.append(problemBox, label, input, button);
     card.append(form);
   }
@@ -273,11 +286,13 @@ function fail(error) {
 // Hand the session token to conference.js the way a join link does (it takes it out of
 // the address at once and keeps it in memory and sessionStorage), then load it. The
 // address changes in this document only: no request carries it.
-async function start(sessionToken) {
+async function start(session) {
   if (started) return;
   started = true;
+  const sessionToken = session.sessionToken;
+  window.meetplatformEmbed = { ...options, entry: session.entry ?? null };
   $("embed-name-form")?.remove();
-  $("connecting-text").textContent = "Joining the meeting…";
+  $("connecting-text").textContent = t("connecting.joining");
   history.replaceState(null, "", `${location.pathname}?sessionToken=${encodeURIComponent(sessionToken)}`);
   try {
     await import(config.conferenceJs);
@@ -292,7 +307,11 @@ async function start(sessionToken) {
 
 post("ready", { room: config.room, public: config.isPublic });
 if (fragment.get("handshake") === "1" && parentOrigin) {
-  $("connecting-text").textContent = "Waiting for the page to pass the invitation…";
+  await setLanguage(chooseLanguage(fragment.get("lang")));
+  if (!begun) $("connecting-text").textContent = t("embed.waiting");
 } else {
-  begin({ token: stringOrNull(fragment.get("t")), displayName: stringOrNull(fragment.get("name")) });
+  begin({
+    token: stringOrNull(fragment.get("t")), displayName: stringOrNull(fragment.get("name")),
+    prejoin: fragment.get("prejoin") !== "0", lang: stringOrNull(fragment.get("lang")),
+  });
 }

@@ -44,6 +44,12 @@
     this.origin = url.origin;
     this._token = typeof options.token === "string" && options.token ? options.token : null;
     this._displayName = typeof options.displayName === "string" ? options.displayName : null;
+    if (options.prejoin !== undefined && typeof options.prejoin !== "boolean") fail("options.prejoin must be true or false");
+    if (options.lang !== undefined && (typeof options.lang !== "string" || !/^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/.test(options.lang))) {
+      fail("options.lang must be a language tag such as \"pt-BR\"");
+    }
+    this._prejoin = options.prejoin !== false;
+    this._lang = options.lang || null;
     this._listeners = {};
     this._queue = [];
     this._ready = false;
@@ -129,7 +135,7 @@
       // The page was (re)loaded: pass the credential, then what was asked before.
       var queued = this._queue;
       this._queue = [];
-      this._send("join", { token: this._token, displayName: this._displayName });
+      this._send("join", { token: this._token, displayName: this._displayName, prejoin: this._prejoin, lang: this._lang });
       for (var i = 0; i < queued.length; i++) this._send(queued[i][0], queued[i][1]);
     }
     this._emit(message.event, message.data || {});

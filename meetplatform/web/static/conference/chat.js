@@ -1,6 +1,7 @@
 // Chat: messages, the chat form and the chat/people tabs. (The welcome message is
 // rendered with the meeting's information, in view.js.)
 
+import { t } from "./i18n.js";
 import { $, el, formatTime, linkifiedText, notify, show } from "./util.js";
 import { state } from "./session.js";
 import { act } from "./socket.js";
@@ -12,7 +13,7 @@ export function addChatMessage(item) {
   const fromApi = item.from === null || item.from === undefined;
   const row = el("li", { class: `chat-message${mine ? " mine" : ""}${fromApi ? " system" : ""}`, dataset: { messageId: item.id } },
     el("div", { class: "chat-meta" },
-      el("span", { class: "chat-name", text: item.name || (fromApi ? "Announcement" : "Someone") }),
+      el("span", { class: "chat-name", text: item.name || (fromApi ? t("chat.announcement") : t("chat.someone")) }),
       el("time", { class: "chat-time", text: item.at ? formatTime(item.at) : "" })),
     el("div", { class: "chat-text" }, linkifiedText(item.text)));
   const list = $("chat-messages");
@@ -32,12 +33,12 @@ export async function sendChat(event) {
   const text = input.value.trim();
   if (!text) return;
   if (text.length > 500) {
-    notify("Messages are limited to 500 characters.", { kind: "error" });
+    notify(t("chat.tooLong"), { kind: "error" });
     return;
   }
   $("chat-send").disabled = true;
   try {
-    await act("chat", { text }, "send the message");
+    await act("chat", { text }, t("act.chat"));
     input.value = "";
   } catch {
     // reported by act()

@@ -1,12 +1,14 @@
 // Local media: microphone (or listen only), camera, screen.
 
+import { t } from "./i18n.js";
 import { $, log, notify } from "./util.js";
 import { state } from "./session.js";
 import { send } from "./socket.js";
 import { emit } from "./protocol.js";
 import { peers } from "./peers.js";
-import { cameraAllowed, setSfuTrack } from "./sfu.js";
+import { cameraAllowed } from "./sfu.js";
 import { renderParticipant, renderScreenStage, updateToolbar } from "./view.js";
+import { cameraConstraints, micConstraints } from "./devices.js";
 
 export const media = {
   audioMode: "none",        // "none" | "microphone" | "listen"
@@ -23,28 +25,28 @@ export const media = {
 export function describeMediaError(err, device) {
   const name = err?.name || "";
   if (!navigator.mediaDevices || name === "TypeError" && !window.isSecureContext) {
-    return `Your browser does not allow the ${device} on this page: it needs a secure (https) connection.`;
+    return t("mediaError.insecure", { device: t(`device.${device}`) });
   }
   switch (name) {
     case "NotAllowedError":
     case "PermissionDeniedError":
       return device === "screen"
-        ? "Screen sharing was cancelled or is not allowed by your browser."
-        : `Permission to use your ${device} was denied. Allow it in your browser's site settings, then try again.`;
+        ? t("mediaError.screenDenied")
+        : t("mediaError.denied", { device: t(`device.${device}`) });
     case "NotFoundError":
     case "DevicesNotFoundError":
-      return `No ${device} was found. Connect one and try again.`;
+      return t("mediaError.notFound", { device: t(`device.${device}`) });
     case "NotReadableError":
     case "TrackStartError":
-      return `Your ${device} could not be started: it may be in use by another application.`;
+      return t("mediaError.notReadable", { device: t(`device.${device}`) });
     case "OverconstrainedError":
-      return `Your ${device} does not support the requested settings.`;
+      return t("mediaError.overconstrained", { device: t(`device.${device}`) });
     case "SecurityError":
-      return `Your browser blocks the ${device} on this page.`;
+      return t("mediaError.security", { device: t(`device.${device}`) });
     case "AbortError":
-      return `Starting your ${device} was interrupted. Try again.`;
+      return t("mediaError.abort", { device: t(`device.${device}`) });
     default:
-      return `Your ${device} could not be started (${name || "unknown error"}).`;
+      return t("mediaError.other", { device: t(`device.${device}`), name: name || "?" });
   }
 }
 
@@ -77,14 +79,14 @@ export async function onAudioDialogClosed() {
   else if (choice === "listen") await joinAudio("listen");
 }
 
-async function joinAudio(mode) {
+export async function joinAudio(mode) {
   if (media.audioBusy) return;
   media.audioBusy = true;
   try {
     if (mode === "microphone") {
       let stream;
       try {
-        stream = await getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+        stream = await getUserMedia(micConstraints());
       } catch (err) {
         mediaError(err, "microphone");
         return;
@@ -97,7 +99,7 @@ async function joinAudio(mode) {
       setLocalTrack("mic", track);
       track.addEventListener("ended", () => {
         if (media.micTrack === track) {
-          notify("Your microphone stopped.", { kind: "error" });
+          notify(t("media.micStopped"), { kind: "error" });
           leaveAudio();
         }
       });
@@ -161,7 +163,7 @@ export async function toggleCamera() {
   try {
     let stream;
     try {
-      stream = await getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24 } } });
+      stream = await getUserMedia(cameraConstraints());
     } catch (err) {
       mediaError(err, "camera");
       return;
@@ -191,7 +193,7 @@ export async function toggleScreenShare() {
     return;
   }
   if (!state.self?.presenter) {
-    notify("Only the presenter can share the screen. A moderator can make you presenter.");
+    notify(t("media.presenterOnly"));
     return;
   }
   if (!navigator.mediaDevices?.getDisplayMedia) {
@@ -233,7 +235,14 @@ export function stopAllMedia() {
   media.micTrack = media.cameraTrack = media.screenTrack = null;
 }
 
-// Put a local track into the local streams and onto every peer connection.
+// Where local tracks go: each sink is called with (kind, track) for every change of the
+// microphone, camera or screen track. The mesh sink puts the track on every peer
+// connection (replaceTrack when the sender exists); a media-node path adds its own sink.
+export const localTrackSinks = new Set([
+  (kind, track) => { for (const peer of peers.values()) peer.setTrack(kind, track); },
+]);
+
+// Put a local track into the local streams and hand it to every sink.
 function setLocalTrack(kind, track) {
   const stream = kind === "screen" ? media.screenStream : media.mainStream;
   const kindOfTrack = kind === "mic" ? "audio" : "video";
@@ -241,8 +250,39 @@ function setLocalTrack(kind, track) {
     if (old.kind === kindOfTrack) stream.removeTrack(old);
   }
   if (track) stream.addTrack(track);
-  for (const peer of peers.values()) peer.setTrack(kind, track);
-  setSfuTrack(kind, track);
+  for (const sink of localTrackSinks) {
+    try {
+      sink(kind, track);
+    } catch (err) {
+      log.warn("a local track sink failed", err);
+    }
+  }
+}
+
+// Swap the microphone or camera for another device without leaving: the new track
+// replaces the old one on every sender (no renegotiation), the old one is stopped.
+export function replaceLocalTrack(kind, track) {
+  const field = kind === "mic" ? "micTrack" : "cameraTrack";
+  const old = media[field];
+  if (!old) {
+    track.stop();
+    return false;
+  }
+  if (kind === "mic") track.enabled = !media.muted;
+  media[field] = track;
+  setLocalTrack(kind, track);
+  old.stop();
+  track.addEventListener("ended", () => {
+    if (media[field] !== track) return;
+    if (kind === "mic") {
+      notify(t("media.micStopped"), { kind: "error" });
+      leaveAudio();
+    } else {
+      toggleCamera();
+    }
+  });
+  if (kind === "camera") renderParticipant(state.self);
+  return true;
 }
 
 export function reportMedia() {

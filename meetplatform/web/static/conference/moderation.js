@@ -1,5 +1,6 @@
 // Moderation and the lobby: moderator controls, waiting guests, ending and muting all.
 
+import { t } from "./i18n.js";
 import { $, confirmAction, el, notify, show } from "./util.js";
 import { state } from "./session.js";
 import { act } from "./socket.js";
@@ -26,28 +27,28 @@ export function renderWaiting() {
         avatar({ id: guest.id, name: guest.name }, "small"),
         el("span", { class: "person-name", text: guest.name })),
       el("div", { class: "person-actions" },
-        actionButton("admit", "Admit", () => admitGuest(guest.id), "primary"),
-        actionButton("deny", "Deny", () => act("deny", { userId: guest.id }, "deny the guest")))));
+        actionButton("admit", t("people.admit"), () => admitGuest(guest.id), "primary"),
+        actionButton("deny", t("people.deny"), () => act("deny", { userId: guest.id }, t("act.deny"))))));
   }
   const count = state.waiting.size;
   show($("waiting-section"), mod && count > 0);
-  $("waiting-count").textContent = `${count} waiting`;
+  $("waiting-count").textContent = t("people.waitingCount", { count });
   show($("waiting-count"), mod && count > 0);
 }
 
 export function admitGuest(id) {
-  return act("admit", { userId: id }, "admit the guest");
+  return act("admit", { userId: id }, t("act.admit"));
 }
 
 export async function endMeeting() {
-  const ok = await confirmAction("End the meeting for everyone?", "Everybody will be disconnected and the meeting will be over.", "End meeting");
-  if (ok) await act("end", {}, "end the meeting").catch(() => {});
+  const ok = await confirmAction(t("end.title"), t("end.text"), t("toolbar.endMeeting"));
+  if (ok) await act("end", {}, t("act.end")).catch(() => {});
 }
 
 export async function muteAll() {
   try {
-    const result = await act("muteAll", {}, "mute everyone");
-    notify(`Asked ${result?.count ?? "everyone"} to mute.`);
+    const result = await act("muteAll", {}, t("act.muteAll"));
+    notify(result?.count !== undefined ? t("notice.askedToMute", { count: result.count }) : t("notice.askedAllToMute"));
   } catch {
     // reported by act()
   }

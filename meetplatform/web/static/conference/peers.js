@@ -5,6 +5,7 @@ import { state } from "./session.js";
 import { send } from "./socket.js";
 import { media } from "./media.js";
 import { renderParticipant, renderScreenStage } from "./view.js";
+import { onIceServersChanged, refreshIceServers, rtcConfiguration } from "./ice.js";
 
 export const peers = new Map();          // participant id -> Peer
 export const peerConnections = new Map(); // participant id -> RTCPeerConnection (debug hook)
@@ -36,7 +37,7 @@ class Peer {
     this.meta = null;
     this.startTimer = null;
 
-    const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+    const pc = new RTCPeerConnection(rtcConfiguration());
     this.pc = pc;
     pc.addEventListener("negotiationneeded", () => this.negotiate());
     pc.addEventListener("icecandidate", ({ candidate }) => {
@@ -45,8 +46,11 @@ class Peer {
     pc.addEventListener("track", (event) => this.onTrack(event));
     pc.addEventListener("iceconnectionstatechange", () => {
       if (pc.iceConnectionState === "failed") {
+        // Fresh TURN credentials first: the old ones may have expired.
         log.warn("ICE failed with", this.id, "- restarting ICE");
-        pc.restartIce();
+        refreshIceServers().catch(() => {}).finally(() => {
+          if (!this.closed) pc.restartIce();
+        });
       }
       renderParticipant(state.participants.get(this.id));
     });
@@ -266,6 +270,17 @@ export function closePeer(id) {
   audio?.remove();
   renderParticipant(state.participants.get(id));
 }
+
+// New ICE servers (fresh TURN credentials) apply to each connection's next gathering.
+onIceServersChanged((configuration) => {
+  for (const peer of peers.values()) {
+    try {
+      peer.pc.setConfiguration({ ...peer.pc.getConfiguration(), ...configuration });
+    } catch (err) {
+      log.warn("cannot update the ICE servers of", peer.id, err);
+    }
+  }
+});
 
 export function closeAllPeers() {
   for (const id of [...peers.keys()]) closePeer(id);

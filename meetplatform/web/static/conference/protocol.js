@@ -1,6 +1,7 @@
 // Protocol events: one handler per server event (docs/signalling-protocol.md), leaving
 // the page, and the DOM events an embedding page (and tests) listen to.
 
+import { t } from "./i18n.js";
 import { $, config, isDefaultLogoutUrl, isSafeHttpUrl, log, notify } from "./util.js";
 import { forgetSessionToken, state } from "./session.js";
 import {
@@ -11,6 +12,7 @@ import {
 } from "./media.js";
 import { mediaMode, sfuHandlers, sfuParticipantJoined, startMedia, stopSfu } from "./sfu.js";
 import { closeAllPeers, closePeer, createPeer, peers } from "./peers.js";
+import { applyIceConfig, stopIceRefresh } from "./ice.js";
 import {
   removeParticipantViews, renderAllParticipants, renderMeetingInfo, renderParticipant,
   renderPeopleCount, renderScreenStage, showScreen, updateToolbar
@@ -56,7 +58,7 @@ const handlers = {
     state.attempts = 0;
     state.self = data.self;
     state.meeting = data.meeting ?? {};
-    state.iceServers = Array.isArray(data.iceServers) ? data.iceServers : [];
+    applyIceConfig(data);
     setConnectionStatus("");
     showScreen("meeting-screen");
     renderMeetingInfo();
@@ -85,7 +87,8 @@ const handlers = {
     }
     reportMedia();
     emit("joined", { participantId: state.self.id, role: state.self.role, resumed: Boolean(data.resumed) });
-    if (first && media.audioMode === "none" && !$("audio-dialog").open) openAudioDialog();
+    // The pre-join screen asked already (state.audioChosen); a resumed page asks again.
+    if (first && media.audioMode === "none" && !state.audioChosen && !$("audio-dialog").open) openAudioDialog();
   },
 
   lobby(message) {
@@ -94,14 +97,14 @@ const handlers = {
     state.attempts = 0;
     setConnectionStatus("");
     $("lobby-meeting-name").textContent = data.meeting?.name ?? "";
-    $("lobby-text").textContent = "Please wait: a moderator will let you in shortly.";
-    if (data.meeting?.name) document.title = `${data.meeting.name} · waiting`;
+    $("lobby-text").textContent = t("lobby.wait");
+    if (data.meeting?.name) document.title = t("lobby.title", { name: data.meeting.name });
     showScreen("lobby-screen");
     emit("knocking", {});
   },
 
   admitted() {
-    $("lobby-text").textContent = "You were let in. Joining…";
+    $("lobby-text").textContent = t("lobby.admitted");
   },
 
   denied() {
@@ -128,19 +131,19 @@ const handlers = {
       const wasPresenter = state.self.presenter;
       state.self = p;
       if (wasModerator !== isModerator()) {
-        notify(isModerator() ? "You are now a moderator." : "You are no longer a moderator.");
+        notify(isModerator() ? t("notice.nowModerator") : t("notice.noLongerModerator"));
         renderModeratorControls();
         renderAllParticipants();
         emit("roleChanged", { role: p.role });
       }
       if (wasPresenter !== p.presenter) {
-        notify(p.presenter ? "You are now the presenter." : "You are no longer the presenter.");
+        notify(p.presenter ? t("notice.nowPresenter") : t("notice.noLongerPresenter"));
         if (!p.presenter && media.screen) stopScreenShare();
       }
       updateToolbar();
     }
     if (before && before.raisedHand !== p.raisedHand && p.raisedHand && p.id !== state.self.id) {
-      notify(`${p.name} raised a hand.`);
+      notify(t("notice.raisedHand", { name: p.name }));
     }
     renderParticipant(p);
   },
@@ -171,7 +174,7 @@ const handlers = {
     const by = message.data?.by;
     if (media.micTrack && !media.muted) {
       setMuted(true);
-      notify(by ? `${by} muted your microphone.` : "Your microphone was muted.");
+      notify(by ? t("notice.mutedBy", { name: by }) : t("notice.muted"));
     }
   },
 
@@ -182,9 +185,9 @@ const handlers = {
     state.waiting.set(guest.id, guest);
     renderWaiting();
     if (isNew) {
-      notify(`${guest.name} is waiting to join.`, {
+      notify(t("notice.guestWaiting", { name: guest.name }), {
         timeout: 10000,
-        action: { label: "Admit", run: () => admitGuest(guest.id) },
+        action: { label: t("people.admit"), run: () => admitGuest(guest.id) },
       });
       emit("knocking", { participantId: guest.id, displayName: guest.name });
     }
@@ -251,6 +254,7 @@ export function goAway(reason, logoutUrl) {
   stopAllMedia();
   stopSfu();
   closeAllPeers();
+  stopIceRefresh();
   detachSocket();
   const target = logoutUrl || state.meeting?.logoutUrl;
   const destination = target && isSafeHttpUrl(target) && !isDefaultLogoutUrl(target)

@@ -29,10 +29,17 @@ export function takeSessionToken() {
   }
 }
 
+// What the entry module keeps for a reload: the seat's pre-join settings, and the token
+// that passed the pre-join screen already (a reload of it resumes at once).
+export const ENTRY_KEY = "meetplatform.entry";
+export const ENTERED_KEY = "meetplatform.entered";
+
 export function forgetSessionToken() {
   memoryToken = null;
   try {
     sessionStorage.removeItem(STORAGE_KEY);
+    sessionStorage.removeItem(ENTRY_KEY);
+    sessionStorage.removeItem(ENTERED_KEY);
   } catch {
     // storage blocked: nothing stored
   }
@@ -56,8 +63,10 @@ export const state = {
   waiting: new Map(),      // waiting guests: id -> {id, name}
   chatIds: new Set(),
   iceServers: [],
+  iceTransportPolicy: "all", // "relay": media only through TURN
   inLobby: false,
   nextRequestId: 1,
   pending: new Map(),      // request id -> {resolve, reject, timer, type}
   unreadChat: 0,
+  audioChosen: false,      // the pre-join screen (or its skip) chose the audio
 };

@@ -14,9 +14,10 @@
 import { log, notify } from "./util.js";
 import { state } from "./session.js";
 import { request, send } from "./socket.js";
-import { media, setMuted } from "./media.js";
+import { localTrackSinks, media, setMuted } from "./media.js";
 import { closeAllPeers, createPeer, peers } from "./peers.js";
 import { renderParticipant, renderScreenStage } from "./view.js";
+import { onIceServersChanged, rtcConfiguration } from "./ice.js";
 
 export const sfu = {
   active: false,
@@ -78,6 +79,12 @@ export function cameraAllowed() {
 
 // "joined": choose the path. Returns true when the SFU path was taken.
 export function startMedia(info) {
+  // Hooked here, not at module evaluation: the modules import each other in a cycle.
+  localTrackSinks.add(setSfuTrack); // local tracks reach the publisher too (a Set: once)
+  if (!sfu.iceHooked) {
+    sfu.iceHooked = true;
+    onIceServersChanged(applyIceServers);
+  }
   state.mediaInfo = info ?? { mode: "mesh" };
   stopSfu();
   closeAllPeers();
@@ -130,7 +137,7 @@ export function sfuParticipantJoined(id) {
 
 function ensurePublisher() {
   if (sfu.pub) return sfu.pub;
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  const pc = new RTCPeerConnection(rtcConfiguration());
   sfu.pub = pc;
   pc.addEventListener("icecandidate", ({ candidate }) => {
     if (sfu.pub === pc) send("media.trickle", { pc: "publisher", candidate: candidate ? candidate.toJSON() : null });
@@ -216,7 +223,7 @@ async function publishNow() {
 
 function ensureSubscriber() {
   if (sfu.sub) return sfu.sub;
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  const pc = new RTCPeerConnection(rtcConfiguration());
   sfu.sub = pc;
   pc.addEventListener("icecandidate", ({ candidate }) => {
     if (sfu.sub === pc) send("media.trickle", { pc: "subscriber", candidate: candidate ? candidate.toJSON() : null });
@@ -313,6 +320,17 @@ async function watchBandwidth() {
 setInterval(() => {
   if (sfu.active) watchBandwidth();
 }, 5000);
+
+// Fresh TURN credentials (ice.js) apply to both connections' next gathering.
+function applyIceServers(config) {
+  for (const pc of [sfu.pub, sfu.sub]) {
+    try {
+      pc?.setConfiguration(config);
+    } catch (err) {
+      log.warn("applying new ICE servers failed", err);
+    }
+  }
+}
 window.addEventListener("resize", () => {
   if (sfu.active) chooseLayers();
 });

@@ -1,5 +1,6 @@
 // The signalling socket: requests with ids, reconnect with backoff, app-level ping.
 
+import { t } from "./i18n.js";
 import { $, config, log, notify, show } from "./util.js";
 import { state } from "./session.js";
 import { dispatch, goAway } from "./protocol.js";
@@ -91,7 +92,7 @@ export function onSocketClosed(code, reason, wasOpen) {
     let why = FINAL_CLOSE.get(code);
     if (code === 4003 && state.meetingFull) why = "full";
     if (code === 4400) {
-      showError("Connection refused", `The server closed the connection: ${reason || "protocol error"}.`);
+      showError(t("error.refused"), t("error.refusedText", { reason: reason || "protocol error" }));
       return;
     }
     goAway(why);
@@ -102,7 +103,7 @@ export function onSocketClosed(code, reason, wasOpen) {
     checkTokenThenReconnect();
     return;
   }
-  setConnectionStatus("Connection lost. Reconnecting…");
+  setConnectionStatus(t("connection.lost"));
   scheduleReconnect();
 }
 
@@ -121,12 +122,11 @@ async function checkTokenThenReconnect() {
   if (state.leaving) return;
   if (status === 404 || status === 400) {
     if (state.everJoined) goAway("invalid");
-    else showError("This meeting link is not valid any more",
-      "The meeting may be over, or you were removed from it. Ask the meeting's organiser for a new link.");
+    else showError(t("error.linkInvalid"), t("error.linkInvalidText"));
     return;
   }
-  if (state.everJoined || state.inLobby) setConnectionStatus("Connection lost. Reconnecting…");
-  else setConnecting(status === 0 ? "Cannot reach the meeting service. Retrying…" : "Connecting to the meeting…");
+  if (state.everJoined || state.inLobby) setConnectionStatus(t("connection.lost"));
+  else setConnecting(status === 0 ? t("connection.unreachable") : t("connection.connecting"));
   scheduleReconnect();
 }
 
@@ -140,7 +140,7 @@ function scheduleReconnect() {
   if (state.leaving || state.reconnectTimer) return;
   const delay = backoffDelay(state.attempts);
   state.attempts += 1;
-  if (state.everJoined) setConnectionStatus(`Connection lost. Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+  if (state.everJoined) setConnectionStatus(t("connection.lostIn", { seconds: Math.ceil(delay / 1000) }));
   state.reconnectTimer = setTimeout(() => {
     state.reconnectTimer = null;
     connect();
@@ -182,7 +182,7 @@ export function request(type, data = {}, { timeout = REQUEST_TIMEOUT_MS } = {}) 
 // Fire a request and report a failure to the user.
 export function act(type, data = {}, what = type) {
   return request(type, data).catch((err) => {
-    if (err.code !== "disconnected") notify(`Could not ${what}: ${err.message}`, { kind: "error" });
+    if (err.code !== "disconnected") notify(t("act.failed", { what, message: err.message }), { kind: "error" });
     throw err;
   });
 }
@@ -193,7 +193,7 @@ function startPing() {
     const socket = state.socket;
     request("ping", { ts: Date.now() }, { timeout: 10000 }).then(
       (data) => {
-        if (typeof data?.ts === "number") $("connection-status").title = `Round trip ${Date.now() - data.ts} ms`;
+        if (typeof data?.ts === "number") $("connection-status").title = t("connection.roundTrip", { ms: Date.now() - data.ts });
       },
       (err) => {
         // No answer: the socket is half-dead. Drop it and reconnect.

@@ -1,6 +1,8 @@
 // Small helpers of the conference page: DOM building, notices, the confirm dialog, the
 // page's configuration (from its <meta> tags), logging, linkified chat text.
 
+import { t } from "./i18n.js";
+
 export const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
 
@@ -41,10 +43,8 @@ export function hueFor(text) {
   return hash % 360;
 }
 
-export function formatTime(ms) {
-  const d = new Date(ms);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
+// Times in the participant's language (see i18n.js).
+export { formatTime } from "./i18n.js";
 
 export function isSafeHttpUrl(value) {
   try {
@@ -84,7 +84,7 @@ export function notify(text, { kind = "info", timeout = 6000, action = null } = 
     }));
   }
   box.append(el("button", {
-    type: "button", class: "notice-close", "aria-label": "Dismiss", text: "×",
+    type: "button", class: "notice-close", "aria-label": t("notice.dismiss"), text: "×",
     onclick: () => box.remove(),
   }));
   $("notices").append(box);

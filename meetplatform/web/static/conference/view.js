@@ -1,5 +1,6 @@
 // The view: screens, the grid of tiles, the people list, the screen stage, the toolbar.
 
+import { t } from "./i18n.js";
 import { $, confirmAction, el, hueFor, initials, show } from "./util.js";
 import { sanitizedFragment } from "./sanitize.js";
 import { state } from "./session.js";
@@ -61,7 +62,7 @@ export function renderPeopleCount() {
   $("people-count").textContent = String(count);
   const grid = $("grid");
   grid.style.setProperty("--cols", String(gridColumns(grid.children.length)));
-  $("self-summary").textContent = state.self ? `${state.self.name}${isModerator() ? " · moderator" : ""}` : "";
+  $("self-summary").textContent = state.self ? (isModerator() ? t("people.selfModerator", { name: state.self.name }) : state.self.name) : "";
 }
 
 export function removeParticipantViews(id) {
@@ -74,19 +75,19 @@ export function removeParticipantViews(id) {
 
 function badgeList(p) {
   const badges = [];
-  if (p.presenter) badges.push(el("span", { class: "badge presenter", title: "Presenter", text: "Presenter" }));
-  if (p.role === "MODERATOR") badges.push(el("span", { class: "badge moderator", title: "Moderator", text: "Moderator" }));
-  if (p.guest) badges.push(el("span", { class: "badge guest", title: "Guest", text: "Guest" }));
+  if (p.presenter) badges.push(el("span", { class: "badge presenter", title: t("badge.presenter"), text: t("badge.presenter") }));
+  if (p.role === "MODERATOR") badges.push(el("span", { class: "badge moderator", title: t("badge.moderator"), text: t("badge.moderator") }));
+  if (p.guest) badges.push(el("span", { class: "badge guest", title: t("badge.guest"), text: t("badge.guest") }));
   return badges;
 }
 
 function statusIcons(p) {
   const icons = [];
-  if (p.raisedHand) icons.push(el("span", { class: "icon status hand", dataset: { icon: "hand" }, title: "Raised hand", "aria-label": "Raised hand" }));
-  if (p.listenOnly) icons.push(el("span", { class: "icon status", dataset: { icon: "headset" }, title: "Listening only", "aria-label": "Listening only" }));
-  else if (p.joinedVoice && p.muted) icons.push(el("span", { class: "icon status muted", dataset: { icon: "mic-off" }, title: "Muted", "aria-label": "Muted" }));
-  else if (p.joinedVoice) icons.push(el("span", { class: "icon status", dataset: { icon: "mic" }, title: "Microphone on", "aria-label": "Microphone on" }));
-  if (p.screen) icons.push(el("span", { class: "icon status", dataset: { icon: "screen" }, title: "Sharing the screen", "aria-label": "Sharing the screen" }));
+  if (p.raisedHand) icons.push(el("span", { class: "icon status hand", dataset: { icon: "hand" }, title: t("status.hand"), "aria-label": t("status.hand") }));
+  if (p.listenOnly) icons.push(el("span", { class: "icon status", dataset: { icon: "headset" }, title: t("status.listenOnly"), "aria-label": t("status.listenOnly") }));
+  else if (p.joinedVoice && p.muted) icons.push(el("span", { class: "icon status muted", dataset: { icon: "mic-off" }, title: t("status.muted"), "aria-label": t("status.muted") }));
+  else if (p.joinedVoice) icons.push(el("span", { class: "icon status", dataset: { icon: "mic" }, title: t("status.micOn"), "aria-label": t("status.micOn") }));
+  if (p.screen) icons.push(el("span", { class: "icon status", dataset: { icon: "screen" }, title: t("status.screen"), "aria-label": t("status.screen") }));
   return icons;
 }
 
@@ -169,10 +170,10 @@ function renderTile(p) {
   const nameplate = tile.querySelector(".nameplate");
   nameplate.replaceChildren(
     ...statusIcons(p),
-    el("span", { class: "name", text: isSelf ? `${p.name} (you)` : p.name }),
+    el("span", { class: "name", text: isSelf ? t("people.you", { name: p.name }) : p.name }),
     ...badgeList(p),
   );
-  if (p.reconnecting) nameplate.append(el("span", { class: "badge warn", text: "Reconnecting" }));
+  if (p.reconnecting) nameplate.append(el("span", { class: "badge warn", text: t("badge.reconnecting") }));
 }
 
 function renderPersonRow(p) {
@@ -189,20 +190,20 @@ function renderPersonRow(p) {
   const info = el("div", { class: "person-info" },
     avatar(p, "small"),
     el("div", { class: "person-text" },
-      el("span", { class: "person-name", text: isSelf ? `${p.name} (you)` : p.name }),
+      el("span", { class: "person-name", text: isSelf ? t("people.you", { name: p.name }) : p.name }),
       el("span", { class: "person-badges" }, ...badgeList(p))),
     el("span", { class: "spacer" }),
     ...statusIcons(p));
   const actions = el("div", { class: "person-actions" });
   if (isModerator()) {
-    if (p.raisedHand) actions.append(actionButton("lower-hand", "Lower hand", () => act("lowerHand", { userId: p.id }, "lower the hand")));
-    if (!isSelf && p.joinedVoice && !p.muted && !p.listenOnly) actions.append(actionButton("mute", "Mute", () => act("mute", { userId: p.id }, "mute")));
-    if (!p.presenter) actions.append(actionButton("presenter", "Make presenter", () => act("presenter", { userId: p.id }, "change the presenter")));
-    if (!isSelf && p.role !== "MODERATOR") actions.append(actionButton("promote", "Promote", () => act("role", { userId: p.id, role: "MODERATOR" }, "promote")));
-    if (!isSelf && p.role === "MODERATOR") actions.append(actionButton("demote", "Demote", () => act("role", { userId: p.id, role: "VIEWER" }, "demote")));
-    if (!isSelf) actions.append(actionButton("remove", "Remove", () => removeParticipant(p), "danger"));
+    if (p.raisedHand) actions.append(actionButton("lower-hand", t("people.lowerHand"), () => act("lowerHand", { userId: p.id }, t("act.lowerHand"))));
+    if (!isSelf && p.joinedVoice && !p.muted && !p.listenOnly) actions.append(actionButton("mute", t("people.mute"), () => act("mute", { userId: p.id }, t("act.mute"))));
+    if (!p.presenter) actions.append(actionButton("presenter", t("people.makePresenter"), () => act("presenter", { userId: p.id }, t("act.presenter"))));
+    if (!isSelf && p.role !== "MODERATOR") actions.append(actionButton("promote", t("people.promote"), () => act("role", { userId: p.id, role: "MODERATOR" }, t("act.promote"))));
+    if (!isSelf && p.role === "MODERATOR") actions.append(actionButton("demote", t("people.demote"), () => act("role", { userId: p.id, role: "VIEWER" }, t("act.demote"))));
+    if (!isSelf) actions.append(actionButton("remove", t("people.remove"), () => removeParticipant(p), "danger"));
   } else if (isSelf && p.raisedHand) {
-    actions.append(actionButton("lower-hand", "Lower hand", () => act("raiseHand", { raised: false }, "lower your hand")));
+    actions.append(actionButton("lower-hand", t("people.lowerHand"), () => act("raiseHand", { raised: false }, t("act.lowerOwnHand"))));
   }
   row.replaceChildren(info, actions);
   show(actions, actions.children.length > 0);
@@ -221,8 +222,8 @@ export function actionButton(action, label, run, extra = "") {
 }
 
 async function removeParticipant(p) {
-  const ok = await confirmAction(`Remove ${p.name}?`, `${p.name} will leave the meeting and cannot come back with the same link.`, "Remove");
-  if (ok) await act("remove", { userId: p.id }, "remove the participant");
+  const ok = await confirmAction(t("remove.title", { name: p.name }), t("remove.text", { name: p.name }), t("people.remove"));
+  if (ok) await act("remove", { userId: p.id }, t("act.remove"));
 }
 
 function renderRemoteAudio(p) {
@@ -282,7 +283,7 @@ export function renderScreenStage() {
   stage.dataset.userId = owner.id;
   stage.querySelector(".nameplate").replaceChildren(
     el("span", { class: "icon status", dataset: { icon: "screen" } }),
-    el("span", { class: "name", text: owner.id === state.self.id ? "You are sharing your screen" : `${owner.name}'s screen` }));
+    el("span", { class: "name", text: owner.id === state.self.id ? t("screen.yours") : t("screen.of", { name: owner.name }) }));
   attachTrack(video, track);
   show(stage, true);
   document.querySelector(".stage").classList.add("sharing");
@@ -300,29 +301,29 @@ export function updateToolbar() {
   const mode = media.audioMode;
   setToolButton($("audio-btn"), {
     pressed: mode !== "none",
-    label: mode === "none" ? "Join audio" : "Leave audio",
+    label: mode === "none" ? t("toolbar.joinAudio") : t("toolbar.leaveAudio"),
     icon: mode === "none" ? "headset" : "headset-off",
   });
   setToolButton($("mic-btn"), {
     pressed: mode === "microphone" && !media.muted,
-    label: mode === "listen" ? "Listen only" : media.muted ? "Unmute" : "Mute",
+    label: mode === "listen" ? t("audio.listenOnly") : media.muted ? t("toolbar.unmute") : t("toolbar.mute"),
     icon: mode === "microphone" && !media.muted ? "mic" : "mic-off",
     disabled: mode !== "microphone",
-    title: mode === "microphone" ? "" : "Join audio with a microphone first",
+    title: mode === "microphone" ? "" : t("toolbar.micFirst"),
   });
   setToolButton($("camera-btn"), {
     pressed: Boolean(media.cameraTrack),
-    label: media.cameraTrack ? "Stop camera" : "Start camera",
+    label: media.cameraTrack ? t("toolbar.stopCamera") : t("toolbar.startCamera"),
     icon: media.cameraTrack ? "camera" : "camera-off",
   });
   const presenter = Boolean(state.self?.presenter);
   setToolButton($("screen-btn"), {
     pressed: Boolean(media.screenTrack),
-    label: media.screenTrack ? "Stop sharing" : "Share screen",
+    label: media.screenTrack ? t("toolbar.stopSharing") : t("toolbar.shareScreen"),
     icon: "screen",
     disabled: !presenter && !media.screenTrack,
-    title: presenter ? "" : "Only the presenter can share the screen",
+    title: presenter ? "" : t("toolbar.presenterOnly"),
   });
   const raised = Boolean(state.self?.raisedHand);
-  setToolButton($("hand-btn"), { pressed: raised, label: raised ? "Lower hand" : "Raise hand", icon: "hand" });
+  setToolButton($("hand-btn"), { pressed: raised, label: raised ? t("people.lowerHand") : t("toolbar.raiseHand"), icon: "hand" });
 }

@@ -1,0 +1,153 @@
+"""The roster a newcomer gets in ``joined``: complete and current in a big room.
+
+The hub keeps every participant's JSON encoded and the whole roster encoded between
+changes (so a join into a room of 1,000 does not encode 1,000 participants again); these
+tests check that what a newcomer receives is exactly what encoding the meeting afresh
+would give, after every kind of change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meetplatform.model import Meeting, Role
+from meetplatform.signalling import messages as msg
+from tests.signalling.harness import World, ids
+
+
+def fresh_roster(world: World, meeting: Meeting) -> list[dict[str, Any]]:
+    """The participants as the hub would encode them without any cache."""
+    grace = world.service.hub.grace
+    return [msg.participant_json(p, p in grace) for p in meeting.participants.values()]
+
+
+def connect_many(world: World, meeting: Meeting, count: int, start: int) -> list[Any]:
+    """``count`` participants connected through the registry (no socket: the hub sees
+    their events, which is what a big room's joins are to the others)."""
+    out = []
+    for i in range(start, start + count):
+        seat = world.seat(meeting, f"P{i}", external_user_id=f"ext-{i}")
+        out.append(world.registry.connect(seat))
+    return out
+
+
+def test_a_joiner_in_a_1000_room_receives_every_participant_exactly_once(
+        world: World) -> None:
+    """A room filled to 1,000 (sockets and registry joins mixed, with changes between
+    them): the next joiner's roster lists every participant once, in the meeting's order,
+    each as it is now."""
+    meeting = world.meeting()
+    sockets = [world.join(meeting, f"S{i}", Role.MODERATOR if i == 0 else Role.VIEWER)
+               for i in range(10)]
+    assert len(sockets[-1].joined["participants"]) == 10
+    others = connect_many(world, meeting, 400, 10)
+    world.registry.set_raised_hand(others[5], True)          # a change: card dropped
+    world.registry.update_media(others[7], muted=False, joined_voice=True)
+    middle = world.join(meeting, "Middle")                   # roster rebuilt, then cached
+    assert ids(middle.joined["participants"]) == list(meeting.participants)
+    assert middle.joined["participants"] == fresh_roster(world, meeting)
+    others += connect_many(world, meeting, 400, 410)         # appended to the cached roster
+    world.registry.disconnect(others[100], "left")           # one leaves
+    world.registry.set_presenter(meeting, others[200].user_id)
+    world.drop(sockets[3])                                   # reconnecting (grace)
+    replacement = world.seat(meeting, "P9 again", external_user_id="ext-9")
+    world.registry.connect(replacement)                      # ext-9 replaced: same place
+    others += connect_many(world, meeting, 1000 - len(meeting.participants) - 1, 810)
+    assert len(meeting.participants) == 999
+    last = world.join(meeting, "Last")
+    roster = last.joined["participants"]
+    assert len(roster) == 1000 == len(meeting.participants)
+    assert len(set(ids(roster))) == 1000
+    assert ids(roster) == list(meeting.participants)
+    assert roster == fresh_roster(world, meeting)
+    assert last.user_id in ids(roster)
+    by_id = {p["id"]: p for p in roster}
+    assert by_id[others[5].user_id]["raisedHand"] is True
+    assert by_id[others[200].user_id]["presenter"] is True
+    assert by_id[world.server_of(sockets[3]).participant.user_id]["reconnecting"] is True
+    assert others[100].user_id not in by_id
+    # every socket saw every later joiner once, and the replaced identity not twice
+    joined_later = [m["data"]["participant"]["id"]
+                    for m in sockets[0].received if m["type"] == "participantJoined"]
+    assert len(joined_later) == len(set(joined_later))
+
+
+def test_resume_and_updates_reach_the_next_roster(world: World) -> None:
+    """A participant that resumes is no longer reconnecting in the next newcomer's roster;
+    a role change shows too."""
+    meeting = world.meeting()
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    token = world.server_of(ann).seat.token
+    world.drop(ann)
+    first = world.join(meeting, "First")
+    assert {p["name"]: p["reconnecting"] for p in first.joined["participants"]}["Ann"] is True
+    again = world.open_socket(token)
+    world.registry.set_role(meeting, again.user_id, Role.MODERATOR, by=None)
+    second = world.join(meeting, "Second")
+    ann_card = {p["name"]: p for p in second.joined["participants"]}["Ann"]
+    assert ann_card["reconnecting"] is False and ann_card["role"] == "MODERATOR"
+    assert second.joined["participants"] == fresh_roster(world, meeting)
+    assert mod.open
+
+
+class _Recorder:
+    """A socket that records the frames written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write_frame(self, data: bytes) -> None:
+        self.data += data
+
+
+def test_a_turns_join_announcements_go_out_together_and_in_order(world: World) -> None:
+    """Joins of one turn are written as one write per socket at the end of the turn, or
+    before anything else is written to the room; a socket that arrived during the turn
+    gets only the announcements after its own join."""
+    from meetplatform.signalling.hub import Room, frame
+
+    room = Room(world.meeting())
+    early, late = _Recorder(), _Recorder()
+    room.conns["early"] = early  # type: ignore[assignment]
+    first, second = frame(b'{"n":1}'), frame(b'{"n":2}')
+    room.pending.append(first)
+    room.conns["late"] = late  # type: ignore[assignment]
+    room.marks["late"] = 1
+    room.pending.append(second)
+    update = frame(b'{"n":3}')
+    room.broadcast(update)
+    assert early.data == first + second + update
+    assert late.data == second + update
+    assert room.pending == [] and room.marks == {}
+
+
+def test_join_announcements_precede_later_messages_on_the_wire(world: World) -> None:
+    """Participants joining in the same turn as a chat message and a hand raised: every
+    socket sees each participantJoined once, before anything about that participant."""
+    meeting = world.meeting()
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    mod.take()
+    ann.take()
+    newcomers = connect_many(world, meeting, 3, 0)          # no pumping: one turn
+    world.registry.set_raised_hand(newcomers[1], True)
+    world.registry.send_chat(meeting, "hello", "Mod")
+    world.flush()
+    for client in (mod, ann):
+        kinds = [(m["type"], m["data"].get("participant", {}).get("id"))
+                 for m in client.take()]
+        assert kinds == [*(("participantJoined", p.user_id) for p in newcomers),
+                         ("participantUpdated", newcomers[1].user_id), ("chat", None)]
+
+
+def test_a_frame_made_of_parts_is_the_frame_of_their_join() -> None:
+    """frame_of gives the bytes of frame() for every length class of RFC 6455 headers."""
+    from meetplatform.signalling.hub import frame, frame_of
+
+    for length in (0, 1, 125, 126, 127, 65_535, 65_536, 300_000):
+        payload = bytes(i % 251 for i in range(length))
+        parts = [payload[:length // 3], payload[length // 3:]]
+        assert frame_of(parts) == frame(payload)
+    assert msg.event_of_parts("joined", [("self", b'{"a":1}'), ("n", b"[1]")]) == msg.event(
+        "joined", {"self": {"a": 1}, "n": [1]})
