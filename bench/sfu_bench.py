@@ -12,7 +12,8 @@ camera; everything on one machine, so the numbers are relative, not absolute):
    the bytes each browser sends over 15 s (``outbound-rtp`` of every PeerConnection),
    SFU meeting then mesh meeting.
 2. **Time from opening the join URL to the first decoded remote frame**: a 7th browser
-   (no camera) opens a fresh join URL while the 6 are in the meeting; 3 samples per mode.
+   (no camera) opens a fresh join URL while the 6 are in the meeting and presses Join on
+   the pre-join screen at once; 3 samples per mode.
 3. **Controller CPU per join** and **reactor lag while 100 participants join**, with
    signalling-only clients (``websocket-client`` threads; no media): each SFU client
    joins and sends ``media.publish`` with an offer captured from Chromium (so every join
@@ -43,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from lxml import etree
 
+from tests.browser.helpers import enter, prejoin
 from tests.browser.sfu_env import Env, chromium, running_env
 
 RESULTS = REPO / "bench" / "results"
@@ -116,15 +118,8 @@ def wait(condition: Any, what: str, timeout: float = TIMEOUT) -> Any:
 
 
 def join_browser(driver: Any, url: str) -> None:
-    driver.get(url)
-    wait(lambda: driver.execute_script(
-        "return Boolean(window.meetplatform && window.meetplatform.selfId)"), "joined")
-    wait(lambda: driver.execute_script(
-        "return document.getElementById('audio-dialog').open"), "the audio dialog")
-    driver.execute_script("document.getElementById('join-microphone').click()")
-    wait(lambda: driver.execute_script(
-        "return window.meetplatform.media.audioMode === 'microphone'"), "microphone")
-    driver.execute_script("document.getElementById('camera-btn').click()")
+    """Open the join URL and pass the pre-join screen with microphone and camera."""
+    enter(driver, url, "join-microphone", camera=True)
     wait(lambda: driver.execute_script("return window.meetplatform.media.camera"), "camera")
 
 
@@ -163,6 +158,7 @@ def media_run(env: Env, mode: str, workdir: Path) -> dict[str, Any]:
             url = env.bbb.join_url(meeting, f"New{n}", "VIEWER")
             opened = time.monotonic()
             newcomer.get(url)
+            prejoin(newcomer)  # join without camera or audio: the pre-join screen's Join
             wait(lambda: (stats(newcomer).get("videos") or 0) >= 1, "a first remote frame")
             first_frames.append(time.monotonic() - opened)
         return {"upstream_bytes_per_s": upstream,

@@ -28,6 +28,11 @@ page builds new PeerConnections and publishes again, without reloading. With no 
 node left a meeting falls back to mesh (``media.renegotiate {mode: "mesh"}``). Every
 Janus call has a timeout, so nothing waits for a node that went silent; a meeting whose
 room or sessions cannot be set up falls back to mesh with a log line.
+
+Why one module of this size: the browser requests, Janus's events, the registry's events
+and the node moves all read and change the same per-meeting state (each participant's
+handles, the room's published streams, the subscription each one receives) under one
+ordering of renegotiations; split, each part would need the others' internals.
 """
 
 from __future__ import annotations
