@@ -31,10 +31,10 @@ from tests.browser import turn_client
 from tests.browser.conftest import REPO, Service, _free_port, stop_process
 from tests.browser.helpers import (
     choose_audio,
+    enter,
     meeting_id,
     start_camera,
     wait_for,
-    wait_joined,
     wait_media_flowing,
 )
 
@@ -237,10 +237,8 @@ def test_relay_only_browsers_get_media_through_coturn(
     mid = meeting_id("turn")
     bbb.create(mid, "Through TURN")
     ada, bob = new_browser(), new_browser()
-    ada.get(bbb.join_url(mid, "Ada", "MODERATOR"))
-    ada_id = wait_joined(ada)
-    bob.get(bbb.join_url(mid, "Bob", "VIEWER"))
-    bob_id = wait_joined(bob)
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))  # past the pre-join screen
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
     for driver in (ada, bob):
         choose_audio(driver)
         start_camera(driver)
