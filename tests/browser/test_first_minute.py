@@ -312,6 +312,10 @@ def test_browser_language_and_the_seat_override(bbb: Bbb, new_browser: Browser) 
     prejoin(bia)
     wait_joined(bia)
     assert bia.find_element(By.CSS_SELECTOR, "#leave-btn .tool-label").text == "Sair"
+    # the classroom too: its controls' names and the slide's text alternative
+    assert bia.find_element(By.ID, "next-page").get_attribute("aria-label") == "Próxima página"
+    wait_for(bia, lambda d: d.find_element(By.ID, "slide-caption").text
+             == "Quadro branco, página 1 de 1", "the slide's caption in Portuguese")
 
     dora = new_browser(lang="pt-BR")
     dora.get(bbb.join_url(mid, "Dora", "VIEWER",

@@ -18,8 +18,8 @@ function pollTypes() {
   ];
 }
 
-// The server names the answers of Yes/No and True/False polls in English (as BBB does,
-// they go to the chat and the recordings so); each page shows them in its language.
+// The server names the answers of Yes/No and True/False polls in English (that is what
+// goes to the chat and the recordings); each page shows them in its own language.
 function answerLabel(poll, label) {
   if (poll?.pollType === "YN") return { Yes: t("poll.yes"), No: t("poll.no") }[label] ?? label;
   if (poll?.pollType === "TF") return { True: t("poll.true"), False: t("poll.false") }[label] ?? label;
