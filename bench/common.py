@@ -179,9 +179,25 @@ class Proc:
 NICE = 0
 
 
+def checkout(name: str) -> tuple[str, Path]:
+    """A server or case name ``NAME@DIR`` → ``(NAME, DIR)``: run the product from the
+    checkout ``DIR`` (its ``meetplatform`` on ``PYTHONPATH``, its bench server script)
+    in the same run as this one, e.g. ``meetplatform@/tmp/before-issue9`` for a same-run
+    before/after; a plain ``NAME`` → ``(NAME, REPO_DIR)``."""
+    base, at, where = name.partition("@")
+    if not at:
+        return name, REPO_DIR
+    path = Path(where).resolve()
+    if not (path / "meetplatform" / "__init__.py").exists():
+        raise SystemExit(f"{name}: {path} is no checkout of the product")
+    return base, path
+
+
 def start(name: str, argv: Sequence[str], *, cpu: int | None, log_dir: Path,
-          cwd: Path = REPO_DIR, env: dict[str, str] | None = None) -> Proc:
-    """Start ``argv`` (pinned to ``cpu`` with taskset if given); stdout is piped."""
+          cwd: Path = REPO_DIR, env: dict[str, str] | None = None,
+          code: Path = REPO_DIR) -> Proc:
+    """Start ``argv`` (pinned to ``cpu`` with taskset if given); stdout is piped.
+    ``code`` is the checkout whose product the child imports (``PYTHONPATH``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.stderr"
     full = list(argv)
@@ -192,7 +208,7 @@ def start(name: str, argv: Sequence[str], *, cpu: int | None, log_dir: Path,
     stderr: TextIO = open(log_path, "w")  # noqa: SIM115 - closed below, once the child has it
     child_env = dict(os.environ)
     child_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_DIR), child_env.get("PYTHONPATH", "")) if p)
+        p for p in (str(code), child_env.get("PYTHONPATH", "")) if p)
     child_env["PYTHONUNBUFFERED"] = "1"
     if env:
         child_env.update(env)
@@ -305,7 +321,7 @@ def wait_quiet(max_wait: float, limit: float = OTHER_CPU_LIMIT, window: float = 
             return round(busy, 3)
 
 
-def product_fingerprint() -> str:
+def product_fingerprint(repo: Path = REPO_DIR) -> str:
     """A short hash of the product's source (meetplatform/**/*.py) as it is right now.
 
     The product is being changed while benchmarks run (several engineers share the
@@ -314,6 +330,6 @@ def product_fingerprint() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted((REPO_DIR / "meetplatform").rglob("*.py")):
-        digest.update(str(path.relative_to(REPO_DIR)).encode() + b"\0" + path.read_bytes())
+    for path in sorted((repo / "meetplatform").rglob("*.py")):
+        digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]

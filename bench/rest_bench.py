@@ -147,7 +147,8 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     root.putChild(b"api", api)
     invite = InvitePages(reactor, settings, registry, store, invitations=invitations,
                          pages=WebPages(reactor, settings, registry))
-    invite.kit.limiter = AddressLimiter(reactor, rate=1e9, burst=10**9)
+    # The page kit's limiter (before the kit of issue 9: the pages' own).
+    getattr(invite, "kit", invite).limiter = AddressLimiter(reactor, rate=1e9, burst=10**9)
     root.putChild(b"j", invite.resource())
     site = tap.MeetplatformSite(root, clock=reactor, max_query_bytes=settings.max_query_bytes,
                                 max_body_bytes=settings.max_body_bytes)
@@ -256,7 +257,8 @@ class Runner:
         a = self.args
         busy_before = C.wait_quiet(a.quiet_wait)
         port = C.free_port()
-        log = str(self.logs / f"{case}.log")
+        log = str(self.logs / f"{case.replace('/', '_')}.log")
+        kind, code = C.checkout(case)
         if case == "bare":
             argv = [PY, str(C.BENCH_DIR / "baselines" / "klein_xml.py"), "--port", str(port),
                     "--log", log]
@@ -265,20 +267,21 @@ class Runner:
                     "--log", log]
             if profile:
                 argv += ["--cprofile", profile]
-        server = C.start(f"server-{case}", argv, cpu=0, log_dir=self.logs)
+        server = C.start(f"server-{case.replace('/', '_')}", argv, cpu=0, log_dir=self.logs,
+                         code=code)
         record: dict[str, Any] = {"bench": "rest", "case": case, "round": round_no,
                                   "conns": a.conns, "duration_s": a.duration,
                                   "load1": C.load_average(), "busy_before": busy_before,
-                                  "product": C.product_fingerprint()}
+                                  "product": C.product_fingerprint(code)}
         try:
             ready = C.expect_ready(server)
             url = f"http://127.0.0.1:{port}"
             if case == "bare":
                 script, tail = str(C.BENCH_DIR / "wrk_paths.lua"), [str(self.bare_paths)]
             else:
-                lines, info = self.setup_product(case, port, ready)
+                lines, info = self.setup_product(kind, port, ready)
                 record.update(info)
-                listing = self.work / f"{case}-{round_no}.lines"
+                listing = self.work / f"{case.replace('/', '_')}-{round_no}.lines"
                 listing.write_text("\n".join(lines[2:]) + "\n")
                 script, tail = str(self.lua), [lines[0], lines[1], str(listing)]
             base = ["wrk", "-t1", f"-c{a.conns}", "--latency", "-s", script]
@@ -342,7 +345,7 @@ def summarize(records: list[dict[str, Any]]) -> str:
     out = [("| case | per second (median, range) | ratio to bare (median, range) | "
            "server CPU µs/req | server cores | other cores (max) | p50 / p99 ms | failed |"),
            "|---|---|---|---|---|---|---|---|"]
-    for case in CASES:
+    for case in dict.fromkeys(r["case"] for r in records):
         rs = [by[(case, n)] for n in rounds if (case, n) in by]
         if not rs:
             continue
@@ -357,6 +360,18 @@ def summarize(records: list[dict[str, Any]]) -> str:
             f"{C.median([r['lat_p50_us'] for r in rs]) / 1000:.1f} / "
             f"{C.median([r['lat_p99_us'] for r in rs]) / 1000:.1f} | "
             f"{sum(r['failed_checks'] + r['errors_status'] for r in rs)} |")
+    compared = [("| this ÷ other checkout, same round | per second | server CPU per request |"),
+                "|---|---|---|"]
+    for other in dict.fromkeys(r["case"] for r in records if "@" in r["case"]):
+        this = other.partition("@")[0]
+        pairs = [(by[(this, n)], by[(other, n)]) for n in rounds
+                 if (this, n) in by and (other, n) in by]
+        rates = ", ".join(f"{a['rps'] / b['rps']:.2f}" for a, b in pairs)
+        cpu = ", ".join(f"{a['server_us_per_req'] / b['server_us_per_req']:.2f}"
+                        for a, b in pairs)
+        compared.append(f"| {this} ÷ {other} | {rates} | {cpu} |")
+    if len(compared) > 2:
+        out += ["", *compared]
     return "\n".join(out)
 
 
@@ -377,7 +392,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--cases", default=",".join(CASES),
                         help="comma-separated subset of " + ", ".join(CASES) + " (bare is "
-                             "always kept: the ratios need it)")
+                             "always kept: the ratios need it); CASE@DIR runs the product "
+                             "of the checkout DIR (this file's bench server, DIR's code)")
     parser.add_argument("--cprofile", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile", default=None, choices=CASES[1:],
                         help="one extra cProfile'd run of this case (server CPU time)")
@@ -392,7 +408,10 @@ def main(argv: list[str]) -> None:
                                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     C.log(f"logs in {runner.logs}; results in {runner.out}")
     records = []
-    cases = [c for c in CASES if c == "bare" or c in args.cases.split(",")]
+    cases = ["bare"] + [c for c in args.cases.split(",") if c != "bare"]
+    unknown = [c for c in cases if C.checkout(c)[0] not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown}: use {', '.join(CASES)} (or CASE@DIR)")
     for n in range(1, args.rounds + 1):
         for case in cases:
             records.append(runner.run(case, n))

@@ -16,6 +16,9 @@ Servers (each started pinned to CPU 0, stopped by its PID after the run):
                        issue's 100,000 deliveries/s anchor).
 ``meetplatform+X``     the product with proposed optimisation X switched on (NOT the product;
                        see ``EXPERIMENTS`` in bench/mp_server.py), to measure a fix.
+``meetplatform@DIR``   the product of the checkout DIR (its code and its bench/mp_server.py),
+                       e.g. an earlier commit, for a same-run before/after (also
+                       ``meetplatform+X@DIR``); ratios: meetplatform ÷ meetplatform@DIR.
 
 Workloads (client: bench/ws_client/ws_client.js, one Node process pinned to CPU 1; it
 receives with bench/ws_client/raw_ws.js unless ``--client ws``):
@@ -77,10 +80,11 @@ class Runner:
 
     def server_argv(self, server: str, workload: str, port: int, urls: Path,
                     profile: str | None) -> list[str]:
-        log = str(self.logs / f"{server}-{workload}.log")
+        log = str(self.logs / f"{server.replace('/', '_')}-{workload}.log")
+        server, code = C.checkout(server)
         if server.startswith("meetplatform"):
             rooms, size = self.shape(workload)
-            argv = [PY, str(C.BENCH_DIR / "mp_server.py"), "--port", str(port),
+            argv = [PY, str(code / "bench" / "mp_server.py"), "--port", str(port),
                     "--secret", secrets.token_hex(20), "--log", log,
                     "--ws-rooms", str(rooms), "--ws-room-size", str(size),
                     "--tokens-out", str(urls)]
@@ -124,22 +128,22 @@ class Runner:
         a = self.args
         busy_before = C.wait_quiet(a.quiet_wait)
         port = C.free_port()
-        urls = self.work / f"urls-{server}-{workload}.json"
+        urls = self.work / f"urls-{server.replace('/', '_')}-{workload}.json"
         if not server.startswith("meetplatform"):
             self.baseline_urls(workload, port, urls)
         record: dict[str, Any] = {"bench": "ws", "server": server, "workload": workload,
                                   "round": round_no, "busy_before": busy_before,
-                                  "product": C.product_fingerprint(),
+                                  "product": C.product_fingerprint(C.checkout(server)[1]),
                                   "load1": C.load_average()}
-        srv = C.start(f"server-{server}-{workload}",
+        srv = C.start(f"server-{server.replace('/', '_')}-{workload}",
                       self.server_argv(server, workload, port, urls, profile),
-                      cpu=0, log_dir=self.logs)
+                      cpu=0, log_dir=self.logs, code=C.checkout(server)[1])
         client = None
         try:
             C.expect_ready(srv, timeout=120)
             time.sleep(0.5)
             record["rss_before_mb"] = round(C.proc_rss_mb(srv.pid), 1)
-            client = C.start(f"client-{server}-{workload}",
+            client = C.start(f"client-{server.replace('/', '_')}-{workload}",
                              ["node", str(CLIENT), json.dumps(self.client_config(workload, urls))],
                              cpu=1, log_dir=self.logs)
             pids = {"server": srv.pid, "client": client.pid}
@@ -211,6 +215,9 @@ class Runner:
                     cpu["steady"]["server"]["cores"] * 1e6 / rate, 2)
             if "sat" in cpu:
                 record["sat_server_cores"] = cpu["sat"]["server"]["cores"]
+                if cpu["sat"]["server"]["cores"] and sat.get("deliveriesPerSecond"):
+                    record["sat_per_core"] = round(
+                        sat["deliveriesPerSecond"] / cpu["sat"]["server"]["cores"])
                 record["sat_client_cores"] = cpu["sat"]["client"]["cores"]
             record["lost"] = sum(x.get("lost", 0) for x in (steady, sat, light))
         else:
@@ -326,7 +333,10 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
     servers = list(dict.fromkeys([*fan, *hold]))
     experiments = [s for s in servers if s.startswith("meetplatform+")]
     baselines = [s for s in servers if not s.startswith("meetplatform")]
-    pairs = [("meetplatform", b) for b in baselines] + [(e, "meetplatform") for e in experiments]
+    checkouts = [s for s in servers if s.startswith("meetplatform@")]
+    pairs = ([("meetplatform", b) for b in baselines] + [(e, "meetplatform") for e in experiments]
+             + [(c, b) for c in checkouts for b in baselines]
+             + [("meetplatform", c) for c in checkouts])
     for subject, base in pairs:
         row(f"deliveries/s, room {args.room}, saturation", fan, "sat_deliveries_per_s", base,
             "≥ 100,000/s", lambda v: v >= 100_000, subject=subject)
@@ -348,6 +358,12 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for subject, base in pairs:
         row(f"joins/s (one room filling to {args.room})", fan, "joins_per_s", base, "–", None,
             subject=subject)
+    for subject, base in pairs:
+        row(f"server CPU µs per join (one room filling to {args.room})", fan,
+            "server_us_per_join", base, "≤ 500", lambda v: v <= 500, subject=subject)
+    for subject, base in pairs:
+        row(f"deliveries per server core-second, saturation (room {args.room})", fan,
+            "sat_per_core", base, "–", None, subject=subject)
     lines.append("\n".join(rows))
     return "\n".join(lines)
 

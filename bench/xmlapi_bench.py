@@ -126,14 +126,15 @@ class Runner:
 
     def server(self, case: str, port: int, profile: str | None = None) -> list[str]:
         a = self.args
-        log = str(self.logs / f"{case.replace(':', '_')}.log")
+        log = str(self.logs / f"{case.replace(':', '_').replace('/', '_')}.log")
+        case, code = C.checkout(case)
         if case == "bare":
             return [PY, str(C.BENCH_DIR / "baselines" / "klein_xml.py"), "--port", str(port),
                     "--log", log]
         if case.startswith("bare-getMeetings"):
             return [PY, str(C.BENCH_DIR / "baselines" / "klein_xml.py"), "--port", str(port),
                     "--log", log, "--body-file", str(self.big_body(case))]
-        argv = [PY, str(C.BENCH_DIR / "mp_server.py"), "--port", str(port),
+        argv = [PY, str(code / "bench" / "mp_server.py"), "--port", str(port),
                 "--secret", self.secret, "--log", log]
         base, _, experiment = case.partition("+")
         if experiment:
@@ -150,6 +151,7 @@ class Runner:
     def workload(self, case: str) -> tuple[Path, int, float]:
         """(paths file, connections, measured seconds) of a case."""
         a = self.args
+        case = C.checkout(case)[0]
         if case.startswith(("getMeetings", "bare-getMeetings")):
             return self.paths_files["getMeetings"], 1, a.latency_duration
         if case.startswith("call:"):
@@ -184,12 +186,13 @@ class Runner:
         busy_before = C.wait_quiet(a.quiet_wait)
         port = C.free_port()
         paths_file, conns, duration = self.workload(case)
-        server = C.start(f"server-{case}", self.server(case, port, profile), cpu=0,
-                         log_dir=self.logs)
+        code = C.checkout(case)[1]
+        server = C.start(f"server-{case.replace('/', '_')}", self.server(case, port, profile),
+                         cpu=0, log_dir=self.logs, code=code)
         record: dict[str, Any] = {"bench": "xmlapi", "case": case, "round": round_no,
                                   "conns": conns, "duration_s": duration,
                                   "load1": C.load_average(), "busy_before": busy_before,
-                                  "product": C.product_fingerprint()}
+                                  "product": C.product_fingerprint(code)}
         try:
             C.expect_ready(server)
             record.update(self.check(case, port))
@@ -295,6 +298,17 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ratio_rows.append(f"| mix req/s ÷ bare Klein req/s | {', '.join(f'{x:.2f}' for x in mix)}"
                           f" | **{C.median(mix):.2f}×** | ≥ 0.80× | "
                           f"{'yes' if C.median(mix) >= 0.8 else 'NO'} |")
+    for case in by_case:
+        if "@" in case:  # another checkout's product, same rounds
+            got = per_round(case, "bare", "rps")
+            ratio_rows.append(f"| {case} req/s ÷ bare Klein req/s | "
+                              f"{', '.join(f'{x:.2f}' for x in got)} | {C.median(got):.2f}× | – | – |")
+            this = case.partition("@")[0]
+            for key, what in (("rps", "req/s"), ("server_cpu_us_per_req", "server CPU µs/req")):
+                got = per_round(this, case, key)
+                ratio_rows.append(f"| {this} ÷ {case}, {what} | "
+                                  f"{', '.join(f'{x:.2f}' for x in got)} | "
+                                  f"{C.median(got):.2f}× | – | – |")
     for call in CALLS:
         got = per_round(f"call:{call}", "bare", "rps")
         if got:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.defer import Deferred
@@ -34,6 +35,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from meetplatform.config import Settings
+from meetplatform.documents import DocumentService
+from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
 from meetplatform.media.events import JanusEventsResource
@@ -50,6 +53,7 @@ from meetplatform.web.embed import EmbedPages
 from meetplatform.web.invite import MAX_BODY_BYTES as PAGE_BODY_BYTES
 from meetplatform.web.invite import InvitePages
 from meetplatform.web.pages import WebPages
+from meetplatform.web.presentations import PresentationFiles
 from meetplatform.webhooks import DeliveryPolicy, Sender, WebhookService
 from meetplatform.xmlapi import XmlApi
 from meetplatform.xmlapi.history_calls import HistoryCalls
@@ -81,6 +85,12 @@ class Parts:
     rest_api: RestApi
     #: The media nodes (Janus): health, placement, getServers.
     media: MediaNodes
+    #: Converts documents in worker processes (a service: stopping it kills them).
+    documents: DocumentService
+    #: Hands every meeting's documents to ``documents`` and reports their progress.
+    meeting_documents: MeetingDocuments
+    #: ``/presentations``: converted pages, originals, uploads.
+    presentation_files: PresentationFiles
 
 
 def build_parts(
@@ -95,6 +105,7 @@ def build_parts(
     rate_limits: RateLimits | None = None,
     recordings: RecordingCatalogue | None = None,
     revision: str | None = None,
+    documents: DocumentService | None = None,
 ) -> Parts:
     """Every part, wired to its collaborators; nothing mounted, nothing started.
 
@@ -102,6 +113,10 @@ def build_parts(
     webhooks, the default policies, the revision of the installed code).
     """
     invitations = Invitations(clock, settings, registry, store)
+    documents = documents or DocumentService.from_settings(clock, settings)
+    meeting_documents = MeetingDocuments(clock, registry, documents)
+    presentation_files = PresentationFiles(registry, meeting_documents,
+                                           base_path=urlsplit(settings.public_url).path)
     history = History(clock, settings, registry, store)
     webhooks = WebhookService(clock, settings, registry, store, sender=webhook_sender,
                               policy=delivery_policy, rng=rng)
@@ -120,11 +135,14 @@ def build_parts(
     signalling = SignallingService(clock, settings, registry,
                                    extra_origins_for=embed.origins_for_seat, media=sfu)
     rest_api = RestApi(clock, settings, registry, store, invitations=invitations,
-                       rate_limits=rate_limits, history=history, webhooks=webhooks)
+                       rate_limits=rate_limits, history=history, webhooks=webhooks,
+                       documents=meeting_documents)
     return Parts(clock=clock, settings=settings, registry=registry, store=store,
                  invitations=invitations, history=history, webhooks=webhooks,
                  xml_api=xml_api, pages=pages, embed=embed, invite=invite,
-                 signalling=signalling, rest_api=rest_api, media=media)
+                 signalling=signalling, rest_api=rest_api, media=media,
+                 documents=documents, meeting_documents=meeting_documents,
+                 presentation_files=presentation_files)
 
 
 def mount(parts: Parts) -> Resource:
@@ -141,7 +159,11 @@ def mount(parts: Parts) -> Resource:
     root.putChild(b"static", parts.pages.static_resource())
     root.mount(b"embed", parts.embed.resource(), max_body_bytes=PAGE_BODY_BYTES)
     root.mount(b"j", parts.invite.resource(), max_body_bytes=PAGE_BODY_BYTES)
-    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource()))
+    root.putChild(b"ws", UpgradeOnly(parts.signalling.resource(),
+                                     factory=parts.signalling.factory))
+    # Uploads from the conference page carry a file (see web/presentations.py).
+    root.mount(b"presentations", parts.presentation_files,
+               max_body_bytes=parts.settings.max_body_bytes)
     api = Resource()
     api.putChild(b"v2", parts.rest_api.resource())
     root.mount(b"api", api, max_body_bytes=parts.rest_api.max_body_bytes)
@@ -159,6 +181,8 @@ def attach(parts: Parts, parent: IServiceCollection) -> None:
     recovered = Deferred.fromCoroutine(parts.history.recover())
     recovered.addCallback(parts.webhooks.meetings_interrupted)
     recovered.addErrback(lambda f: _log.failure("recovering the meeting history failed", f))
+    parts.meeting_documents.sweep()
+    parts.documents.setServiceParent(parent)
     parts.signalling.setServiceParent(parent)
     local = local_janus(parts.clock, parts.settings, parts.store, parts.media)
     if local is not None:

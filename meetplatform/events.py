@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from meetplatform.model import ChatMessage, Meeting, Participant, Seat
+    from meetplatform.model import (
+        ChatMessage,
+        Document,
+        Meeting,
+        Participant,
+        Poll,
+        Seat,
+        Shape,
+        SlideDocument,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,3 +133,93 @@ class ChatMessageSent(Event):
 class DocumentsInserted(Event):
     meeting: Meeting
     count: int
+    #: The documents inserted (the document service converts them).
+    documents: tuple[Document, ...] = ()
+
+
+# --- the classroom (presentation, whiteboard, polls) --------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentChanged(Event):
+    """A document was added, progressed in its conversion, became ready or failed."""
+
+    meeting: Meeting
+    document: SlideDocument
+
+
+@dataclass(frozen=True)
+class DocumentRemoved(Event):
+    meeting: Meeting
+    document_id: str
+
+
+@dataclass(frozen=True)
+class PresentationChanged(Event):
+    """The current document or page changed (the viewport is reset with it)."""
+
+    meeting: Meeting
+    by: Participant | None
+
+
+@dataclass(frozen=True)
+class ViewportChanged(Event):
+    meeting: Meeting
+
+
+@dataclass(frozen=True)
+class ShapeDrawn(Event):
+    """A shape was started (``created``) or grew: ``points_from`` is the index in its
+    flat ``points`` of the first value this event added."""
+
+    meeting: Meeting
+    page_key: str
+    shape: Shape
+    points_from: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class ShapesRemoved(Event):
+    """Shapes erased, undone or cleared from a page (``cleared``: the whole page)."""
+
+    meeting: Meeting
+    page_key: str
+    shape_ids: tuple[str, ...]
+    by: Participant | None
+    cleared: bool = False
+
+
+@dataclass(frozen=True)
+class MultiUserChanged(Event):
+    meeting: Meeting
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class PollStarted(Event):
+    meeting: Meeting
+    poll: Poll
+
+
+@dataclass(frozen=True)
+class PollAnswered(Event):
+    """One answer; ``participant`` is ``None`` for anonymous polls (nobody learns who
+    answered what, not even the server's APIs)."""
+
+    meeting: Meeting
+    poll: Poll
+    participant: Participant | None
+    answer: int | str
+
+
+@dataclass(frozen=True)
+class PollStopped(Event):
+    meeting: Meeting
+    poll: Poll
+
+
+@dataclass(frozen=True)
+class PollPublished(Event):
+    meeting: Meeting
+    poll: Poll

@@ -70,6 +70,63 @@ def public_query(meeting: Meeting) -> dict[str, str]:
     return {k: v for k, v in params.items() if not _HIDDEN_PARAMETER.search(k)}
 
 
+def classroom_op(event: ev.Event) -> hdb.ClassroomOp | None:
+    """The classroom log entry of an event, if it makes one.
+
+    The annotation log keeps finished shapes whole (not each increment of a stroke: a
+    presenter streams 60 a second) and every removal, so replaying it in order gives every
+    page's annotations at any moment. Poll answers of anonymous polls carry no user (the
+    registry does not say who gave them)."""
+    if isinstance(event, ev.PresentationChanged):
+        p = event.meeting.presentation
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "page",
+                               event.by.user_id if event.by else None,
+                               {"documentId": p.current_document, "page": p.current_page})
+    if isinstance(event, ev.ShapeDrawn):
+        shape = event.shape
+        if not shape.done:
+            return None
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "shape",
+                               shape.user_id or None, {
+                                   "page": event.page_key, "id": shape.id, "kind": shape.kind,
+                                   "color": shape.color, "width": shape.width,
+                                   "points": list(shape.points), "text": shape.text})
+    if isinstance(event, ev.ShapesRemoved):
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "shapes-removed",
+                               event.by.user_id if event.by else None,
+                               {"page": event.page_key, "ids": list(event.shape_ids),
+                                "cleared": event.cleared})
+    if isinstance(event, ev.MultiUserChanged):
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "multi-user", None,
+                               {"enabled": event.enabled})
+    if isinstance(event, ev.DocumentChanged):
+        doc = event.document
+        if doc.state not in ("ready", "failed"):
+            return None
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "document", None, {
+            "id": doc.id, "filename": doc.filename, "state": doc.state,
+            "pagesTotal": doc.pages_total, "error": doc.error})
+    if isinstance(event, ev.PollStarted):
+        poll = event.poll
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "poll-started",
+                               poll.started_by or None, {
+                                   "id": poll.id, "type": poll.kind.value,
+                                   "question": poll.question, "answers": list(poll.answers),
+                                   "anonymous": poll.anonymous})
+    if isinstance(event, ev.PollAnswered):
+        voter = event.participant
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, "poll-answered",
+                               voter.user_id if voter is not None else None,
+                               {"id": event.poll.id, "answer": event.answer})
+    if isinstance(event, (ev.PollStopped, ev.PollPublished)):
+        poll = event.poll
+        kind = "poll-published" if isinstance(event, ev.PollPublished) else "poll-stopped"
+        return hdb.ClassroomOp(event.meeting.internal_id, event.at, kind, None, {
+            "id": poll.id, "counts": list(poll.counts), "responders": len(poll.responders),
+            "texts": list(poll.texts)})
+    return None
+
+
 class HistoryReader:
     """Queries on the durable history, each run after the writes still buffered.
 
@@ -103,6 +160,13 @@ class HistoryReader:
         ``(create_time, internal_id)`` cursor."""
         return await self.read(lambda db: hdb.list_meetings(
             db, space_id=space_id, room_id=room_id, before=before, limit=limit))
+
+    async def classroom(self, internal_id: str, *, after: int = 0,
+                        limit: int = 1000) -> list[hdb.ClassroomRecord]:
+        """A meeting's classroom log (pages shown, finished shapes, removals, polls,
+        documents) in the order it happened, after the entry ``after``."""
+        return await self.read(lambda db: hdb.list_classroom(
+            db, internal_id, after=after, limit=limit))
 
     async def attendances(self, internal_id: str, *, after: tuple[int, int] | None,
                           limit: int) -> list[AttendanceRecord]:
@@ -205,7 +269,7 @@ class History(Service):
         if isinstance(event, ev.MeetingEnded):
             m = event.meeting
             return hdb.MeetingEndedOp(m.internal_id, event.at, event.reason, m.forcibly_ended)
-        return None
+        return classroom_op(event)
 
     # --- reading -------------------------------------------------------------------------
 

@@ -251,6 +251,8 @@ class Meeting:
     attendance: list[Attendance] = field(default_factory=list)
     breakout_ids: list[str] = field(default_factory=list)
     recording: bool = False
+    #: The classroom: documents shown, the whiteboard, polls (see :class:`Presentation`).
+    presentation: Presentation = field(default_factory=lambda: Presentation())
     _timers: dict[str, IDelayedCall] = field(default_factory=dict, repr=False)
 
     # convenient names in the XML API's vocabulary
@@ -307,3 +309,129 @@ def _java_date(ms: int) -> str:
         f"{_DAYS[d.weekday()]} {_MONTHS[d.month - 1]} {d.day:02d} "
         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} UTC {d.year}"
     )
+
+
+# --- the classroom: presentation, whiteboard, polls ------------------------------------------
+
+#: The id of the page shown when a meeting has no document (BBB's default slide): an
+#: empty whiteboard page, one page long.
+DEFAULT_DOCUMENT = "default"
+
+
+class ClassroomError(RegistryError):
+    """A classroom request refused for a reason the surfaces report with ``code``
+    (``notFound``, ``tooManyShapes``, ``tooManyPoints``, ``rateLimited``, ``pollClosed``,
+    ``alreadyAnswered``, ``invalid``, ``notReady``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SlideDocument:
+    """A document of the meeting as the classroom shows it: conversion state and pages.
+
+    The document service (floor 2) converts and reports here; files are its business."""
+
+    id: str
+    filename: str
+    state: str = "queued"  # queued, converting, ready, failed
+    pages_total: int = 0
+    pages_done: int = 0
+    error: str | None = None
+    downloadable: bool = False
+    removable: bool = True
+    #: Asked to be the current document (``current="true"``) once ready.
+    current: bool = False
+    #: File extension of the page images (``png`` or ``jpg``) once pages exist.
+    page_extension: str = "png"
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+@dataclass
+class Shape:
+    """One whiteboard annotation. ``points`` are flat ``x, y`` pairs in page units
+    (0..1 of the page's width and height), so every screen size draws the same."""
+
+    id: str
+    kind: str  # pen, line, rectangle, ellipse, text
+    user_id: str
+    color: str = "#d32f2f"
+    width: float = 0.004
+    points: list[float] = field(default_factory=list)
+    text: str = ""
+    done: bool = False
+
+
+@dataclass
+class Viewport:
+    """The presenter's zoom (1 = whole page) and the page point at the view's top left."""
+
+    zoom: float = 1.0
+    x: float = 0.0
+    y: float = 0.0
+
+
+class PollKind(str, Enum):
+    """BBB's quick poll types."""
+
+    YES_NO = "YN"
+    TRUE_FALSE = "TF"
+    LETTERS = "A-D"
+    CUSTOM = "CUSTOM"
+    FREE_TEXT = "R-"
+
+
+@dataclass(eq=False)
+class Poll:
+    """A poll. For an anonymous poll only *who* answered (one answer each) is kept,
+    never who answered *what*: ``votes`` stays empty and ``texts`` holds bare texts."""
+
+    id: str
+    kind: PollKind
+    question: str
+    answers: list[str]
+    anonymous: bool
+    started_by: str
+    started_at: int
+    counts: list[int] = field(default_factory=list)
+    #: Participants (user ids) who answered: one answer each.
+    responders: set[str] = field(default_factory=set)
+    #: user id -> answer index (or free text), named polls only.
+    votes: dict[str, int | str] = field(default_factory=dict)
+    #: Free-text answers in arrival order.
+    texts: list[str] = field(default_factory=list)
+    stopped: bool = False
+    published: bool = False
+
+
+@dataclass
+class Presentation:
+    """The classroom of one meeting: documents, the page shown and its annotations."""
+
+    documents: dict[str, SlideDocument] = field(default_factory=dict)
+    current_document: str = DEFAULT_DOCUMENT
+    current_page: int = 1
+    viewport: Viewport = field(default_factory=Viewport)
+    #: ``"<document id>/<page>"`` -> shapes by id, in drawing order.
+    annotations: dict[str, dict[str, Shape]] = field(default_factory=dict)
+    multi_user: bool = False
+    poll: Poll | None = None
+    #: Every poll of the meeting, oldest first.
+    polls: list[Poll] = field(default_factory=list)
+    #: Coordinates held by each page's shapes (bounds what a late joiner receives).
+    page_points: dict[str, int] = field(default_factory=dict, repr=False)
+    #: Whiteboard message budget per user id: ``[tokens, last refill in ms]``.
+    rates: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def page_key(self) -> str:
+        return f"{self.current_document}/{self.current_page}"
+
+    def shapes(self, key: str | None = None) -> list[Shape]:
+        return list(self.annotations.get(key or self.page_key, {}).values())

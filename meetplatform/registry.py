@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from meetplatform import events as ev
+from meetplatform.classroom import Classroom
 from meetplatform.model import (
     Attendance,
     ChatMessage,
@@ -71,7 +72,7 @@ def compute_guest_status(policy: GuestPolicy, *, guest: bool, role: Role) -> Gue
     return GuestStatus.ALLOW
 
 
-class Registry:
+class Registry(Classroom):
     """Live meetings. All times are read from the injected clock, in milliseconds."""
 
     #: A seat handed out by ``join`` holds its place against ``maxParticipants`` this long
@@ -277,6 +278,7 @@ class Registry:
         _log.info("meeting {meeting_id} ended: {reason}", meeting_id=meeting.meeting_id,
                   reason=reason.value)
         self._emit(ev.MeetingEnded(at=now, meeting=meeting, reason=reason.value))
+        self.classroom_ended(meeting)
         for breakout_id in list(meeting.breakout_ids):
             breakout = self._by_internal.get(breakout_id)
             if breakout is not None:
@@ -660,4 +662,5 @@ class Registry:
 
     def insert_documents(self, meeting: Meeting, documents: list[Document]) -> None:
         meeting.documents.extend(documents)
-        self._emit(ev.DocumentsInserted(at=self.now(), meeting=meeting, count=len(documents)))
+        self._emit(ev.DocumentsInserted(at=self.now(), meeting=meeting, count=len(documents),
+                                        documents=tuple(documents)))

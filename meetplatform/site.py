@@ -21,14 +21,14 @@ from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from meetplatform import __version__
+from meetplatform import __version__, upgrade
 from meetplatform.clientaddr import client_address, forwarded_https
 from meetplatform.config import Settings
 from meetplatform.media.nodes import MediaNodes
@@ -155,6 +155,12 @@ class RootResource(Resource):
         segment = unquote_to_bytes(path.lstrip(b"/").split(b"/", 1)[0])
         return self._body_limits.get(segment, self.default_body_bytes)
 
+    def upgrade_factory(self, path: bytes) -> IProtocolFactory | None:
+        """The protocol factory of the :class:`UpgradeOnly` child at ``path`` (exactly
+        ``/<name>``, undecoded), which the site hands WebSocket upgrades to directly."""
+        child = self.children.get(path[1:]) if path.count(b"/") == 1 else None
+        return child.factory if isinstance(child, UpgradeOnly) else None
+
     def getChild(self, path: bytes, request: Request) -> Resource:  # type: ignore[override]
         return notFound()  # type: ignore[return-value]
 
@@ -165,13 +171,19 @@ class UpgradeOnly(Resource):
 
     Autobahn's resource takes over the connection for any request and, when it is not an
     upgrade, serves a status page naming Autobahn and its version.
+
+    ``factory``, when given, is the protocol factory behind ``inner``: the site then gives
+    a connection whose first request is a plain upgrade to this path straight to a
+    protocol of it, without twisted.web (:mod:`meetplatform.upgrade`); this resource
+    serves the rest.
     """
 
     isLeaf = True
 
-    def __init__(self, inner: IResource) -> None:
+    def __init__(self, inner: IResource, factory: IProtocolFactory | None = None) -> None:
         super().__init__()
         self._inner = inner
+        self.factory = factory
 
     def render(self, request: Request) -> Any:  # type: ignore[override]
         upgrade = (request.getHeader(b"upgrade") or b"").lower()
@@ -357,27 +369,63 @@ class BoundedChannel(HTTPChannel):
     the site's ``request_head_timeout`` (30 s by default) from the moment the connection
     is ready for a request (accepted, or the previous response done) until the blank line
     that ends the headers; past it the connection is closed (with ``408`` if part of a head
-    had arrived). The deadline runs on the site's clock (``callLater``), and is cancelled
-    once the head is in: the body, a long request and a WebSocket are not bounded by it.
+    had arrived). The deadline runs on the site's clock (one ``callLater`` per connection,
+    not per request), and stops counting once the head is in: the body, a long request and
+    a WebSocket are not bounded by it.
+
+    The first request of a connection is looked at before twisted.web parses it: a plain
+    WebSocket upgrade to a path the root routes (``/ws``) is handed, bytes and transport,
+    to a protocol of that path's factory (:mod:`meetplatform.upgrade`, which says what
+    "plain" means); anything else is parsed here as it always was. Until the head is
+    complete the bytes are kept, within the site's line limit, under the same deadline.
     """
 
+    #: The one timer of the connection's head deadlines (see :meth:`_arm_head_deadline`).
     _head_deadline: IDelayedCall | None = None
+    #: True from the moment the connection is ready for a request until its head is in.
+    _in_head = False
+    #: When the current head's time started (the site's clock).
+    _head_since = 0.0
     _head_started = False
+    #: The first bytes of the connection while they may be a routed upgrade's head.
+    _sniffed: bytes | None = None
 
     def _arm_head_deadline(self) -> None:
-        self._cancel_head_deadline()
+        """Start the head's time. One timer serves every request of a kept-alive connection:
+        arming only notes the time, and the timer, when it fires, either finds the head in
+        time (and waits for the rest of it) or closes the connection. Scheduling and
+        cancelling a timer per request was a measurable part of a small request's cost."""
+        site: MeetplatformSite = cast(Any, self).site
+        self._in_head = True
         self._head_started = False
-        timeout: float = cast(Any, self).site.request_head_timeout
-        self._head_deadline = self.callLater(timeout, self._head_timed_out)
+        self._head_since = site.reactor.seconds()
+        if self._head_deadline is None:
+            self._head_deadline = self.callLater(site.request_head_timeout, self._head_check)
+
+    def _head_complete(self) -> None:
+        """The head is in: the body, a long request and a WebSocket are not bounded."""
+        self._in_head = False
 
     def _cancel_head_deadline(self) -> None:
+        self._in_head = False
         if self._head_deadline is not None:
             if self._head_deadline.active():
                 self._head_deadline.cancel()
             self._head_deadline = None
 
-    def _head_timed_out(self) -> None:
+    def _head_check(self) -> None:
         self._head_deadline = None
+        if not self._in_head:
+            return  # the next request arms it again
+        site: MeetplatformSite = cast(Any, self).site
+        left = self._head_since + site.request_head_timeout - site.reactor.seconds()
+        if left > 0:
+            self._head_deadline = self.callLater(left, self._head_check)
+            return
+        self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
+        self._in_head = False
         transport = self.transport
         if transport is None or transport.disconnecting:  # type: ignore[attr-defined]
             return
@@ -389,14 +437,44 @@ class BoundedChannel(HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self._arm_head_deadline()
+        self._sniffed = b""
 
     def dataReceived(self, data: bytes) -> None:
-        if self._head_deadline is not None and data:
+        if self._in_head and data:
             self._head_started = True
+        if self._sniffed is not None:
+            data = self._sniffed + data
+            site: MeetplatformSite = cast(Any, self).site
+            verdict = upgrade.sniff(data, site.upgrade_factory, max_bytes=self.MAX_LENGTH,
+                                    max_headers=self.maxHeaders)
+            if verdict == upgrade.MORE:
+                self._sniffed = data
+                return
+            self._sniffed = None
+            if verdict != upgrade.HTTP and self._hand_over(
+                    cast(IProtocolFactory, verdict), data):
+                return
         super().dataReceived(data)
 
-    def allHeadersReceived(self) -> None:
+    def _hand_over(self, factory: IProtocolFactory, data: bytes) -> bool:
+        """Give the connection and ``data`` to a new protocol of ``factory`` (False if it
+        builds none: twisted.web then serves the request)."""
+        transport: Any = self.transport
+        protocol = factory.buildProtocol(transport.getPeer())
+        if protocol is None:
+            return False
         self._cancel_head_deadline()
+        self.setTimeout(None)
+        cast(Any, self._networkProducer).unregisterProducer()
+        # As after Autobahn's resource took the transport: this channel is done.
+        self.transport = None
+        upgrade.attach(transport, protocol)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(data)
+        return True
+
+    def allHeadersReceived(self) -> None:
+        self._head_complete()
         super().allHeadersReceived()
 
     def requestDone(self, request: http.Request) -> None:
@@ -463,6 +541,11 @@ class MeetplatformSite(Site):
         self.trusted_proxies = trusted_proxies
         self.max_line_bytes = max_query_bytes + REQUEST_LINE_ALLOWANCE
         self.max_header_bytes = self.max_line_bytes + HEADERS_ALLOWANCE
+
+    def upgrade_factory(self, path: bytes) -> IProtocolFactory | None:
+        """The protocol factory WebSocket upgrades to ``path`` go to directly, if any."""
+        route = getattr(self.resource, "upgrade_factory", None)
+        return None if route is None else cast("IProtocolFactory | None", route(path))
 
     def body_limit(self, uri: bytes) -> int:
         """The largest body a request for ``uri`` may send."""

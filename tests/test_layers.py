@@ -36,6 +36,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.clientaddr": 0,
     # 1: who holds state: the live registry, the durable store, the recordings catalogue.
     "meetplatform.registry": 1,
+    "meetplatform.classroom": 1,
     "meetplatform.store": 1,
     "meetplatform.recordings": 1,
     # 2: services over that state, shared by the surfaces.
@@ -50,6 +51,7 @@ FLOORS: dict[str, int] = {
     "meetplatform.web": 3,
     "meetplatform.signalling": 3,
     "meetplatform.site": 3,
+    "meetplatform.upgrade": 3,
     # 4: composition, the process (its log, its metrics over every part), the commands.
     "meetplatform.build": 4,
     "meetplatform.logs": 4,

@@ -18,6 +18,7 @@ from meetplatform.invitations import Invitations
 from meetplatform.registry import Registry
 from meetplatform.restapi import routes
 from meetplatform.restapi.base import Ctx, RateLimits, broken_parameter, query_args
+from meetplatform.restapi.documents import DOCUMENT, DocumentRoutes
 from meetplatform.restapi.embed import EmbedRoutes
 from meetplatform.restapi.jsonapi import JSON_TYPE, JSONAPI_VERSION, ApiError
 from meetplatform.restapi.meetings import MeetingRoutes
@@ -36,6 +37,7 @@ from meetplatform.store import Store
 from meetplatform.webhooks.receivers import Receivers
 
 if TYPE_CHECKING:
+    from meetplatform.documents.meetings import MeetingDocuments
     from meetplatform.history import History
     from meetplatform.webhooks import WebhookService
 
@@ -52,13 +54,14 @@ INDEX_SCHEMA = {
 
 
 class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, ParticipantRoutes,
-              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes):
+              MeetingRoutes, EmbedRoutes, WebhookRoutes, SessionRoutes, DocumentRoutes):
     """The JSON:API v2 for client applications (one Klein app, state per instance).
 
     ``resource()`` is what the composition root mounts at ``/api/v2``. Optional keyword
     arguments: ``invitations`` (share one :class:`Invitations` with the web pages),
     ``rate_limits``, ``max_body_bytes``, ``access_token_ttl_s``, ``history`` (the meeting
-    history the sessions read) and ``webhooks`` (told when a webhook endpoint changes).
+    history the sessions read), ``webhooks`` (told when a webhook endpoint changes) and
+    ``documents`` (the meetings' documents, for the ``documents`` resource).
     """
 
     app = routes.app
@@ -67,7 +70,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
                  store: Store, *, invitations: Invitations | None = None,
                  rate_limits: RateLimits | None = None, max_body_bytes: int = 64 * 1024,
                  access_token_ttl_s: int | None = None, history: History | None = None,
-                 webhooks: WebhookService | None = None) -> None:
+                 webhooks: WebhookService | None = None,
+                 documents: MeetingDocuments | None = None) -> None:
         super().__init__(clock, settings, registry, store, invitations=invitations,
                          rate_limits=rate_limits, max_body_bytes=max_body_bytes,
                          access_token_ttl_s=access_token_ttl_s)
@@ -79,6 +83,8 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
         self.webhooks = webhooks
         self.webhook_receivers = (webhooks.receivers if webhooks is not None
                                   else Receivers(store))
+        #: The meetings' documents (the ``documents`` resource adds and shows them).
+        self.meeting_documents = documents
 
     @property
     def rate_limiters(self) -> Mapping[str, RateLimiter]:
@@ -107,7 +113,7 @@ class RestApi(OAuthRoutes, SpaceRoutes, RoomRoutes, UserTokenRoutes, Participant
     def openapi_document(self) -> dict[str, Any]:
         if self._openapi is None:
             self._openapi = build_document(
-                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE),
+                routes.ROUTES, (*ALL_TYPES, WEBHOOK_ENDPOINT, SESSION, ATTENDANCE, DOCUMENT),
                 self.base_url)
         return self._openapi
 

@@ -44,7 +44,7 @@ from meetplatform.text import BadText, check
 CLIENT_SCOPES: tuple[str, ...] = (
     "spaces:read", "spaces:write", "rooms:read", "rooms:write", "rooms:join",
     "userTokens:read", "userTokens:write", "participants:read", "participants:moderate",
-    "meetings:read", "meetings:write",
+    "meetings:read", "meetings:write", "documents:read", "documents:write",
 )
 SCOPE_DESCRIPTIONS = {
     "spaces:read": "read the client's space",
@@ -58,6 +58,8 @@ SCOPE_DESCRIPTIONS = {
     "participants:moderate": "mute and remove participants",
     "meetings:read": "list live meetings and read their details",
     "meetings:write": "create, join and end meetings",
+    "documents:read": "list the documents of a room's live meeting and their conversion",
+    "documents:write": "add documents to a room's live meeting and choose the page shown",
 }
 assert set(SCOPE_DESCRIPTIONS) == set(CLIENT_SCOPES)
 

@@ -257,7 +257,8 @@ class ApiBase:
         jsonapi.check_content_type(header_text(ctx.request, "Content-Type"))
         ctx.data = jsonapi.parse_json(ctx.raw_body)
         assert body.rtype is not None
-        url_id = next(iter(params.values()), None) if body.mode == "update" else None
+        # the resource's own id is the last path parameter (/rooms/{roomId}/documents/{id})
+        url_id = list(params.values())[-1] if params and body.mode == "update" else None
         try:
             ctx.doc_id, ctx.attrs = body.rtype.parse(ctx.data, body.mode, url_id)
         except TypeConflict as e:

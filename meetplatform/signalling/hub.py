@@ -42,6 +42,7 @@ from meetplatform.model import (
 from meetplatform.registry import Registry
 from meetplatform.sanitize import sanitize_html
 from meetplatform.signalling import messages as msg
+from meetplatform.signalling.classroom import ClassroomFanout
 from meetplatform.signalling.media_messages import MediaRequests
 
 _log = Logger()
@@ -229,6 +230,8 @@ class Hub:
             ev.GuestDenied: self._on_guest_denied,
             ev.MeetingEnded: self._on_meeting_ended,
         }
+        #: The classroom's fan-out (adds its handlers to ``_handlers``).
+        self.classroom = ClassroomFanout(self)
         self._unsubscribe = registry.subscribe(self._on_event)
 
     # --- handshake ------------------------------------------------------------------------
@@ -427,7 +430,9 @@ class Hub:
         target.write_frame(frame(msg.event("signal", data)))
 
     def send_to(self, participant: Participant, kind: str, data: dict[str, Any]) -> None:
-        """One event to the participant's current socket (none during a resume grace)."""
+        """One event to the participant's current socket (none during a resume grace),
+        after the meeting's pending join announcements (a media offer names them)."""
+        self._settle(participant.meeting)
         room = self.rooms.get(participant.meeting)
         conn = room.conns.get(participant.user_id) if room is not None else None
         if conn is not None and conn.participant is participant:
@@ -487,6 +492,7 @@ class Hub:
         }
         if moderator:
             tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
+        tail["presentation"] = self.classroom.snapshot(me)
         return [
             ("self", self._card(room, me)),
             ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome))),

@@ -537,3 +537,175 @@ class TokenBucket:
         if self.tokens <= self.floor:
             return "abuse"
         return "limited"
+
+    def refund(self) -> None:
+        """Give back the token of a message charged to another budget."""
+        self.tokens = min(self.burst, self.tokens + 1)
+
+
+# --- the classroom: presentation, whiteboard, polls (docs §4.1, §8.1) ------------------------
+
+#: Coordinates one ``draw`` message may add (x and y count one each).
+MAX_DRAW_POINTS = 512
+#: Shape ids one ``erase`` may name.
+MAX_ERASE_IDS = 100
+#: Whiteboard requests charged to the whiteboard's own budget (the registry's
+#: ``Classroom.DRAW_RATE``) instead of the connection's general one: a presenter streams
+#: strokes at 60 updates per second, more than the general 50.
+STREAM_REQUESTS = frozenset({"draw"})
+
+
+def _number(data: Mapping[str, Any], name: str, low: float, high: float,
+            default: float | None = None) -> float:
+    value = data.get(name)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and low <= value <= high):
+        raise invalid(f"'{name}' must be a number between {low:g} and {high:g}")
+    return float(value)
+
+
+def _string(data: Mapping[str, Any], name: str, limit: int, required: bool = True
+            ) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise invalid(f"'{name}' must be a string of at most {limit} characters")
+    return value
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    document_id: str | None
+    page: int
+
+
+def parse_set_page(data: Mapping[str, Any]) -> PageRequest:
+    page = data.get("page")
+    if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 100_000:
+        raise invalid("'page' must be a page number (1, 2, ...)")
+    return PageRequest(_string(data, "documentId", MAX_SHORT_CHARS, required=False), page)
+
+
+@dataclass(frozen=True)
+class ViewportRequest:
+    zoom: float
+    x: float
+    y: float
+
+
+def parse_viewport(data: Mapping[str, Any]) -> ViewportRequest:
+    return ViewportRequest(_number(data, "zoom", 1.0, 8.0, 1.0), _number(data, "x", 0.0, 1.0, 0.0),
+                           _number(data, "y", 0.0, 1.0, 0.0))
+
+
+@dataclass(frozen=True)
+class DrawRequest:
+    shape_id: str
+    points: list[float]
+    kind: str | None
+    color: str | None
+    width: float | None
+    text: str | None
+    done: bool
+
+
+def parse_draw(data: Mapping[str, Any]) -> DrawRequest:
+    shape_id = _string(data, "shapeId", 64)
+    assert shape_id is not None
+    raw = data.get("points", [])
+    if not isinstance(raw, list) or len(raw) > MAX_DRAW_POINTS:
+        raise invalid(f"'points' must be a list of at most {MAX_DRAW_POINTS} numbers")
+    points = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and -1.0 <= value <= 2.0):
+            raise invalid("'points' must hold numbers between -1 and 2 (page units)")
+        points.append(round(float(value), 5))
+    width = data.get("width")
+    return DrawRequest(
+        shape_id=shape_id, points=points,
+        kind=_string(data, "kind", 16, required=False),
+        color=_string(data, "color", 7, required=False),
+        width=None if width is None else _number(data, "width", 0.0005, 0.1),
+        text=_string(data, "text", 500, required=False),
+        done=bool(_bool(data, "done", False)))
+
+
+def parse_erase(data: Mapping[str, Any]) -> list[str]:
+    ids = data.get("shapeIds")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_ERASE_IDS or not all(
+            isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+        raise invalid(f"'shapeIds' must be a list of 1..{MAX_ERASE_IDS} shape ids")
+    return list(ids)
+
+
+def parse_multi_user(data: Mapping[str, Any]) -> bool:
+    enabled = _bool(data, "enabled")
+    assert enabled is not None
+    return enabled
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    kind: str
+    question: str
+    answers: list[str]
+    anonymous: bool
+
+
+POLL_KINDS = ("YN", "TF", "A-D", "CUSTOM", "R-")
+
+
+def parse_poll_start(data: Mapping[str, Any]) -> PollRequest:
+    kind = data.get("pollType")
+    if kind not in POLL_KINDS:
+        raise invalid("'pollType' must be one of " + ", ".join(POLL_KINDS))
+    answers = data.get("answers", [])
+    if not isinstance(answers, list) or len(answers) > 10 or not all(
+            isinstance(a, str) and len(a) <= 100 for a in answers):
+        raise invalid("'answers' must be a list of at most 10 strings of 100 characters")
+    return PollRequest(kind, _string(data, "question", 300, required=False) or "",
+                       list(answers), bool(_bool(data, "anonymous", False)))
+
+
+@dataclass(frozen=True)
+class PollAnswer:
+    poll_id: str
+    answer: int | str
+
+
+def parse_poll_answer(data: Mapping[str, Any]) -> PollAnswer:
+    poll_id = _string(data, "pollId", 64)
+    assert poll_id is not None
+    answer = data.get("answer")
+    if isinstance(answer, bool) or not isinstance(answer, (int, str)):
+        raise invalid("'answer' must be the index of a choice or, for a free-text poll, "
+                      "a text")
+    if isinstance(answer, str) and len(answer) > 300:
+        raise invalid("'answer' must have at most 300 characters")
+    return PollAnswer(poll_id, answer)
+
+
+def parse_document_id(data: Mapping[str, Any]) -> str:
+    document_id = _string(data, "documentId", MAX_SHORT_CHARS)
+    assert document_id is not None
+    return document_id
+
+
+PARSERS.update({
+    "setPage": parse_set_page,
+    "removeDocument": parse_document_id,
+    "viewport": parse_viewport,
+    "draw": parse_draw,
+    "erase": parse_erase,
+    "undo": parse_empty,
+    "clearPage": parse_empty,
+    "multiUser": parse_multi_user,
+    "pollStart": parse_poll_start,
+    "pollAnswer": parse_poll_answer,
+    "pollStop": parse_empty,
+    "pollPublish": parse_empty,
+})

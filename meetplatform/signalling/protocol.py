@@ -19,9 +19,13 @@ Traps avoided here, for whoever edits this next:
   Anything the kernel does not take goes to ``transport.write``; pending frames are sent
   before any write of Autobahn's own (``sendData``: pongs, pings, close frames) and
   before the connection is closed, so the order on the wire is the order of the writes.
+- Autobahn computes the arguments of its debug log lines (coloured names) on every
+  connection, read and write, although they are dropped unread; the factory makes them
+  lazy (:mod:`~meetplatform.signalling.autobahn_debug`).
 - ``sendClose`` refuses 1001 and 1011; :meth:`close` uses ``sendCloseFrame``.
-- twisted.web leaves its ``HTTPChannel`` registered as the transport's producer after
-  the upgrade; it is swapped for this connection's back-pressure watcher.
+- An upgrade that went through twisted.web (not handed over by the site before it,
+  :mod:`meetplatform.upgrade`) leaves its ``HTTPChannel`` registered as the transport's
+  producer; it is swapped for this connection's back-pressure watcher.
 - The factory's timers (keepalive pings, handshake timeouts) run on the injected clock,
   not on txaio's global reactor.
 
@@ -50,6 +54,8 @@ from meetplatform.embedding import normalise_origin
 from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
+from meetplatform.signalling.autobahn_debug import make_debug_arguments_lazy
+from meetplatform.signalling.classroom import ClassroomRequests
 from meetplatform.signalling.hub import Hub, NotFound, frame
 
 if TYPE_CHECKING:
@@ -193,7 +199,8 @@ class _Backpressure:
         self.conn._paused = False
 
 
-class SignallingProtocol(WebSocketServerProtocol):
+class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not ours
+        WebSocketServerProtocol, ClassroomRequests):
     """One browser's signalling socket."""
 
     factory: SignallingFactory
@@ -375,7 +382,9 @@ class SignallingProtocol(WebSocketServerProtocol):
         except msg.EnvelopeError as e:
             self.send_error(e.code, e.message, e.request_id, e.request_type)
             return
-        if verdict == "limited":
+        if request.type in msg.STREAM_REQUESTS:
+            bucket.refund()  # the whiteboard's own budget applies (Classroom.DRAW_RATE)
+        elif verdict == "limited":
             self.send_error("rateLimited",
                             f"more than {hub_module.RATE_PER_SECOND} messages per second",
                             request.id, request.type)
@@ -557,6 +566,7 @@ class SignallingFactory(WebSocketServerFactory):
         extra_origins_for: ExtraOrigins | None = None,
     ) -> None:
         super().__init__(reactor=clock, server=hub.settings.server_name)
+        make_debug_arguments_lazy()
         self.hub = hub
         #: Origins (besides the service's) allowed for a seat: its space's embedding sites.
         self.extra_origins_for = extra_origins_for

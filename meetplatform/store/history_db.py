@@ -84,8 +84,20 @@ class MeetingEndedOp:
     forcibly: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ClassroomOp:
+    """One entry of a meeting's classroom log: a page shown, a finished shape, shapes
+    removed, a poll's life, a document's outcome (``data`` by ``kind``)."""
+
+    internal_id: str
+    at: int
+    kind: str
+    user_id: str | None
+    data: Mapping[str, Any]
+
+
 HistoryOp = (MeetingCreatedOp | MeetingStartedOp | JoinOp | UpdateOp | LeaveOp
-             | MeetingEndedOp)
+             | MeetingEndedOp | ClassroomOp)
 
 
 def _json(value: Mapping[str, Any]) -> str:
@@ -152,6 +164,15 @@ def _apply_one(c: sqlite3.Connection, op: HistoryOp) -> None:
         c.execute(
             "UPDATE attendance_history SET left_time = ?, left_reason = 'ended'"
             " WHERE internal_meeting_id = ? AND left_time IS NULL", (op.at, op.internal_id))
+    elif isinstance(op, ClassroomOp):
+        # Only for a meeting the history knows (its creation is written before).
+        c.execute(
+            "INSERT INTO classroom_history (internal_meeting_id, at, kind, user_id, data)"
+            " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM meeting_history"
+            " WHERE internal_id = ?)",
+            (op.internal_id, op.at, op.kind, op.user_id,
+             json.dumps(dict(op.data), separators=(",", ":"), ensure_ascii=False),
+             op.internal_id))
     else:  # pragma: no cover - every op type is handled above
         raise TypeError(f"unknown history operation {op!r}")
 
@@ -378,3 +399,26 @@ def prune(db: Database, ended_before: int, *, limit: int = 500) -> int:
             "DELETE FROM meeting_history WHERE internal_id IN (SELECT internal_id"
             " FROM meeting_history WHERE end_time IS NOT NULL AND end_time < ? LIMIT ?)",
             (ended_before, limit)).rowcount
+
+
+# --- the classroom log ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClassroomRecord:
+    id: int
+    at: int
+    kind: str
+    user_id: str | None
+    data: dict[str, Any]
+
+
+def list_classroom(db: Database, internal_id: str, *, after: int = 0,
+                   limit: int = 1000) -> list[ClassroomRecord]:
+    """A meeting's classroom log in the order it happened, after the entry ``after``."""
+    rows = db.connection.execute(
+        "SELECT id, at, kind, user_id, data FROM classroom_history"
+        " WHERE internal_meeting_id = ? AND id > ? ORDER BY id LIMIT ?",
+        (internal_id, after, limit)).fetchall()
+    return [ClassroomRecord(row[0], row[1], row[2], row[3], json.loads(row[4]))
+            for row in rows]

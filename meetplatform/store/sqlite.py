@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 #: The schema version this code reads and writes.
-TARGET_VERSION = 4
+TARGET_VERSION = 5
 
 #: How long a connection waits for another writer (another process, e.g. the CLI).
 BUSY_TIMEOUT_MS = 10_000

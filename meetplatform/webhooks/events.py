@@ -17,6 +17,11 @@ event happened, with that moment's time, even when it is built a little later.
 :class:`Translator` keeps the little state needed to turn ``ParticipantUpdated`` (which
 names the changed fields) into BBB's events (``user-audio-muted``,
 ``user-cam-broadcast-start``...), which need the previous values.
+
+Why one module of this size: it is the one translation table from registry events to what
+bbb-webhooks and the JSON:API's endpoints receive (meetings, participants, chat, the
+lobby, polls); each event's two shapes sit next to each other, which is what a reviewer
+compares with BBB's payloads.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ BBB_EVENTS: dict[str, str] = {
     "guest-waiting": "GuestsWaitingForApprovalEvtMsg",
     "guest-admitted": "GuestsWaitingApprovedEvtMsg",
     "guest-denied": "GuestsWaitingApprovedEvtMsg",
+    "poll-started": "PollStartedEvtMsg",
+    "poll-responded": "UserRespondedToPollRecordMsg",
 }
 
 #: The JSON:API's event types for per-space endpoints.
@@ -256,6 +263,16 @@ class Translator:
         if isinstance(event, (ev.GuestWaiting, ev.GuestAdmitted, ev.GuestDenied)):
             seat = event.seat
             return self._guest, (event.at, type(event), seat.meeting, seat_who(seat))
+        if isinstance(event, ev.PollStarted):
+            poll = event.poll
+            starter = event.meeting.participants.get(poll.started_by)
+            return self._poll_started, (event.at, event.meeting, poll.id, poll.kind.value,
+                                        poll.question, tuple(poll.answers), poll.anonymous,
+                                        who(starter) if starter else None)
+        if isinstance(event, ev.PollAnswered):
+            voter = event.participant
+            return self._poll_responded, (event.at, event.meeting, event.poll.id, event.answer,
+                                          who(voter) if voter is not None else None)
         return None
 
     # --- meetings ------------------------------------------------------------------------
@@ -413,6 +430,42 @@ class Translator:
             rest_type=rest_type if ref.space_id else None, space_id=ref.space_id,
             rest_data={**_rest_session(ref), "participant": _rest_participant(seat),
                        "externalUserId": seat.external_user_id})]
+
+
+    # --- polls ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _poll_started(at: int, meeting: Meeting, poll_id: str, kind: str, question: str,
+                      answers: tuple[str, ...], anonymous: bool, starter: Who | None
+                      ) -> list[Occurrence]:
+        ref = meeting_ref(meeting)
+        attributes: dict[str, Any] = {
+            "meeting": _bbb_meeting(ref),
+            "poll": {"id": poll_id, "type": kind, "question": question,
+                     "anonymous": anonymous,
+                     "answers": [{"id": i, "key": answer} for i, answer in enumerate(answers)]},
+        }
+        if starter is not None:
+            attributes["user"] = _bbb_user(starter)
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref, bbb_name="poll-started",
+                           bbb_attributes=attributes)]
+
+    @staticmethod
+    def _poll_responded(at: int, meeting: Meeting, poll_id: str, answer: int | str,
+                        voter: Who | None) -> list[Occurrence]:
+        """An answer; for an anonymous poll without the voter (the registry never told
+        who it was)."""
+        ref = meeting_ref(meeting)
+        poll: dict[str, Any] = {"id": poll_id}
+        if isinstance(answer, int):
+            poll["answerIds"] = [answer]
+        else:
+            poll["answer"] = answer
+        attributes: dict[str, Any] = {"meeting": _bbb_meeting(ref), "poll": poll}
+        if voter is not None:
+            attributes["user"] = _bbb_user(voter)
+        return [Occurrence(new_event_id(), at, ref.internal_id, ref, bbb_name="poll-responded",
+                           bbb_attributes=attributes)]
 
 
 # --- the store's events (rooms, invitations) ---------------------------------------------------

@@ -37,7 +37,7 @@ from meetplatform.xmlapi.pipeline import (
     Prerendered,
     Redirect,
 )
-from meetplatform.xmlapi.render import Items
+from meetplatform.xmlapi.render import Items, Raw
 
 #: ``(meeting, token)`` -> the config.xml ``setConfigXML`` stored under that token, or None.
 ConfigLookup = Callable[[Meeting, str], "str | None"]
@@ -196,7 +196,12 @@ class MeetingCalls:
 
     def get_meeting_info(self, ctx: CallContext) -> Answer:
         meeting = self._live_meeting(ctx.params)
-        return Prerendered(self._renderer.meeting_info(meeting, ctx.fmt))
+        extension = self._renderer.presentation_nodes(meeting)
+        if not extension:  # no documents: BBB's answer, prerendered
+            return Prerendered(self._renderer.meeting_info(meeting, ctx.fmt))
+        if ctx.fmt == "xml":
+            return [("", Raw(self._renderer.xml(meeting))), *extension]
+        return [*self._renderer.nodes(meeting), *extension]
 
     def get_meetings(self, ctx: CallContext) -> Answer:
         meetings = list(self._registry.meetings())

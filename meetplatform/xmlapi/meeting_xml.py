@@ -344,6 +344,28 @@ class MeetingRenderer:
             f"{self.server.xml(meeting) if self.server is not None else ''}"
         )
 
+    @staticmethod
+    def presentation_nodes(meeting: Meeting) -> Nodes:
+        """The extension getMeetingInfo adds after BBB's fields (BBB has no element for
+        documents): ``<meetplatform><presentation>`` with the page shown and every
+        document with its conversion state (docs/xml-api.md). Only for a meeting that has
+        documents: without, the answer is exactly BBB's."""
+        p = meeting.presentation
+        if not p.documents:
+            return []
+        documents = [[
+            ("id", doc.id), ("filename", doc.filename), ("state", doc.state),
+            ("pagesDone", doc.pages_done), ("pagesTotal", doc.pages_total),
+            ("current", doc.id == p.current_document), ("downloadable", doc.downloadable),
+            ("removable", doc.removable), ("error", doc.error or ""),
+        ] for doc in p.documents.values()]
+        return [("meetplatform", [("presentation", [
+            ("currentDocument", p.current_document),
+            ("currentPage", p.current_page),
+            ("multiUserWhiteboard", p.multi_user),
+            ("documents", Items("document", documents)),
+        ])])]
+
     def _participants_xml(self, meeting: Meeting) -> str:
         """Counts and ``<attendees>`` of a meeting."""
         spec = meeting.spec

@@ -30,7 +30,6 @@ from meetplatform.media.turn import mint
 from tests.browser import turn_client
 from tests.browser.conftest import REPO, Service, _free_port, stop_process
 from tests.browser.helpers import (
-    choose_audio,
     enter,
     meeting_id,
     start_camera,
@@ -237,10 +236,9 @@ def test_relay_only_browsers_get_media_through_coturn(
     mid = meeting_id("turn")
     bbb.create(mid, "Through TURN")
     ada, bob = new_browser(), new_browser()
-    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))  # past the pre-join screen
-    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"))
+    ada_id = enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"), audio="join-microphone")
+    bob_id = enter(bob, bbb.join_url(mid, "Bob", "VIEWER"), audio="join-microphone")
     for driver in (ada, bob):
-        choose_audio(driver)
         start_camera(driver)
 
     ice = ada.execute_script(PAGE_ICE)

@@ -27,6 +27,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from meetplatform.build import Parts, mount
+from meetplatform.documents import DocumentService
+from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.registry import Registry
 from meetplatform.restapi import RateLimits, RestApi
 from meetplatform.store import ClientRecord, SpaceRecord, Store
@@ -97,8 +99,12 @@ class Harness:
             self.settings = make_settings(public_url=PUBLIC_URL, data_dir=data_dir, **settings)
             self.registry = Registry(self.clock, server_url=PUBLIC_URL)
             self.store = store or Store.open_inline(data_dir)
+            #: Documents converted for real (images need no worker process).
+            self.documents = MeetingDocuments(
+                self.clock, self.registry, DocumentService(self.clock, data_dir))
             self.api = RestApi(self.clock, self.settings, self.registry, self.store,
-                               rate_limits=rate_limits or RateLimits())
+                               rate_limits=rate_limits or RateLimits(),
+                               documents=self.documents)
             self.root = Resource()
             api = Resource()
             self.root.putChild(b"api", api)

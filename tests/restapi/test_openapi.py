@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from meetplatform.history import History
 from meetplatform.restapi import RestApi
+from tests.documents.pdfs import make_png
 from tests.restapi.harness import PUBLIC_URL, Harness, Response
 
 BASE = "/api/v2"
@@ -160,6 +162,21 @@ def exercise(call: Recorder, h: Harness) -> None:
     call("GET", f"/rooms/{room}/participants/{participant.user_id}", token=token)
     call("POST", f"/rooms/{room}/participants/{other.user_id}/mute", token=token)
     call("DELETE", f"/rooms/{room}/participants/{other.user_id}", token=token)
+    picture = base64.b64encode(make_png()).decode()
+    document_id = call("POST", f"/rooms/{room}/documents", token=token, json={"data": {
+        "type": "documents", "attributes": {"filename": "board.png", "content": picture}}}
+                       ).json["data"]["id"]
+    h.clock.advance(0)  # the conversion's news reach the meeting on the next turn
+    call("POST", f"/rooms/{room}/documents", token=token, json={"data": {
+        "type": "documents", "attributes": {"filename": "x.pdf"}}})
+    call("GET", f"/rooms/{room}/documents", token=token)
+    call("GET", f"/rooms/{room}/documents/{document_id}", token=token)
+    call("GET", f"/rooms/{room}/documents/nope", token=token)
+    call("PATCH", f"/rooms/{room}/documents/{document_id}", token=token, json={"data": {
+        "type": "documents", "id": document_id, "attributes": {"current": True}}})
+    call("PATCH", f"/rooms/{room}/documents/{document_id}", token=token, json={"data": {
+        "type": "documents", "id": document_id, "attributes": {"page": 2}}})
+    call("DELETE", f"/rooms/{room}/documents/{document_id}", token=token)
     call("POST", "/meetings", token=token, json={"data": {
         "type": "meetings", "id": "m1", "attributes": {"name": "M"}}})
     call("POST", "/meetings", token=token, json={"data": {

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from meetplatform.model import Role
+from meetplatform.signalling.protocol import SignallingProtocol
+from meetplatform.site import MeetplatformSite, RootResource, UpgradeOnly
 from tests.signalling.harness import Client, Refused, World, ids
 
 
@@ -141,3 +145,31 @@ def test_the_site_mount_serves_the_socket_over_http_upgrade(world: World) -> Non
     assert ada.of_type("participantJoined")[0]["data"]["participant"]["id"] == bob.user_id
     assert bob.ok("ping", {"ts": 1})["ts"] == 1
     assert isinstance(ada, Client) and ada.open
+
+
+def test_the_site_hands_upgrades_to_the_signalling_before_twisted_web(world: World) -> None:
+    """The product's site with ``/ws`` routed to the factory (as ``build.mount`` does):
+    the socket is the signalling protocol on the connection's own transport, joins,
+    refusals (Origin, token) and the roster are as behind twisted.web."""
+    root = RootResource()
+    root.putChild(b"ws", UpgradeOnly(world.service.resource(),  # type: ignore[arg-type]
+                                     factory=world.service.factory))
+    clock: Any = world.clock
+    site = MeetplatformSite(root, clock=clock, max_query_bytes=4096, max_body_bytes=4096)
+    world.agent._server_protocol = lambda: site.buildProtocol(None)
+    meeting = world.meeting()
+    ada = world.join(meeting, "Ada", Role.MODERATOR)
+    bob = world.join(meeting, "Bob")
+    assert ada.of_type("participantJoined")[0]["data"]["participant"]["id"] == bob.user_id
+    assert ids(bob.joined["participants"]) == [ada.user_id, bob.user_id]
+    assert bob.ok("ping", {"ts": 1})["ts"] == 1
+    server = next(c for c in world.service.hub.conns if c.participant
+                  and c.participant.user_id == bob.user_id)
+    assert isinstance(server, SignallingProtocol)
+    assert server.transport.protocol is server  # type: ignore[union-attr]
+    with pytest.raises(Refused) as refused:
+        world.open_socket(world.seat(meeting).token, origin="https://evil.example")
+    assert "[403]: origin not allowed" in str(refused.value)
+    with pytest.raises(Refused) as refused:
+        world.open_socket("x" * 43)
+    assert "[403]: unknown session token" in str(refused.value)

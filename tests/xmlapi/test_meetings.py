@@ -618,3 +618,34 @@ def test_meeting_info_follows_every_participant_change_between_calls() -> None:
     assert seen() == seen("getMeetings") == ("1", "1", "1", "1")
     env.registry.disconnect(ann)
     assert seen() == seen("getMeetings") == ("0", "0", "0", "0")
+
+
+def test_get_meeting_info_shows_the_documents_under_an_extension_element() -> None:
+    """BBB's getMeetingInfo has no documents: a meeting with documents gets
+    <meetplatform><presentation> after BBB's fields (XML and JSON)."""
+    from meetplatform.model import SlideDocument
+
+    env = make_env()
+    env.create("m1")
+    meeting = env.meeting("m1")
+    env.registry.document_changed(meeting, SlideDocument(
+        id="d1", filename="a.pdf", state="ready", pages_total=3, pages_done=3))
+    env.registry.document_changed(meeting, SlideDocument(
+        id="d2", filename="b.pdf", state="failed", error="The document is unreadable"))
+    env.registry.set_page(meeting, "d1", 2)
+    answer = env.call("getMeetingInfo", {"meetingID": "m1"})
+    assert [e.tag for e in answer.xml][-3:] == ["metadata", "isBreakout", "meetplatform"]
+    presentation = answer.xml.find("meetplatform/presentation")
+    assert presentation is not None
+    assert (presentation.findtext("currentDocument"), presentation.findtext("currentPage"),
+            presentation.findtext("multiUserWhiteboard")) == ("d1", "2", "false")
+    docs = presentation.findall("documents/document")
+    assert [(d.findtext("id"), d.findtext("state"), d.findtext("pagesTotal"),
+             d.findtext("current"), d.findtext("error")) for d in docs] == [
+        ("d1", "ready", "3", "true", ""), ("d2", "failed", "0", "false",
+                                           "The document is unreadable")]
+    as_json = env.call("getMeetingInfo", {"meetingID": "m1"},
+                       headers={"Accept": "application/json"})
+    body = json.loads(as_json.body)
+    found = json.dumps(body)
+    assert '"currentDocument": "d1"' in found and '"pagesTotal": 3' in found

@@ -12,6 +12,8 @@
 //   i18n.js      translations, t()        prejoin.js     the pre-join screen
 //   devices.js   device lists, prefs      settings.js    devices during the meeting
 //   layout.js    narrow windows: More menu, full-screen chat and people
+//   presentation.js  documents, pages, zoom   whiteboard.js  drawing over the slide
+//   polls.js     quick polls
 // This entry module wires the page's buttons, starts the session and installs the debug
 // hook (window.meetplatform). The modules import each other (the event handlers call the
 // view, the view calls back into the socket); that is fine for ES modules because no
@@ -37,6 +39,9 @@ import { refreshIceServers } from "./conference/ice.js";
 import { showError, showScreen, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
 import { admitGuest, endMeeting, muteAll } from "./conference/moderation.js";
+import { classroom, initPresentation } from "./conference/presentation.js";
+import { initWhiteboard, shapes } from "./conference/whiteboard.js";
+import { initPolls, polls } from "./conference/polls.js";
 
 function wireUi() {
   $("audio-btn").addEventListener("click", () => {
@@ -64,6 +69,9 @@ function wireUi() {
   document.body.append(el("div", { id: "audio-sink", hidden: true }));
   wireSettings();
   wireLayout();
+  initPresentation();
+  initWhiteboard();
+  initPolls();
 }
 
 
@@ -167,6 +175,16 @@ window.meetplatform = {
   },
   // Frames sent and received by type (signals by description type or "candidate").
   counters,
+  // The classroom: the page shown, its shapes, the documents, the poll.
+  get presentation() {
+    return {
+      documentId: classroom.documentId, page: classroom.page,
+      viewport: { ...classroom.viewport }, multiUser: classroom.multiUser,
+      documents: [...classroom.documents.values()],
+      shapes: [...shapes.values()].map((s) => ({ ...s, points: [...s.points] })),
+      poll: polls.poll, pollResults: polls.results, pollAnswered: polls.answered,
+    };
+  },
   describeMediaError,
   sanitizedFragment,
   // The language the page speaks, and the remembered device choices.

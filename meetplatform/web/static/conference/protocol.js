@@ -236,8 +236,21 @@ export function dispatch(message) {
   count("received", message.type === "signal"
     ? `signal:${message.data?.description ? message.data.description.type : "candidate"}` : message.type);
   const handler = handlers[message.type];
+  const more = extraHandlers.get(message.type) ?? [];
   if (handler) handler(message);
-  else log.info("ignoring event", message.type);
+  else if (!more.length) log.info("ignoring event", message.type);
+  for (const extra of more) extra(message);
+}
+
+// Handlers other modules add (the classroom's), run after the built-in one of the same
+// event (e.g. "joined" first renders the participants, then the presentation).
+const extraHandlers = new Map();
+
+export function addHandlers(map) {
+  for (const [type, handler] of Object.entries(map)) {
+    if (!extraHandlers.has(type)) extraHandlers.set(type, []);
+    extraHandlers.get(type).push(handler);
+  }
 }
 
 export function isModerator() {
