@@ -42,6 +42,7 @@ from meetplatform.invitations import Invitations
 from meetplatform.media.events import JanusEventsResource
 from meetplatform.media.nodes import MediaNodes
 from meetplatform.media.service import build_media, local_janus
+from meetplatform.media.sfu import SfuBackend
 from meetplatform.recording.jobs import RetryPolicy
 from meetplatform.recording.notify import RecordingNotifier
 from meetplatform.recording.playback import PlaybackResource
@@ -142,8 +143,10 @@ def build_parts(
     embed = EmbedPages(clock, settings, registry, store, invitations=invitations, pages=pages)
     invite = InvitePages(clock, settings, registry, store, invitations=invitations,
                          pages=pages)
+    sfu = SfuBackend(clock, media, registry)
+    sfu.on_moved.append(xml_api.renderer.invalidate)
     signalling = SignallingService(clock, settings, registry,
-                                   extra_origins_for=embed.origins_for_seat)
+                                   extra_origins_for=embed.origins_for_seat, media=sfu)
     rest_api = RestApi(clock, settings, registry, store, invitations=invitations,
                        rate_limits=rate_limits, history=history, webhooks=webhooks,
                        documents=meeting_documents,

@@ -378,8 +378,9 @@ class BoundedChannel(HTTPChannel):
     the site's ``request_head_timeout`` (30 s by default) from the moment the connection
     is ready for a request (accepted, or the previous response done) until the blank line
     that ends the headers; past it the connection is closed (with ``408`` if part of a head
-    had arrived). The deadline runs on the site's clock (``callLater``), and is cancelled
-    once the head is in: the body, a long request and a WebSocket are not bounded by it.
+    had arrived). The deadline runs on the site's clock (one ``callLater`` per connection,
+    not per request), and stops counting once the head is in: the body, a long request and
+    a WebSocket are not bounded by it.
 
     The first request of a connection is looked at before twisted.web parses it: a plain
     WebSocket upgrade to a path the root routes (``/ws``) is handed, bytes and transport,
@@ -388,25 +389,52 @@ class BoundedChannel(HTTPChannel):
     complete the bytes are kept, within the site's line limit, under the same deadline.
     """
 
+    #: The one timer of the connection's head deadlines (see :meth:`_arm_head_deadline`).
     _head_deadline: IDelayedCall | None = None
+    #: True from the moment the connection is ready for a request until its head is in.
+    _in_head = False
+    #: When the current head's time started (the site's clock).
+    _head_since = 0.0
     _head_started = False
     #: The first bytes of the connection while they may be a routed upgrade's head.
     _sniffed: bytes | None = None
 
     def _arm_head_deadline(self) -> None:
-        self._cancel_head_deadline()
+        """Start the head's time. One timer serves every request of a kept-alive connection:
+        arming only notes the time, and the timer, when it fires, either finds the head in
+        time (and waits for the rest of it) or closes the connection. Scheduling and
+        cancelling a timer per request was a measurable part of a small request's cost."""
+        site: MeetplatformSite = cast(Any, self).site
+        self._in_head = True
         self._head_started = False
-        timeout: float = cast(Any, self).site.request_head_timeout
-        self._head_deadline = self.callLater(timeout, self._head_timed_out)
+        self._head_since = site.reactor.seconds()
+        if self._head_deadline is None:
+            self._head_deadline = self.callLater(site.request_head_timeout, self._head_check)
+
+    def _head_complete(self) -> None:
+        """The head is in: the body, a long request and a WebSocket are not bounded."""
+        self._in_head = False
 
     def _cancel_head_deadline(self) -> None:
+        self._in_head = False
         if self._head_deadline is not None:
             if self._head_deadline.active():
                 self._head_deadline.cancel()
             self._head_deadline = None
 
-    def _head_timed_out(self) -> None:
+    def _head_check(self) -> None:
         self._head_deadline = None
+        if not self._in_head:
+            return  # the next request arms it again
+        site: MeetplatformSite = cast(Any, self).site
+        left = self._head_since + site.request_head_timeout - site.reactor.seconds()
+        if left > 0:
+            self._head_deadline = self.callLater(left, self._head_check)
+            return
+        self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
+        self._in_head = False
         transport = self.transport
         if transport is None or transport.disconnecting:  # type: ignore[attr-defined]
             return
@@ -421,7 +449,7 @@ class BoundedChannel(HTTPChannel):
         self._sniffed = b""
 
     def dataReceived(self, data: bytes) -> None:
-        if self._head_deadline is not None and data:
+        if self._in_head and data:
             self._head_started = True
         if self._sniffed is not None:
             data = self._sniffed + data
@@ -455,7 +483,7 @@ class BoundedChannel(HTTPChannel):
         return True
 
     def allHeadersReceived(self) -> None:
-        self._cancel_head_deadline()
+        self._head_complete()
         super().allHeadersReceived()
 
     def requestDone(self, request: http.Request) -> None:

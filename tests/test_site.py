@@ -210,6 +210,28 @@ def test_a_complete_head_stops_the_deadline_and_keep_alive_rearms_it() -> None:
     assert transport.value().count(b"HTTP/1.1 408 ") == 1
 
 
+def test_each_request_of_a_kept_alive_connection_has_its_full_time() -> None:
+    """One timer serves the connection: a request answered at 20 s gives the next head its
+    own 30 s (until 50 s), although the connection's first deadline was due at 30 s."""
+    clock = Clock()
+    spy = Spy()
+    root = RootResource()
+    root.mount(b"spy", spy, max_body_bytes=1024)
+    site = make_site(root, clock=clock)
+    channel, transport = connect(site)
+    clock.advance(20)
+    channel.dataReceived(b"GET /spy HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert b" 200 OK" in transport.value()
+    clock.advance(25)
+    channel.dataReceived(b"GET /spy HTTP/1.1\r\n")
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+    assert transport.value().count(b"HTTP/1.1 408 ") == 1
+    assert len(clock.getDelayedCalls()) <= 1  # never a timer per request
+
+
 def test_the_service_passes_the_option_to_its_site(tmp_path: Path) -> None:
     """--request-head-timeout and --trusted-proxy reach the site twistd runs."""
     service = makeService(options(tmp_path, "--request-head-timeout", "7",

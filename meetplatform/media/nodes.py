@@ -380,8 +380,11 @@ class MediaNodes(Service):
             return
         finally:
             node.pinging = False
-        node.misses = 0
-        if not node.connected and not node.connecting:
+        if node.connected:
+            node.misses = 0
+        elif not node.connecting:
+            # Only a working control connection clears the misses: a node that answers
+            # pings but refuses the API secret goes offline (and says why) like a dead one.
             await self._connect(node)
 
     async def _connect(self, node: _Node) -> None:
@@ -404,6 +407,7 @@ class MediaNodes(Service):
             node.control.close()
             return
         node.connected = True
+        node.misses = 0
         restarted = fresh and node.seen
         node.seen = True
         if restarted:
@@ -565,6 +569,10 @@ class MediaNodes(Service):
         if node is None:
             raise JanusUnreachable(f"media node {placement.node.name} is no longer configured")
         return node.control
+
+    def videoroom(self, placement: Placement) -> VideoRoom:
+        """Synchronous VideoRoom requests (kick, moderate...) on the placement's node."""
+        return self._control(placement).rooms
 
     async def create_room(self, placement: Placement, **options: Any) -> None:
         """Create the placement's VideoRoom (``lock_record`` always on)."""

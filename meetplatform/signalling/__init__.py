@@ -13,8 +13,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from meetplatform.config import Settings
+from meetplatform.media.sfu import SfuBackend
 from meetplatform.registry import Registry
 from meetplatform.signalling.hub import Hub
+from meetplatform.signalling.media_messages import MediaRequests
 from meetplatform.signalling.protocol import ExtraOrigins, SignallingFactory, SignallingProtocol
 
 __all__ = ["Hub", "SignallingFactory", "SignallingProtocol", "SignallingService"]
@@ -43,11 +45,14 @@ class SignallingService(Service):
         open_handshake_timeout: float = 10.0,
         close_handshake_timeout: float = 5.0,
         extra_origins_for: ExtraOrigins | None = None,
+        media: SfuBackend | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
         self.registry = registry
-        self.hub = Hub(clock, settings, registry)
+        self.hub = Hub(clock, settings, registry, MediaRequests(media))
+        if media is not None:
+            media.send = self.hub.send_to
         self.factory = SignallingFactory(
             self.hub,
             clock,

@@ -43,6 +43,7 @@ from meetplatform.registry import Registry
 from meetplatform.sanitize import sanitize_html
 from meetplatform.signalling import messages as msg
 from meetplatform.signalling.classroom import ClassroomFanout
+from meetplatform.signalling.media_messages import MediaRequests
 
 _log = Logger()
 
@@ -194,8 +195,12 @@ class NotFound(msg.MessageError):
 class Hub:
     """Signalling state of the whole process; one per :class:`SignallingService`."""
 
-    def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry) -> None:
+    def __init__(self, clock: IReactorTime, settings: Settings, registry: Registry,
+                 media: MediaRequests | None = None) -> None:
         self.clock = clock
+        #: The meetings' media backends (mesh, or Janus nodes): ``joined``'s ``media``,
+        #: the ``media.*`` requests and the checks of ``signal`` and cameras.
+        self.media = media or MediaRequests(None)
         self.settings = settings
         self.registry = registry
         self.rooms: dict[Meeting, Room] = {}
@@ -414,6 +419,7 @@ class Hub:
         assert sender is not None
         if signal.to == sender.user_id:
             raise msg.invalid("'to' must be another participant")
+        self.media.check_signal(sender)
         room = self.rooms.get(sender.meeting)
         target = room.conns.get(signal.to) if room is not None else None
         if target is None:
@@ -423,6 +429,15 @@ class Hub:
         data = {"from": sender.user_id}
         data.update(signal.relay)
         target.write_frame(frame(msg.event("signal", data)))
+
+    def send_to(self, participant: Participant, kind: str, data: dict[str, Any]) -> None:
+        """One event to the participant's current socket (none during a resume grace),
+        after the meeting's pending join announcements (a media offer names them)."""
+        self._settle(participant.meeting)
+        room = self.rooms.get(participant.meeting)
+        conn = room.conns.get(participant.user_id) if room is not None else None
+        if conn is not None and conn.participant is participant:
+            conn.send(kind, data)
 
     def waiting_seat(self, meeting: Meeting, user_id: str) -> Seat:
         for seat in meeting.waiting_guests():
@@ -474,6 +489,7 @@ class Hub:
                 "chatMaxChars": msg.CHAT_MAX_CHARS,
             },
             "serverTime": self.registry.now(),
+            "media": self.media.joined_info(me, resumed),
         }
         if moderator:
             tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]

@@ -394,11 +394,14 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
     def _dispatch(self, request: msg.Request) -> None:
         kind = request.type
         try:
-            if self.phase != "joined" and kind in msg.PARSERS and (
-                    kind not in msg.LOBBY_REQUESTS):
+            if self.phase != "joined" and (kind in msg.PARSERS or kind.startswith("media.")) \
+                    and kind not in msg.LOBBY_REQUESTS:
                 raise msg.MessageError("notJoined", "wait until a moderator lets you in")
-            data = msg.parse(request)
-            result = getattr(self, "handle_" + kind)(data)
+            if kind.startswith("media."):
+                result = self.factory.hub.media.handle(self._me, kind, request.data)
+            else:
+                data = msg.parse(request)
+                result = getattr(self, "handle_" + kind)(data)
         except msg.MessageError as e:
             self.send_error(e.code, e.message, request.id, kind)
             return
@@ -413,6 +416,9 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
             self.send_error("internal", "the server failed to handle this request",
                             request.id, kind)
             return
+        if isinstance(result, Deferred):
+            self._later(request, result)
+            return
         reply = result if isinstance(result, Reply) else Reply(result or {})
         if request.id is not None:
             self.write_frame(frame(msg.ack(request.id, reply.data)))
@@ -421,6 +427,25 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
                 reply.after()
             except Exception:  # noqa: BLE001 - logged; the socket must survive
                 _log.failure("signalling request {type} failed after its ack", type=kind)
+
+    def _later(self, request: msg.Request, result: Deferred[dict[str, Any]]) -> None:
+        """Ack (or refuse) a request whose handler waits for something (a media node)."""
+        kind = request.type
+
+        def done(data: dict[str, Any]) -> None:
+            if request.id is not None and self.phase != "gone":
+                self.write_frame(frame(msg.ack(request.id, data or {})))
+
+        def failed(failure: Failure) -> None:
+            error: Any = failure.value
+            if failure.check(msg.MessageError):
+                self.send_error(error.code, error.message, request.id, kind)
+                return
+            _log.failure("signalling request {type} failed", failure, type=kind)
+            self.send_error("internal", "the server failed to handle this request",
+                            request.id, kind)
+
+        result.addCallbacks(done, failed)
 
     # --- handlers: one per request type (docs/signalling-protocol.md §4) -------------------
 
@@ -444,6 +469,8 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
         return self._other(user_id)
 
     def handle_media(self, m: msg.Media) -> None:
+        if m.video is not None:
+            self.factory.hub.media.check_camera(self._me, m.video)
         self.factory.hub.registry.update_media(
             self._me,
             joined_voice=m.joined_voice,

@@ -54,6 +54,23 @@ return [...document.querySelectorAll(
 NO_OVERFLOW = ("return document.documentElement.scrollWidth <= window.innerWidth"
                " && window.innerWidth === arguments[0]")
 
+#: The presenter's classroom controls (the presentation's toolbar, the whiteboard tools, the
+#: poll form when open) that are not within the screen's width or smaller than a 44 px touch
+#: target (the stage scrolls vertically; a checkbox's target is its label).
+CLASSROOM_OUT_OF_REACH = """
+const wanted = ['doc-select', 'prev-page', 'next-page', 'zoom-out', 'zoom-in', 'zoom-fit',
+                'multi-user-btn', 'upload-btn', 'poll-start', 'wb-color', 'wb-undo', 'wb-clear'];
+const form = '#poll-form:not([hidden])';
+const controls = [...wanted.map(id => document.getElementById(id)),
+  ...document.querySelectorAll(`#wb-tools [data-tool], ${form} button, ${form} textarea,`
+                               + ` ${form} input[type="text"], ${form} label.check`)];
+return controls.map(e => [e.id || e.dataset.tool || e.dataset.pollType || e.className,
+                          e.getBoundingClientRect()])
+  .filter(([, r]) => !(r.left >= 0 && r.right <= innerWidth && r.width >= 44 && r.height >= 44))
+  .map(([name, r]) => [name, Math.round(r.left), Math.round(r.right), Math.round(r.width),
+                       Math.round(r.height)]);
+"""
+
 
 def _frames_rise(driver: Any, script: str, *args: Any) -> None:
     seen: dict[str, int] = {}
@@ -256,7 +273,19 @@ def test_phone_layout(bbb: Bbb, new_browser: Browser) -> None:
     ada.find_element(By.ID, "more-btn").click()
     ada.find_element(By.CSS_SELECTOR, '#more-menu [data-for="hand-btn"]').click()
     wait_for(ada, lambda d: (participant(d, ada_id) or {}).get("raisedHand"), "the hand up")
-    # TODO(classroom): with the presentation area merged, open it here and check overflow
+    # the presentation area with the empty whiteboard page and the presenter's tools (the
+    # first moderator presents): nothing overflows, every classroom action is on screen
+    wait_for(ada, lambda d: d.find_element(By.ID, "wb-tools").is_displayed(),
+             "the whiteboard tools")
+    assert ada.find_element(By.ID, "presentation").is_displayed()
+    assert ada.execute_script(NO_OVERFLOW, 390), "the presentation overflows"
+    assert ada.execute_script(CLASSROOM_OUT_OF_REACH) == []
+    # the poll form too, opened over the slide
+    ada.find_element(By.ID, "poll-start").click()
+    wait_for(ada, lambda d: d.find_element(By.ID, "poll-form").is_displayed(), "the poll form")
+    assert ada.execute_script(NO_OVERFLOW, 390), "the poll form overflows"
+    assert ada.execute_script(CLASSROOM_OUT_OF_REACH) == []
+    ada.find_element(By.ID, "poll-start").click()
 
     # landscape works too
     from tests.browser.conftest import emulate_phone
@@ -283,6 +312,10 @@ def test_browser_language_and_the_seat_override(bbb: Bbb, new_browser: Browser) 
     prejoin(bia)
     wait_joined(bia)
     assert bia.find_element(By.CSS_SELECTOR, "#leave-btn .tool-label").text == "Sair"
+    # the classroom too: its controls' names and the slide's text alternative
+    assert bia.find_element(By.ID, "next-page").get_attribute("aria-label") == "Próxima página"
+    wait_for(bia, lambda d: d.find_element(By.ID, "slide-caption").text
+             == "Quadro branco, página 1 de 1", "the slide's caption in Portuguese")
 
     dora = new_browser(lang="pt-BR")
     dora.get(bbb.join_url(mid, "Dora", "VIEWER",

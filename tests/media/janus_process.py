@@ -37,14 +37,16 @@ class JanusProcess:
     """One Janus started with generated secrets; :meth:`stop` or :meth:`kill` it."""
 
     def __init__(self, folder: Path, name: str = "test", *, api_secret: str = "api-secret",
-                 admin_secret: str = "admin-secret", admin_key: str = "admin-key") -> None:
+                 admin_secret: str = "admin-secret", admin_key: str = "admin-key",
+                 ice_enforce_list: str | None = None,
+                 rtp_port_range: str = "41000-41999") -> None:
         self.folder = folder
         self.config = JanusConfig(
             name=name, api_secret=api_secret, admin_secret=admin_secret, admin_key=admin_key,
             ws_host="127.0.0.1", ws_port=free_port(), admin_host="127.0.0.1",
             admin_port=free_port(), events_url=None, event_secret="unused",
             configs_folder=folder, recordings_dir=folder / "recordings",
-            rtp_port_range="41000-41999")
+            rtp_port_range=rtp_port_range, ice_enforce_list=ice_enforce_list)
         write_config(self.config, folder)
         self.process: subprocess.Popen[bytes] | None = None
 

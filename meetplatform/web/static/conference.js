@@ -7,6 +7,7 @@
 //   session.js   token and shared state   chat.js        chat and the chat/people tabs
 //   socket.js    the signalling socket    moderation.js  moderation and the lobby
 //   protocol.js  protocol events          media.js       microphone, camera, screen
+//   sfu.js       media through a node (SFU): publisher + one subscriber connection
 //   ice.js       ICE servers, TURN credential refresh
 //   i18n.js      translations, t()        prejoin.js     the pre-join screen
 //   devices.js   device lists, prefs      settings.js    devices during the meeting
@@ -33,6 +34,7 @@ import {
   openAudioDialog, setMuted, toggleCamera, toggleScreenShare
 } from "./conference/media.js";
 import { peerConnections } from "./conference/peers.js";
+import { sfuDebug } from "./conference/sfu.js";
 import { refreshIceServers } from "./conference/ice.js";
 import { showError, showScreen, updateToolbar } from "./conference/view.js";
 import { selectTab, sendChat } from "./conference/chat.js";
@@ -146,6 +148,8 @@ async function start() {
 // The debug hook: tests and embedding code read state here (never write it).
 window.meetplatform = {
   peers: peerConnections,
+  // The media-node path (sfu.js): mode, publisher and subscriber connections, streams.
+  sfu: sfuDebug,
   get selfId() { return state.self?.id ?? null; },
   get meeting() { return state.meeting; },
   get participants() { return [...state.participants.values()]; },

@@ -6,6 +6,7 @@ import { state } from "./session.js";
 import { send } from "./socket.js";
 import { emit } from "./protocol.js";
 import { peers } from "./peers.js";
+import { cameraAllowed } from "./sfu.js";
 import { renderParticipant, renderScreenStage, updateToolbar } from "./view.js";
 import { cameraConstraints, micConstraints } from "./devices.js";
 
@@ -157,6 +158,7 @@ export async function toggleCamera() {
     emit("videoMuted", { muted: true });
     return;
   }
+  if (!cameraAllowed()) return;
   media.cameraBusy = true;
   try {
     let stream;

@@ -3,15 +3,28 @@
 // the results live and publishes them (they go to the chat too).
 
 import { $, el, show } from "./util.js";
+import { t } from "./i18n.js";
 import { act } from "./socket.js";
 import { addHandlers } from "./protocol.js";
 import { isPresenter } from "./presentation.js";
 
 export const polls = { poll: null, results: null, answered: false };
 
-const TYPES = [
-  ["YN", "Yes/No"], ["TF", "True/False"], ["A-D", "A–D"], ["CUSTOM", "Custom answers"], ["R-", "Free text"],
-];
+// The poll types and their buttons' names ("A–D" reads the same in every language).
+function pollTypes() {
+  return [
+    ["YN", t("poll.yesNo")], ["TF", t("poll.trueFalse")], ["A-D", "A–D"],
+    ["CUSTOM", t("poll.custom")], ["R-", t("poll.freeText")],
+  ];
+}
+
+// The server names the answers of Yes/No and True/False polls in English (that is what
+// goes to the chat and the recordings); each page shows them in its own language.
+function answerLabel(poll, label) {
+  if (poll?.pollType === "YN") return { Yes: t("poll.yes"), No: t("poll.no") }[label] ?? label;
+  if (poll?.pollType === "TF") return { True: t("poll.true"), False: t("poll.false") }[label] ?? label;
+  return label;
+}
 
 function startPoll(pollType) {
   const data = {
@@ -22,7 +35,7 @@ function startPoll(pollType) {
   if (pollType === "CUSTOM") {
     data.answers = $("poll-answers").value.split("\n").map((a) => a.trim()).filter(Boolean);
   }
-  act("pollStart", data, "start the poll").then(() => {
+  act("pollStart", data, t("act.pollStart")).then(() => {
     $("poll-form").hidden = true;
     $("poll-start").setAttribute("aria-expanded", "false");
   }, () => {});
@@ -31,7 +44,7 @@ function startPoll(pollType) {
 function answer(value) {
   const poll = polls.poll;
   if (!poll) return;
-  act("pollAnswer", { pollId: poll.id, answer: value }, "answer the poll").then(() => {
+  act("pollAnswer", { pollId: poll.id, answer: value }, t("act.pollAnswer")).then(() => {
     polls.answered = true;
     renderPolls();
   }, (err) => {
@@ -45,7 +58,7 @@ function answer(value) {
 function renderResults(box, results) {
   box.replaceChildren();
   if (!results) return;
-  box.append(el("p", { class: "poll-count", text: `${results.responders} ${results.responders === 1 ? "answer" : "answers"}` }));
+  box.append(el("p", { class: "poll-count", text: results.responders === 1 ? t("poll.oneAnswer") : t("poll.answers", { count: results.responders }) }));
   if (results.pollType === "R-") {
     const list = el("ul", { class: "poll-texts" });
     for (const text of results.texts ?? []) list.append(el("li", { text }));
@@ -60,7 +73,7 @@ function renderResults(box, results) {
     const bar = el("span", { class: "poll-bar" });
     bar.style.width = `${percent}%`;
     list.append(el("li", { dataset: { answer: String(index) } },
-      el("span", { class: "poll-label", text: `${label}: ${count} (${percent}%)` }), bar));
+      el("span", { class: "poll-label", text: t("poll.result", { answer: answerLabel(results, label), count, percent }) }), bar));
   });
   box.append(list);
 }
@@ -73,16 +86,16 @@ export function renderPolls() {
   const panel = $("poll-panel");
   show(panel, Boolean(poll));
   if (!poll) return;
-  $("poll-title").textContent = poll.question || "Poll";
+  $("poll-title").textContent = poll.question || t("poll.title");
   $("poll-anonymous-note").hidden = !poll.anonymous;
   const choices = $("poll-choices");
   choices.replaceChildren();
   const open = !poll.stopped;
   if (open && !polls.answered) {
     if (poll.pollType === "R-") {
-      const input = el("input", { id: "poll-text", type: "text", maxlength: "300", "aria-label": "Your answer" });
+      const input = el("input", { id: "poll-text", type: "text", maxlength: "300", "aria-label": t("poll.yourAnswer") });
       const form = el("form", { class: "poll-text-form" }, input,
-        el("button", { type: "submit", class: "btn primary", text: "Send answer" }));
+        el("button", { type: "submit", class: "btn primary", text: t("poll.send") }));
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         if (input.value.trim()) answer(input.value.trim());
@@ -90,16 +103,17 @@ export function renderPolls() {
       choices.append(form);
     } else {
       poll.answers.forEach((label, index) => {
+        const shown = answerLabel(poll, label);
         choices.append(el("button", {
-          type: "button", class: "btn poll-choice", text: label,
-          "aria-label": `Answer ${label}`, onclick: () => answer(index),
+          type: "button", class: "btn poll-choice", text: shown,
+          "aria-label": t("poll.answer", { answer: shown }), onclick: () => answer(index),
         }));
       });
     }
   } else if (polls.answered && open) {
-    choices.append(el("p", { class: "muted", text: "Thank you: your answer was recorded." }));
+    choices.append(el("p", { class: "muted", text: t("poll.thanks") }));
   } else if (!open) {
-    choices.append(el("p", { class: "muted", text: poll.published ? "The poll is over; its results:" : "The poll is closed." }));
+    choices.append(el("p", { class: "muted", text: poll.published ? t("poll.overResults") : t("poll.closed") }));
   }
   const showResults = presenter || poll.published;
   show($("poll-results"), showResults && Boolean(polls.results));
@@ -116,12 +130,12 @@ export function initPolls() {
     if (!form.hidden) $("poll-question").focus();
   });
   const types = $("poll-types");
-  for (const [value, label] of TYPES) {
+  for (const [value, label] of pollTypes()) {
     types.append(el("button", { type: "button", class: "btn small", text: label, dataset: { pollType: value },
       onclick: () => startPoll(value) }));
   }
-  $("poll-stop").addEventListener("click", () => act("pollStop", {}, "stop the poll").catch(() => {}));
-  $("poll-publish").addEventListener("click", () => act("pollPublish", {}, "publish the results").catch(() => {}));
+  $("poll-stop").addEventListener("click", () => act("pollStop", {}, t("act.pollStop")).catch(() => {}));
+  $("poll-publish").addEventListener("click", () => act("pollPublish", {}, t("act.pollPublish")).catch(() => {}));
 
   addHandlers({
     joined(message) {

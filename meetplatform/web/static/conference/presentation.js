@@ -3,6 +3,7 @@
 // the server's "presentation" and "viewport" events are the truth (signalling §4.1).
 
 import { $, config, confirmAction, el, notify, show } from "./util.js";
+import { t } from "./i18n.js";
 import { state } from "./session.js";
 import { act } from "./socket.js";
 import { addHandlers, isModerator } from "./protocol.js";
@@ -33,13 +34,18 @@ export function pageCount() {
 
 export function slideDescription() {
   const doc = currentDocument();
-  const name = doc ? doc.filename : "Whiteboard";
-  return `${name}, page ${classroom.page} of ${pageCount()}`;
+  const name = doc ? doc.filename : t("pres.whiteboard");
+  return t("pres.slide", { document: name, page: classroom.page, pages: pageCount() });
+}
+
+// Why a document was refused: the server's reason (English, from the converter) or ours.
+function failure(doc) {
+  return t("pres.failed", { document: doc.filename, reason: doc.error || t("pres.notConverted") });
 }
 
 function renderDocuments() {
   const select = $("doc-select");
-  select.replaceChildren(el("option", { value: "default", text: "Whiteboard (no document)" }));
+  select.replaceChildren(el("option", { value: "default", text: t("pres.noDocument") }));
   for (const doc of classroom.documents.values()) {
     if (doc.state !== "ready") continue;
     select.append(el("option", { value: doc.id, text: doc.filename }));
@@ -49,15 +55,16 @@ function renderDocuments() {
   list.replaceChildren();
   for (const doc of classroom.documents.values()) {
     let text = null;
-    if (doc.state === "queued") text = `${doc.filename}: waiting to convert`;
-    else if (doc.state === "converting") text = `${doc.filename}: converting page ${doc.pagesDone} of ${doc.pagesTotal || "?"}`;
-    else if (doc.state === "failed") text = `${doc.filename}: ${doc.error || "could not be converted"}`;
+    if (doc.state === "queued") text = t("pres.queued", { document: doc.filename });
+    else if (doc.state === "converting") {
+      text = t("pres.converting", { document: doc.filename, done: doc.pagesDone, total: doc.pagesTotal || "?" });
+    } else if (doc.state === "failed") text = failure(doc);
     if (text) {
       list.append(el("li", { class: `doc-state ${doc.state}`, dataset: { documentId: doc.id }, text }));
     }
     if (doc.downloadUrl) {
       list.append(el("li", { class: "doc-download" },
-        el("a", { href: doc.downloadUrl, download: doc.filename, text: `Download ${doc.filename}` })));
+        el("a", { href: doc.downloadUrl, download: doc.filename, text: t("pres.download", { document: doc.filename }) })));
     }
   }
   show(list, list.childElementCount > 0);
@@ -84,7 +91,7 @@ export function renderPresentation() {
   image.alt = description;
   $("slide-view").setAttribute("aria-label", description);
   $("slide-caption").textContent = description;
-  $("page-label").textContent = `Page ${classroom.page} of ${pageCount()}`;
+  $("page-label").textContent = t("pres.pageOf", { page: classroom.page, pages: pageCount() });
   const presenter = isPresenter();
   $("prev-page").disabled = !presenter || classroom.page <= 1;
   $("next-page").disabled = !presenter || classroom.page >= pageCount();
@@ -133,13 +140,13 @@ function applyPage(data) {
 }
 
 function setPage(page, documentId = classroom.documentId) {
-  return act("setPage", { documentId, page }, "change the page").catch(() => {});
+  return act("setPage", { documentId, page }, t("act.setPage")).catch(() => {});
 }
 
 function setZoom(zoom) {
   const z = Math.min(8, Math.max(1, zoom));
   const { x, y } = classroom.viewport;
-  act("viewport", { zoom: z, x: z === 1 ? 0 : x, y: z === 1 ? 0 : y }, "zoom").catch(() => {});
+  act("viewport", { zoom: z, x: z === 1 ? 0 : x, y: z === 1 ? 0 : y }, t("act.zoom")).catch(() => {});
 }
 
 function pan(dx, dy) {
@@ -147,7 +154,7 @@ function pan(dx, dy) {
   if (zoom <= 1) return;
   const limit = 1 - 1 / zoom;
   const clamp = (v) => Math.min(limit, Math.max(0, v));
-  act("viewport", { zoom, x: clamp(x + dx), y: clamp(y + dy) }, "pan").catch(() => {});
+  act("viewport", { zoom, x: clamp(x + dx), y: clamp(y + dy) }, t("act.pan")).catch(() => {});
 }
 
 // Where /presentations is mounted: next to /client (the page's own join URL tells).
@@ -158,7 +165,7 @@ function presentationsUrl() {
 async function upload(file) {
   if (!file) return;
   const status = $("upload-status");
-  status.textContent = `Uploading ${file.name}…`;
+  status.textContent = t("pres.uploading", { document: file.name });
   try {
     const response = await fetch(`${presentationsUrl()}/upload?filename=${encodeURIComponent(file.name)}`, {
       method: "POST", body: file, credentials: "same-origin", cache: "no-store",
@@ -167,13 +174,13 @@ async function upload(file) {
     if (!response.ok) {
       let why = `HTTP ${response.status}`;
       try { why = (await response.json()).error || why; } catch { /* not JSON */ }
-      if (response.status === 413) why = "the file is too large for this server";
+      if (response.status === 413) why = t("pres.tooLarge");
       throw new Error(why);
     }
-    status.textContent = `${file.name} uploaded; converting…`;
+    status.textContent = t("pres.uploaded", { document: file.name });
   } catch (err) {
     status.textContent = "";
-    notify(`Could not upload ${file.name}: ${err.message}`, { kind: "error" });
+    notify(t("pres.uploadFailed", { document: file.name, reason: err.message }), { kind: "error" });
   }
 }
 
@@ -210,8 +217,8 @@ export function initPresentation() {
   $("doc-remove").addEventListener("click", async () => {
     const doc = currentDocument();
     if (!doc) return;
-    if (!(await confirmAction("Remove document", `Remove ${doc.filename} for everyone?`, "Remove"))) return;
-    act("removeDocument", { documentId: doc.id }, "remove the document").catch(() => {});
+    if (!(await confirmAction(t("pres.removeDocument"), t("pres.removeText", { document: doc.filename }), t("people.remove")))) return;
+    act("removeDocument", { documentId: doc.id }, t("act.removeDocument")).catch(() => {});
   });
   $("upload-btn").addEventListener("click", () => $("upload-input").click());
   $("upload-input").addEventListener("change", (event) => {
@@ -219,7 +226,7 @@ export function initPresentation() {
     event.target.value = "";
   });
   $("multi-user-btn").addEventListener("click", () => {
-    act("multiUser", { enabled: !classroom.multiUser }, "change the whiteboard").catch(() => {});
+    act("multiUser", { enabled: !classroom.multiUser }, t("act.multiUser")).catch(() => {});
   });
 
   addHandlers({
@@ -237,7 +244,7 @@ export function initPresentation() {
       const before = classroom.documents.get(doc.id);
       classroom.documents.set(doc.id, doc);
       if (doc.state === "failed" && before?.state !== "failed" && (isPresenter() || isModerator())) {
-        notify(`${doc.filename}: ${doc.error || "could not be converted"}`, { kind: "error" });
+        notify(failure(doc), { kind: "error" });
       }
       if (doc.state === "ready" && before?.state !== "ready") $("upload-status").textContent = "";
       renderPresentation();
@@ -258,7 +265,7 @@ export function initPresentation() {
     },
     multiUser(message) {
       classroom.multiUser = Boolean(message.data?.enabled);
-      notify(classroom.multiUser ? "Everyone may now draw on the whiteboard." : "Only the presenter draws on the whiteboard now.");
+      notify(classroom.multiUser ? t("pres.multiUserOn") : t("pres.multiUserOff"));
       renderPresentation();
     },
     participantUpdated(message) {

@@ -8,8 +8,9 @@ import {
   count, detachSocket, request, RequestError, setConnectionStatus
 } from "./socket.js";
 import {
-  media, openAudioDialog, reportMedia, setMuted, stopAllMedia, stopScreenShare
+  media, openAudioDialog, reportMedia, setMuted, stopAllMedia, stopScreenShare, toggleCamera
 } from "./media.js";
+import { mediaMode, sfuHandlers, sfuParticipantJoined, startMedia, stopSfu } from "./sfu.js";
 import { closeAllPeers, closePeer, createPeer, peers } from "./peers.js";
 import { applyIceConfig, stopIceRefresh } from "./ice.js";
 import {
@@ -39,6 +40,12 @@ const handlers = {
     }
     if (message.code === "meetingFull") {
       state.meetingFull = true;
+      return;
+    }
+    if (message.request === "media" && (message.code === "cameraLimit" || message.code === "notAllowed")) {
+      // The server refused our camera (mesh limit, or viewers' cameras not allowed).
+      notify(message.message, { kind: "error", timeout: 10000 });
+      if (media.cameraTrack) toggleCamera();
       return;
     }
     log.warn("server error", message.code, message.message, message.request ?? "");
@@ -74,9 +81,11 @@ const handlers = {
     // Peers: we are the later one toward everybody listed, so we are polite and
     // initiate. A resume counts as joining again: start every peer afresh.
     closeAllPeers();
-    const polite = data.polite ?? true;
-    for (const p of state.participants.values()) {
-      if (p.id !== state.self.id) createPeer(p.id, polite);
+    if (!startMedia(data.media)) { // mesh; the SFU path is sfu.js
+      const polite = data.polite ?? true;
+      for (const p of state.participants.values()) {
+        if (p.id !== state.self.id) createPeer(p.id, polite);
+      }
     }
     reportMedia();
     emit("joined", { participantId: state.self.id, role: state.self.role, resumed: Boolean(data.resumed) });
@@ -110,7 +119,7 @@ const handlers = {
     state.participants.set(p.id, p);
     renderParticipant(p);
     renderPeopleCount();
-    if (p.id !== state.self.id) createPeer(p.id, message.data.polite ?? false);
+    if (p.id !== state.self.id && !sfuParticipantJoined(p.id)) createPeer(p.id, message.data.polite ?? false);
     emit("participantJoined", { participantId: p.id, name: p.name });
   },
 
@@ -155,7 +164,7 @@ const handlers = {
 
   peerReset(message) {
     const id = message.data?.id;
-    if (!id || !state.self || id === state.self.id) return;
+    if (!id || !state.self || id === state.self.id || mediaMode() === "sfu") return;
     closePeer(id);
     createPeer(id, message.data.polite ?? false);
   },
@@ -201,7 +210,7 @@ const handlers = {
 
   signal(message) {
     const data = message.data ?? {};
-    if (!data.from || !state.self || data.from === state.self.id) return;
+    if (!data.from || !state.self || data.from === state.self.id || mediaMode() === "sfu") return;
     let peer = peers.get(data.from);
     if (!peer) {
       // An offer from someone we have not heard of yet (should not happen: the server
@@ -224,6 +233,8 @@ const handlers = {
     goAway("replaced");
   },
 };
+
+Object.assign(handlers, sfuHandlers);
 
 export function dispatch(message) {
   if (!message || typeof message.type !== "string") return;
@@ -259,6 +270,7 @@ export function goAway(reason, logoutUrl) {
   emit("leaving", { reason });
   forgetSessionToken();
   stopAllMedia();
+  stopSfu();
   closeAllPeers();
   stopIceRefresh();
   detachSocket();

@@ -4,6 +4,7 @@
 // (signalling §4.1). Pen, line, rectangle, ellipse, text, eraser, undo, clear page.
 
 import { $, notify } from "./util.js";
+import { t } from "./i18n.js";
 import { state } from "./session.js";
 import { act, send } from "./socket.js";
 import { addHandlers } from "./protocol.js";
@@ -167,7 +168,7 @@ function erase(point) {
   if (!isPresenter() && shape.by !== state.self?.id) return;
   shapes.delete(shape.id);
   renderWhiteboard();
-  act("erase", { shapeIds: [shape.id] }, "erase").catch(() => {});
+  act("erase", { shapeIds: [shape.id] }, t("act.erase")).catch(() => {});
 }
 
 function onPointerDown(event) {
@@ -182,7 +183,7 @@ function onPointerDown(event) {
     return;
   }
   if (tool.kind === "text") {
-    const text = window.prompt("Text to place on the whiteboard");
+    const text = window.prompt(t("wb.textPrompt"));
     if (text && text.trim()) start("text", point, { text: text.trim().slice(0, 500), done: true });
     return;
   }
@@ -246,13 +247,13 @@ export function initWhiteboard() {
   }
   $("wb-color").addEventListener("input", (event) => { tool.color = event.target.value; });
   $("wb-undo").addEventListener("click", () => {
-    act("undo", {}, "undo").then((data) => {
+    act("undo", {}, t("act.undo")).then((data) => {
       for (const id of data.removed ?? []) shapes.delete(id);
       renderWhiteboard();
     }, () => {});
   });
   $("wb-clear").addEventListener("click", () => {
-    act("clearPage", {}, "clear the page").then((data) => {
+    act("clearPage", {}, t("act.clearPage")).then((data) => {
       for (const id of data.removed ?? []) shapes.delete(id);
       renderWhiteboard();
     }, () => {});
@@ -287,7 +288,7 @@ export function initWhiteboard() {
       // every few seconds, a refused stream would otherwise flood the page).
       if (message.request === "draw" && message.id === undefined && Date.now() - lastDrawNotice > 5000) {
         lastDrawNotice = Date.now();
-        notify(`Drawing failed: ${message.message}`, { timeout: 4000 });
+        notify(t("wb.drawFailed", { message: message.message }), { timeout: 4000 });
       }
     },
   });
