@@ -145,6 +145,7 @@ def build_parts(
                          pages=pages)
     sfu = SfuBackend(clock, media, registry)
     sfu.on_moved.append(xml_api.renderer.invalidate)
+    sfu.on_streams.append(recording.streams_changed)  # screens for the recording layout
     signalling = SignallingService(clock, settings, registry,
                                    extra_origins_for=embed.origins_for_seat, media=sfu)
     rest_api = RestApi(clock, settings, registry, store, invitations=invitations,

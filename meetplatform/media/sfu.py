@@ -273,6 +273,9 @@ class SfuBackend:
                 clock, url, secret, timeout=timeout)))
         self.send: Send = lambda participant, kind, data: None
         self.on_moved: list[Callable[[Meeting], None]] = []
+        #: ``(meeting, feed, streams)`` listeners: a publisher's streams changed (each
+        #: ``{mid, type, source}``); the recording service notes which are screens.
+        self.on_streams: list[Callable[[Meeting, int, list[dict[str, Any]]], None]] = []
         self._rooms: dict[str, _Room] = {}
         self._connections: dict[str, _Shared[JanusConnection]] = {}
         self._unsubscribe = [registry.subscribe(self._on_registry_event),
@@ -493,6 +496,11 @@ class SfuBackend:
                            "source": peer.sources.get(mid) or (
                                "mic" if stream.get("type") == "audio" else "camera")})
         room.streams[peer.feed] = active
+        for listener in list(self.on_streams):
+            try:
+                listener(room.meeting, peer.feed, active)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the relay
+                _log.failure("a streams listener failed")
         if peer.media_up:
             self._sync_all(room, exclude=peer)
 

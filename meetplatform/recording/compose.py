@@ -92,6 +92,8 @@ class Stream:
 
     publisher: str
     kind: str  # "audio" | "video"
+    #: The stream's mid in the publisher's PeerConnection (a camera and a screen differ).
+    mid: str
     path: Path
     #: µs of the first packet (janus-pp-rec's ``u``), or its creation time.
     first_us: int
@@ -99,6 +101,11 @@ class Stream:
     #: Seconds into the composed video.
     offset_s: float = 0.0
     screen: bool = False
+
+    @property
+    def camera(self) -> str:
+        """The grid cell's key: one per publisher and video stream."""
+        return f"{self.publisher}:{self.mid}"
 
 
 def progress(message: str) -> None:
@@ -218,9 +225,11 @@ def convert(task: Task, files: list[Path], work: Path) -> list[Stream]:
                 continue
             partial.replace(target)
         first = int(info.get("u") or info.get("s") or int(match["created"]))
-        stream = Stream(publisher=match["publisher"], kind=kind, path=target,
+        publisher, mid = match["publisher"], match["mid"]
+        stream = Stream(publisher=publisher, kind=kind, mid=mid, path=target,
                         first_us=first, duration_s=duration(target),
-                        screen=kind == "video" and match["publisher"] in task.screens)
+                        screen=kind == "video" and (publisher in task.screens
+                                                    or f"{publisher}:{mid}" in task.screens))
         streams.append(stream)
     progress(f"converted {len(streams)} stream(s)")
     return streams
@@ -281,7 +290,7 @@ def filter_graph(streams: list[Stream], total: float) -> tuple[list[str], str, b
     """
     inputs: list[str] = []
     parts: list[str] = [f"color=c=black:s={WIDTH}x{HEIGHT}:r={FPS}:d={total:.3f}[base0]"]
-    cameras = sorted({s.publisher for s in streams if s.kind == "video" and not s.screen})
+    cameras = sorted({s.camera for s in streams if s.kind == "video" and not s.screen})
     screens = [s for s in streams if s.kind == "video" and s.screen]
     screen_on = _during(_intervals(screens))
     grid = dict(zip(cameras, _grid(max(1, len(cameras)), WIDTH, HEIGHT), strict=False))
@@ -302,10 +311,10 @@ def filter_graph(streams: list[Stream], total: float) -> tuple[list[str], str, b
         if stream.screen:
             placements = [((0, 0, WIDTH - side_w, HEIGHT), "1")]
         elif screens:
-            placements = [(grid[stream.publisher], f"not({screen_on})"),
-                          (side[stream.publisher], screen_on)]
+            placements = [(grid[stream.camera], f"not({screen_on})"),
+                          (side[stream.camera], screen_on)]
         else:
-            placements = [(grid[stream.publisher], "1")]
+            placements = [(grid[stream.camera], "1")]
         label = f"v{index}"
         if len(placements) > 1:
             parts.append(f"[{index}:v]{shift},split={len(placements)}"

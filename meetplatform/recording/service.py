@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -202,11 +202,20 @@ class RecordingService(MultiService):
         if state.recorder is not None:
             Deferred.fromCoroutine(self._tell_node(meeting, state.recorder, event.recording))
 
-    def screen_publisher(self, meeting: Meeting, publisher_id: int | str) -> None:
-        """The SFU path tells which of the node's publishers is a screen share (its video
-        goes to the main area of the composed recording, cameras beside it)."""
-        self._meetings.setdefault(meeting.internal_id, _Meeting()).screens.add(
-            str(publisher_id))
+    def screen_publisher(self, meeting: Meeting, publisher_id: int | str,
+                         mid: str | None = None) -> None:
+        """The SFU path tells which of the node's publishers (or which stream ``mid`` of
+        one) is a screen share: its video goes to the main area of the composed
+        recording, the cameras beside it."""
+        key = str(publisher_id) if mid is None else f"{publisher_id}:{mid}"
+        self._meetings.setdefault(meeting.internal_id, _Meeting()).screens.add(key)
+
+    def streams_changed(self, meeting: Meeting, feed: int,
+                        streams: list[dict[str, Any]]) -> None:
+        """``SfuBackend.on_streams`` listener: note every screen stream published."""
+        for stream in streams:
+            if stream.get("source") == "screen" and stream.get("type") == "video":
+                self.screen_publisher(meeting, feed, str(stream.get("mid")))
 
     async def _tell_node(self, meeting: Meeting, recorder: Recorder, on: bool) -> None:
         try:
