@@ -4,9 +4,9 @@ conference page publish through the service to the meeting's VideoRoom (the SFU 
 recorded span (±2 s) with audio and video, served with ranges.
 
 It needs the browser media path through Janus (``meetplatform/media/sfu.py``: the page's
-media relayed to the node's VideoRoom), which another part of the work builds; until that
-module exists the test is skipped. ``test_end_to_end.py`` covers the same pipeline with
-test pages publishing to Janus directly.
+media relayed to the node's VideoRoom); a checkout without it skips the test.
+``test_end_to_end.py`` covers the rest of the pipeline (stop/start, kill -9, protected
+playback, callbacks, delete) with test pages publishing to Janus directly.
 """
 
 from __future__ import annotations
