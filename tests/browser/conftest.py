@@ -142,6 +142,33 @@ def checkout_env() -> dict[str, str]:
     return env
 
 
+def start_service(workdir: Path, options: list[str],
+                  env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+    """``twistd -n meetplatform OPTIONS`` in ``workdir`` running this checkout's code,
+    once it listens; its output lines are collected in the list returned with it."""
+    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+               "-n", "--pidfile=", "meetplatform", *options]
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               env=env or checkout_env())
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "listening on http://" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(60) or process.poll() is not None:
+        process.kill()
+        raise RuntimeError("the service did not start:\n" + "".join(lines))
+    return process, lines
+
+
 @dataclass
 class Service:
     base_url: str
@@ -173,27 +200,7 @@ def service() -> Iterator[Service]:
         "--resume-grace-seconds=20",
         "--server-name=meetplatform-test",
     ]
-    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "-n", "--pidfile=", "meetplatform", *options]
-    ready_marker = "listening on http://"
-    env = checkout_env()
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if ready_marker in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or process.poll() is not None:
-        process.kill()
-        raise RuntimeError("the service did not start:\n" + "".join(lines))
+    process, lines = start_service(workdir, options)
     svc = Service(base_url=f"http://127.0.0.1:{port}", secret=secret, process=process,
                   log_lines=lines)
     try:

@@ -34,6 +34,7 @@ from tests.browser.conftest import (
     _free_port,
     checkout_env,
     http_status,
+    start_service,
     stop_process,
 )
 from tests.browser.helpers import (
@@ -133,26 +134,7 @@ def embed_service() -> Iterator[EmbedService]:
          "create", "--name", "Parent LMS", "--json"],
         capture_output=True, text=True, check=True, cwd=workdir, env=checkout_env())
     client = json.loads(created.stdout)
-    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "-n", "--pidfile=", "meetplatform", *options]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               env=checkout_env())
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "listening on http://" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or process.poll() is not None:
-        process.kill()
-        raise RuntimeError("the service did not start:\n" + "".join(lines))
+    process, lines = start_service(workdir, options)
     base_url = f"http://127.0.0.1:{port}"
     api = Api(base_url, client["clientId"], client["clientSecret"])
     api.authenticate()

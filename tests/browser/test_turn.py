@@ -16,9 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ import pytest
 
 from meetplatform.media.turn import mint
 from tests.browser import turn_client
-from tests.browser.conftest import REPO, Service, _free_port, stop_process
+from tests.browser.conftest import Service, _free_port, start_service, stop_process
 from tests.browser.helpers import (
     enter,
     meeting_id,
@@ -165,13 +163,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _checkout_env() -> dict[str, str]:
-    """The service runs this checkout's code (its root first on PYTHONPATH)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 @pytest.fixture(scope="module")
 def relay_service(coturn: Coturn) -> Iterator[Service]:
     """The service with minted TURN credentials and the relay-only ICE policy."""
@@ -191,26 +182,7 @@ def relay_service(coturn: Coturn) -> Iterator[Service]:
         "--turn-ttl=600",
         "--ice-transport-policy=relay",
     ]
-    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "-n", "--pidfile=", "meetplatform", *options]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               env=_checkout_env())
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "listening on http://" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or process.poll() is not None:
-        process.kill()
-        raise RuntimeError("the service did not start:\n" + "".join(lines))
+    process, lines = start_service(workdir, options)
     try:
         yield Service(base_url=f"http://127.0.0.1:{port}", secret=secret, process=process,
                       log_lines=lines)
