@@ -151,6 +151,10 @@ def running_env(node_names: tuple[str, ...] = ("node-a", "node-b"), *,
     for command in (f"ip link add {VETH} type veth peer name {VETH}p",
                     f"ip addr add 10.98.0.1/24 dev {VETH}",
                     f"ip addr add 10.98.0.2/24 dev {VETH}p",
+                    # No IPv6 link-local address appearing later: Chromium would take it
+                    # for a network change and abort loads (ERR_NETWORK_CHANGED).
+                    f"ip link set {VETH} addrgenmode none",
+                    f"ip link set {VETH}p addrgenmode none",
                     f"ip link set {VETH} up", f"ip link set {VETH}p up"):
         subprocess.run(command.split(), check=True)
     workdir = Path(tempfile.mkdtemp(prefix="mp-sfu-"))

@@ -77,6 +77,9 @@ def private_link() -> Iterator[None]:
         "ip link add mpveth0 type veth peer name mpveth1",
         "ip addr add 10.99.0.1/24 dev mpveth0",
         "ip addr add 10.99.0.2/24 dev mpveth1",
+        # No IPv6 link-local address appearing later (a network change to the browsers).
+        "ip link set mpveth0 addrgenmode none",
+        "ip link set mpveth1 addrgenmode none",
         "ip link set mpveth0 up",
         "ip link set mpveth1 up",
         # Firefox offers the address of the default route's interface

@@ -83,6 +83,10 @@ def turn_link() -> Iterator[None]:
         "ip link add mpturn0 type veth peer name mpturn1",
         f"ip addr add {TURN_IP}/24 dev mpturn0",
         f"ip addr add {PEER_IP}/24 dev mpturn1",
+        # No IPv6 link-local address appearing seconds later: Chromium would take it for
+        # a network change and abort the page's loads (ERR_NETWORK_CHANGED).
+        "ip link set mpturn0 addrgenmode none",
+        "ip link set mpturn1 addrgenmode none",
         "ip link set mpturn0 up",
         "ip link set mpturn1 up",
     ]

@@ -58,6 +58,9 @@ def _link_up() -> None:
         "ip link add mprveth0 type veth peer name mprveth1",
         "ip addr add 10.98.0.1/24 dev mprveth0",
         "ip addr add 10.98.0.2/24 dev mprveth1",
+        # No IPv6 link-local address appearing later (a network change to the browsers).
+        "ip link set mprveth0 addrgenmode none",
+        "ip link set mprveth1 addrgenmode none",
         "ip link set mprveth0 up",
         "ip link set mprveth1 up",
     ]
