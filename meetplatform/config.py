@@ -489,22 +489,35 @@ def _turn_uris(raw: object, origin: _Origin) -> tuple[str, ...]:
 
 #: A TURN secret shorter than this is refused (HMAC keys must not be guessable).
 MIN_TURN_SECRET_CHARS = 16
+#: Token files are one line; anything larger is not one.
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def read_token_file(path: Path, what: str, minimum: int, hint: str = "") -> str:
+    """The secret token in ``path``: one line, surrounding whitespace removed, at least
+    ``minimum`` printable characters and no space; ``ConfigError`` naming ``what`` and
+    the file otherwise. The message never quotes the token. Shared by every option that
+    names a token file (TURN secret, metrics token)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+        token = data.decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{what} file {path}: cannot read it: {error}") from None
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise ConfigError(f"{what} file {path}: larger than {MAX_TOKEN_FILE_BYTES} bytes")
+    if (len(token) < minimum or not token.isprintable()
+            or any(c.isspace() for c in token)):
+        raise ConfigError(
+            f"{what} file {path}: the {what.split()[-1]} must be one line of at least "
+            f"{minimum} printable characters without spaces{hint}")
+    return token
 
 
 def read_turn_secret(path: Path) -> str:
-    """The TURN shared secret in ``path`` (one line, surrounding whitespace removed);
-    ``ConfigError`` if it cannot be read or is too short. The message never quotes it."""
-    try:
-        secret = path.read_text("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"TURN secret file {path}: cannot read it: {error}") from None
-    if (len(secret) < MIN_TURN_SECRET_CHARS or not secret.isprintable()
-            or any(c.isspace() for c in secret)):
-        raise ConfigError(
-            f"TURN secret file {path}: the secret must be one line of at least "
-            f"{MIN_TURN_SECRET_CHARS} printable characters without spaces (the "
-            "static-auth-secret of coturn)")
-    return secret
+    """The TURN shared secret in ``path`` (see :func:`read_token_file`)."""
+    return read_token_file(path, "TURN secret", MIN_TURN_SECRET_CHARS,
+                           " (the static-auth-secret of coturn)")
 
 
 def _link_seconds(raw: object, origin: _Origin) -> int:
@@ -617,17 +630,8 @@ def _endpoint(raw: object, origin: _Origin) -> str | None:
 
 
 def read_metrics_token(path: Path) -> str:
-    """The bearer token in ``path`` (surrounding whitespace removed); ``ConfigError`` if
-    it cannot be read or is too short to be secret."""
-    try:
-        token = path.read_text("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"metrics token file {path}: cannot read it: {error}") from None
-    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or " " in token:
-        raise ConfigError(
-            f"metrics token file {path}: the token must be at least "
-            f"{MIN_METRICS_TOKEN_CHARS} printable characters without spaces")
-    return token
+    """The bearer token in ``path`` (see :func:`read_token_file`)."""
+    return read_token_file(path, "metrics token", MIN_METRICS_TOKEN_CHARS)
 
 
 
