@@ -8,7 +8,8 @@ It does what ``twistd -n meetplatform`` does (``tap.MeetplatformService._bound``
 (``meetplatform.build``; ``tap.build_site`` in older versions) for the resource tree,
 served by
 ``tap.MeetplatformSite`` (the same input limits, no access log), listening with the same
-endpoint type (``tcp:PORT:interface=127.0.0.1``; Twisted's default backlog of 50), and
+endpoint type and listen queue (``tcp:PORT:interface=127.0.0.1`` through
+``config.with_backlog`` when the checkout has it; Twisted's default of 50 before), and
 logging to a file through ``twisted.logger`` as twistd does. If ``build_site`` does not
 mount the signalling socket at ``/ws`` yet, the ``SignallingService`` is mounted there (as
 ``tests/browser/serve.py`` does). Nothing in the product's behaviour is changed.
@@ -282,7 +283,10 @@ def main(argv: list[str]) -> None:
         sys.stderr.write(f"mp_server: cannot listen: {failure.getErrorMessage()}\n")
         reactor.stop()
 
-    serverFromString(reactor, listen).listen(site).addCallbacks(ready, failed)
+    # The product's listen queue (meetplatform.config.with_backlog) where it has one.
+    from meetplatform import config as product_config
+    described = getattr(product_config, "with_backlog", lambda d: d)(listen)
+    serverFromString(reactor, described).listen(site).addCallbacks(ready, failed)
 
     reactor.addSystemEventTrigger(
         "after", "shutdown", lambda: shutil.rmtree(data_dir, ignore_errors=True))

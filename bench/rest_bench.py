@@ -158,7 +158,10 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
 
     async def go() -> None:
         client, space, secret = await store.create_client("bench", int(time.time() * 1000))
-        p = await serverFromString(reactor, listen).listen(site)
+        # The product's listen queue (meetplatform.config.with_backlog) where it has one.
+        from meetplatform import config as product_config
+        described = getattr(product_config, "with_backlog", lambda d: d)(listen)
+        p = await serverFromString(reactor, described).listen(site)
         sys.stdout.write(f"READY {p.getHost().port} {client.id} {secret} {space.id}\n")
         sys.stdout.flush()
 

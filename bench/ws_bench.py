@@ -12,6 +12,10 @@ Servers (each started pinned to CPU 0, stopped by its PID after the run):
 ``autobahn``           bench/baselines/autobahn_broadcast.py ``--relay sendMessage``: a bare
                        Autobahn broadcast server (Autobahn's broadcast example, with rooms).
 ``autobahn-prepared``  the same with ``prepareMessage``/``sendPreparedMessage``.
+``autobahn-backlog``   the same listening with the product's backlog (1024) instead of
+                       Twisted's 50: with 100 handshakes in flight a queue of 50 drops SYNs
+                       and each dropped one waits a second, which decides the bare server's
+                       joins/s more than its CPU does; this baseline separates the two.
 ``node-ws``            bench/baselines/ws_broadcast.js: the same on Node's ``ws`` (the
                        issue's 100,000 deliveries/s anchor).
 ``meetplatform+X``     the product with proposed optimisation X switched on (NOT the product;
@@ -60,7 +64,7 @@ import common as C
 
 PY = sys.executable
 CLIENT = C.BENCH_DIR / "ws_client" / "ws_client.js"
-SERVERS = ("meetplatform", "autobahn", "autobahn-prepared", "node-ws")
+SERVERS = ("meetplatform", "autobahn", "autobahn-backlog", "autobahn-prepared", "node-ws")
 HOLD_SETTLE = 3.0
 
 
@@ -96,8 +100,9 @@ class Runner:
         if server == "node-ws":
             return ["node", str(C.BENCH_DIR / "baselines" / "ws_broadcast.js"), str(port)]
         relay = "prepared" if server == "autobahn-prepared" else "sendMessage"
+        backlog = "1024" if server == "autobahn-backlog" else "50"
         return [PY, str(C.BENCH_DIR / "baselines" / "autobahn_broadcast.py"), "--port",
-                str(port), "--relay", relay, "--log", log]
+                str(port), "--relay", relay, "--log", log, "--backlog", backlog]
 
     def baseline_urls(self, workload: str, port: int, urls: Path) -> None:
         rooms, size = self.shape(workload)

@@ -244,6 +244,24 @@ def parse_listener(description: str) -> Listener:
     )
 
 
+#: The listen queue of TCP and TLS listeners when the description names none. Twisted's
+#: default is 50: a lecture hall of a thousand opening their sockets in the same second
+#: overflows it, and each refused SYN costs its browser a one-second retransmission.
+#: The kernel caps the value at ``net.core.somaxconn`` (4096 on current Linux).
+DEFAULT_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """``description`` with ``backlog=DEFAULT_BACKLOG`` added to a TCP, TLS or UNIX socket
+    endpoint that does not set its own; every other description is returned unchanged."""
+    tokens = _split_unescaped(description, ":")
+    if tokens[0].lower() not in ("tcp", "tcp6", "ssl", "unix"):
+        return description
+    if any(token.split("=", 1)[0] == "backlog" for token in tokens[1:] if "=" in token):
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
+
+
 class _NoReactor:
     """Stands in for a reactor while endpoint descriptions are only parsed, never used."""
 

@@ -41,6 +41,7 @@ from meetplatform.config import (
     read_metrics_token,
     read_turn_secret,
     url_for,
+    with_backlog,
 )
 from meetplatform.logs import ProcessLogging
 from meetplatform.metrics import METRICS_PATH, Metrics, MetricsPage, metrics_root
@@ -211,7 +212,7 @@ class MeetplatformService(MultiService):
 
         factory = self.site if site is None else site
         return maybeDeferred(
-            lambda: serverFromString(self._reactor, description).listen(factory)
+            lambda: serverFromString(self._reactor, with_backlog(description)).listen(factory)
         ).addErrback(explain)
 
     def _bound(self, ports: Sequence[IListeningPort]) -> None:

@@ -20,6 +20,7 @@ from meetplatform.config import (
     ServiceConfig,
     load_config,
     parse_listener,
+    with_backlog,
 )
 from meetplatform.secret import (
     SecretError,
@@ -309,6 +310,25 @@ def test_listener_parsing_reads_scheme_host_and_port(tmp_path: Path) -> None:
     unix = parse_listener("unix:/run/meet.sock")
     assert (tls.kind, tls.scheme, tls.host, tls.port) == ("ssl", "https", "127.0.0.2", 8443)
     assert (unix.kind, unix.scheme, unix.port) == ("unix", None, None)
+
+
+def test_tls_and_unix_listeners_get_the_crowd_backlog_too(tmp_path: Path) -> None:
+    """Every socket listener queues 1024 connections unless told otherwise; the rest of
+    the description (TLS key, interface, escaped colons) is kept as written."""
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+    from twisted.internet.testing import MemoryReactor
+
+    write_self_signed(tmp_path / "server.pem")
+    reactor = MemoryReactor()
+    for description in (f"ssl:port=8443:privateKey={tmp_path / 'server.pem'}",
+                        "unix:/run/meet.sock", r"tcp6:8080:interface=\:\:1"):
+        serverFromString(reactor, with_backlog(description)).listen(Factory())
+    assert reactor.sslServers[0][3] == 1024
+    assert reactor.unixServers[0][2] == 1024
+    assert reactor.tcpServers[0][2:] == (1024, "::1")
+    assert with_backlog("tcp:8080:backlog=10") == "tcp:8080:backlog=10"
+    assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
 
 
 @given(st.integers(min_value=1, max_value=65535),

@@ -169,6 +169,16 @@ def test_twist_runner_binds_in_start_service(tmp_path: Path) -> None:
     assert service.registry is not None
 
 
+def test_listeners_queue_a_crowd_of_connections(tmp_path: Path) -> None:
+    """A thousand sockets opened in the same second are queued, not refused: the listen
+    backlog is 1024 unless the endpoint description sets its own."""
+    reactor = BindingReactor()
+    service = makeService(
+        options(tmp_path, "--listen", "tcp:0", "--listen", "tcp:0:backlog=64"), reactor)
+    start(service)
+    assert [server[2] for server in reactor.tcpServers] == [1024, 64]
+
+
 def test_settings_carry_every_option(tmp_path: Path) -> None:
     """Options given to twistd reach the Settings every surface receives."""
     service = makeService(options(

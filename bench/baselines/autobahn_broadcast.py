@@ -74,6 +74,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--relay", choices=["sendMessage", "prepared"], default="sendMessage")
     parser.add_argument("--log", default=None)
+    parser.add_argument("--backlog", type=int, default=50,
+                        help="listen queue (Twisted's default 50; the product listens with 1024)")
     args = parser.parse_args(argv)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -95,7 +97,7 @@ def main(argv: list[str]) -> None:
         sys.stderr.write(f"autobahn_broadcast: cannot listen: {failure.getErrorMessage()}\n")
         reactor.stop()
 
-    serverFromString(reactor, f"tcp:{args.port}:interface=127.0.0.1").listen(
+    serverFromString(reactor, f"tcp:{args.port}:interface=127.0.0.1:backlog={args.backlog}").listen(
         factory).addCallbacks(ready, failed)
     reactor.run()
 
