@@ -218,7 +218,17 @@ def main(argv: list[str]) -> None:
     from meetplatform.registry import Registry
 
     log_file = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115 - for the process lifetime
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)],
+    # twistd's text observer as the product installs it (meetplatform.logs), if it does.
+    from meetplatform import logs as product_logs
+    text_observer = getattr(product_logs, "text_file_observer", textFileLogObserver)
+
+    def observer(out: Any) -> Any:
+        """The file observer behind the default level filter (info), as under twistd."""
+        from twisted.logger import FilteringLogObserver
+        if not hasattr(product_logs, "level_predicate"):
+            return text_observer(out)
+        return FilteringLogObserver(text_observer(out), [product_logs.level_predicate([])])
+    globalLogBeginner.beginLoggingTo([observer(log_file)],
                                      redirectStandardIO=False)
 
     public_url = f"http://127.0.0.1:{args.port}"

@@ -119,7 +119,17 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     from meetplatform.web.pages import WebPages
 
     log_file = open(log_path, "a")  # noqa: SIM115 - for the process lifetime
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)], redirectStandardIO=False)
+    # twistd's text observer as the product installs it (meetplatform.logs), if it does.
+    from meetplatform import logs as product_logs
+    text_observer = getattr(product_logs, "text_file_observer", textFileLogObserver)
+
+    def observer(out: Any) -> Any:
+        """The file observer behind the default level filter (info), as under twistd."""
+        from twisted.logger import FilteringLogObserver
+        if not hasattr(product_logs, "level_predicate"):
+            return text_observer(out)
+        return FilteringLogObserver(text_observer(out), [product_logs.level_predicate([])])
+    globalLogBeginner.beginLoggingTo([observer(log_file)], redirectStandardIO=False)
     public_url = f"http://127.0.0.1:{port}"
     listen = f"tcp:{port}:interface=127.0.0.1"
     data_dir = Path(tempfile.mkdtemp(prefix="rest-bench-"))

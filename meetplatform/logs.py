@@ -18,12 +18,19 @@ the application, but its service is added to it right after ``makeService``
 
 Without this twistd writes every level: a churn of 200,000 joins logged 35 MB, mostly
 debug lines. Events are dropped by the filter before any formatting.
+
+The ``text`` format is twistd's own line, ``{time} [{system}] {message}``, written by
+:class:`ClassicText`: the same text, byte for byte, for a quarter of the CPU (Twisted
+formats the message with a pure-Python ``string.Formatter`` and the time with
+``strftime`` for every line: 34 µs per line here, a twentieth of an invitation's
+activation).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from twisted.logger import (
     FileLogObserver,
@@ -36,6 +43,9 @@ from twisted.logger import (
     LogPublisher,
     eventAsJSON,
     formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
+    timeFormatRFC3339,
 )
 from twisted.python.failure import Failure
 
@@ -71,6 +81,61 @@ def json_line(event: LogEvent) -> str:
     if isinstance(failure, Failure):
         extra["log_traceback"] = failure.getTraceback()
     return eventAsJSON({**event, **extra}) + "\n"
+
+
+#: The formatter inside :func:`twisted.logger.textFileLogObserver` (what twistd uses).
+_TWISTED_TEXT_FORMATTER = "textFileLogObserver.<locals>.formatEvent"
+
+
+class ClassicText:
+    """twistd's text line (:func:`~twisted.logger.formatEventAsClassicLogText` with its
+    RFC 3339 time), computed faster for the events that make most lines.
+
+    An event whose ``log_format`` is a plain ``str`` and that carries no failure is
+    formatted with ``str.format_map`` (what Twisted's formatter does for every field that
+    is not a ``{call()}``), and the time text is kept for the second it names (the format
+    has no finer unit). Anything else, or any error on the way, goes to Twisted's own
+    function, which also writes its "Unable to format event" text.
+    """
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._stamp = "-"
+
+    def time_text(self, when: float | None) -> str:
+        """``formatTime(when)`` in RFC 3339, computed once per second."""
+        if when is None:
+            return "-"
+        second = math.floor(when)
+        if second != self._second:
+            self._stamp = formatTime(when, timeFormatRFC3339)
+            self._second = second
+        return self._stamp
+
+    def __call__(self, event: LogEvent) -> str | None:
+        text = event.get("log_format")
+        if type(text) is str and "log_failure" not in event and "log_flattened" not in event:
+            try:
+                message = text.format_map(event)
+                system = event.get("log_system")
+                if system is None:
+                    level = event.get("log_level")
+                    system = "{}#{}".format(event.get("log_namespace", "-"),
+                                            "-" if level is None else level.name)
+                else:
+                    system = str(system)
+            except Exception:  # noqa: BLE001 - Twisted's own path says what went wrong
+                return formatEventAsClassicLogText(event, formatTime=self.time_text)
+            if not message:
+                return None
+            line = f"{self.time_text(event.get('log_time'))} [{system}] {message}"
+            return line.replace("\n", "\n\t") + "\n"
+        return formatEventAsClassicLogText(event, formatTime=self.time_text)
+
+
+def text_file_observer(out: IO[Any]) -> FileLogObserver:
+    """``textFileLogObserver(out)`` (twistd's), writing :class:`ClassicText` lines."""
+    return FileLogObserver(out, ClassicText())
 
 
 class ProcessLogging:
@@ -136,8 +201,22 @@ class ProcessLogging:
         self._replaced = []
 
     def _wrap(self, observer: ILogObserver) -> ILogObserver:
-        inner = (self._as_json(observer) or observer) if self._format == "json" else observer
+        if self._format == "json":
+            inner = self._as_json(observer) or observer
+        else:
+            inner = self._as_text(observer) or observer
         return cast(ILogObserver, FilteringLogObserver(inner, [self.predicate]))
+
+    @staticmethod
+    def _as_text(observer: ILogObserver) -> ILogObserver | None:
+        """twistd's text observer (a file's, with Twisted's classic formatter) as a
+        :func:`text_file_observer` on the same file; any other observer is kept."""
+        out = getattr(observer, "_outFile", None)
+        formatter = getattr(observer, "formatEvent", None)
+        if (not isinstance(observer, FileLogObserver) or out is None
+                or getattr(formatter, "__qualname__", "") != _TWISTED_TEXT_FORMATTER):
+            return None
+        return text_file_observer(out)
 
     @staticmethod
     def _as_json(observer: ILogObserver) -> ILogObserver | None:
