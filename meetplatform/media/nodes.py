@@ -414,8 +414,11 @@ class MediaNodes(Service):
             lost = tuple(node.placements.values())
             for placement in lost:
                 placement.created = False
-            _log.warn("media node {name}: Janus restarted; {count} room(s) lost",
-                      name=name, count=len(lost))
+            # A killed Janus dropped the control connection first: the meetings that were
+            # moved (or fell back to mesh) then are no longer placed here, so ``count``
+            # may be 0 although rooms were lost.
+            _log.warn("media node {name}: Janus restarted, its rooms are gone; {count} "
+                      "meeting(s) placed on it get theirs again", name=name, count=len(lost))
             self._emit(NodeRestarted(name, lost))
         elif not fresh:
             Deferred.fromCoroutine(self.reconcile(name))

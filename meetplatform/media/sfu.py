@@ -810,6 +810,9 @@ class SfuBackend:
                 self._reset_peer(peer)
             room.streams.clear()
             room.talking.clear()
+            # The room is made anew (a new node, or a Janus that lost it): a creation
+            # awaited before is no proof that it exists now.
+            room.created = None
             self._moved(meeting)
             if room.placement is None:
                 self._fall_back(room, "no usable media node")

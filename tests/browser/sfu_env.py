@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+import wave
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,32 @@ def fake_video(path: Path) -> None:
                 luma[row + x0:row + min(FRAME_W, x0 + 20)] = b"\xe0" * (min(FRAME_W, x0 + 20)
                                                                          - x0)
             out.write(b"FRAME\n" + bytes(luma) + b"\x80" * (FRAME_W * FRAME_H // 2))
+
+
+def loud_voice(path: Path, seconds: float = 8.0, rate: int = 48_000) -> None:
+    """A loud, voice-like WAV (48 kHz mono 16-bit) for a fake microphone that Janus hears
+    talking: Chromium's own fake microphone beeps too briefly to cross VideoRoom's
+    threshold (``audio_level_average`` 25 over ``audio_active_packets``).
+
+    Harmonics of a gliding 120-220 Hz fundamental under a syllable-rate envelope that
+    never falls below half: a steady tone or noise would be taken for background noise by
+    the browser's noise suppression, and gaps would count as silence in Janus's average.
+    """
+    samples = bytearray()
+    phase = 0.0
+    for n in range(int(seconds * rate)):
+        t = n / rate
+        f0 = 170 + 50 * math.sin(2 * math.pi * 0.7 * t)
+        phase += 2 * math.pi * f0 / rate
+        voice = sum(math.sin(k * phase) / k for k in range(1, 9)) / 2.0
+        envelope = 0.75 + 0.25 * math.sin(2 * math.pi * 3.3 * t)
+        value = max(-1.0, min(1.0, 0.9 * envelope * voice))
+        samples += int(value * 32_000).to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(samples))
 
 
 def _env() -> dict[str, str]:
@@ -126,6 +154,11 @@ def _admin(node: JanusProcess, request: dict[str, Any]) -> dict[str, Any]:
     with urllib.request.urlopen(node.admin_url, body, timeout=10) as response:
         answer: dict[str, Any] = json.loads(response.read())
     return answer.get("response") or {}
+
+
+def room_exists(node: JanusProcess, room: int) -> bool:
+    """Janus's own answer (VideoRoom ``exists``): is ``room`` on the node?"""
+    return _admin(node, {"request": "exists", "room": room}).get("exists") is True
 
 
 def room_participants(node: JanusProcess) -> dict[int, list[dict[str, Any]]]:
@@ -249,9 +282,11 @@ def sfu_stats(driver: Any) -> dict[str, Any]:
 
 
 
-def chromium(video: Path | None, profile: str) -> Any:
-    """Headless Chromium with ``video`` (or its own pattern) as its fake camera, host candidates not hidden
-    behind mDNS (Janus must see them) and the WebSocket frames in the performance log."""
+def chromium(video: Path | None, profile: str, flags: Sequence[str] = ()) -> Any:
+    """Headless Chromium with ``video`` (or its own pattern) as its fake camera, host
+    candidates not hidden behind mDNS (Janus must see them), the WebSocket frames in the
+    performance log, and ``flags`` added to its command line (e.g.
+    ``--use-file-for-fake-audio-capture=...`` for a microphone that Janus hears talk)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
@@ -264,6 +299,8 @@ def chromium(video: Path | None, profile: str) -> Any:
     options.add_argument("--disable-features=WebRtcHideLocalIpsWithMdns")
     options.add_argument("--window-size=800,600")
     options.add_argument(f"--user-data-dir={profile}")
+    for flag in flags:
+        options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
     driver.set_script_timeout(WAIT)
