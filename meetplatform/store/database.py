@@ -240,16 +240,17 @@ class Database:
     def _insert_access_token(self, c: sqlite3.Connection, *, client_id: str, kind: str,
                              scope: Sequence[str], space_id: str, now: int, ttl_ms: int,
                              room_id: str | None = None, role: str | None = None,
-                             user_token_id: str | None = None) -> tuple[str, str]:
+                             user_token_id: str | None = None) -> tuple[AccessTokenRecord, str]:
+        """Insert a token for a client the caller found active in this transaction; its
+        record comes back from the ``INSERT`` itself (no second read)."""
         token = new_secret(ACCESS_TOKEN_PREFIX if kind == "client" else USER_ACCESS_TOKEN_PREFIX)
-        token_id = new_id("at_")
-        c.execute(
+        row = c.execute(
             "INSERT INTO access_tokens (id, token_hash, client_id, kind, scope, space_id,"
             " issued_at, expires_at, room_id, role, user_token_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (token_id, hash_secret(token), client_id, kind, " ".join(scope), space_id, now,
-             now + ttl_ms, room_id, role, user_token_id))
-        return token_id, token
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (new_id("at_"), hash_secret(token), client_id, kind, " ".join(scope), space_id,
+             now, now + ttl_ms, room_id, role, user_token_id)).fetchone()
+        return _access(row), token
 
     def issue_access_token(self, client_id: str, scope: Sequence[str], now: int,
                            ttl_ms: int) -> tuple[AccessTokenRecord, str] | None:
@@ -260,19 +261,12 @@ class Database:
                 " WHERE k.id = ? AND k.revoked_at IS NULL", (client_id,)).fetchone()
             if row is None:
                 return None
-            token_id, token = self._insert_access_token(
+            return self._insert_access_token(
                 c, client_id=client_id, kind="client", scope=scope, space_id=row[0], now=now,
                 ttl_ms=ttl_ms)
-        record = self._access_by_id(token_id)
-        assert record is not None
-        return record, token
 
     _ACCESS_SELECT = ("SELECT a.*, k.revoked_at AS client_revoked_at FROM access_tokens a"
                       " JOIN clients k ON k.id = a.client_id")
-
-    def _access_by_id(self, token_id: str) -> AccessTokenRecord | None:
-        row = self._one(self._ACCESS_SELECT + " WHERE a.id = ?", (token_id,))
-        return _access(row) if row else None
 
     def find_access_token(self, token: str) -> AccessTokenRecord | None:
         """The record of a bearer token, whatever its state (check ``active(now)``)."""
@@ -464,28 +458,29 @@ class Database:
         is given) the invited user's access token is inserted in the same transaction.
         """
         token_hash = hash_secret(secret)
-        access: tuple[str, str] | None = None
+        access: tuple[AccessTokenRecord, str] | None = None
         with self.transaction() as c:
+            # The space's client comes back with the row (it is active: the UPDATE's
+            # condition says so), for the access token inserted next.
             row = c.execute(
                 "UPDATE user_tokens SET uses = uses + 1, last_activated_at = :now"
                 " WHERE token_hash = :hash AND uses < max_uses AND revoked_at IS NULL"
                 " AND expires_at > :now AND (not_before IS NULL OR not_before <= :now)"
                 " AND space_id IN (SELECT s.id FROM spaces s JOIN clients k"
                 "                  ON k.id = s.client_id WHERE k.revoked_at IS NULL)"
-                " RETURNING *", {"now": now, "hash": token_hash}).fetchall()
+                " RETURNING *, (SELECT client_id FROM spaces s WHERE s.id = space_id)"
+                " AS space_client_id", {"now": now, "hash": token_hash}).fetchall()
             token = _user_token(row[0]) if row else None
             if token is not None and grant_scope:
-                client_row = c.execute("SELECT client_id FROM spaces WHERE id = ?",
-                                       (token.space_id,)).fetchone()
                 access = self._insert_access_token(
-                    c, client_id=client_row[0], kind="user", scope=grant_scope,
+                    c, client_id=row[0]["space_client_id"], kind="user", scope=grant_scope,
                     space_id=token.space_id, now=now, ttl_ms=grant_ttl_ms,
                     room_id=token.room_id, role=token.role, user_token_id=token.id)
         if token is not None:
             if access is None:
                 return ActivationOutcome(won=True, token=token)
             return ActivationOutcome(won=True, token=token, access_token=access[1],
-                                     access_record=self._access_by_id(access[0]))
+                                     access_record=access[0])
         return self._why_not(token_hash, now)
 
     def _why_not(self, token_hash: str, now: int) -> ActivationOutcome:
