@@ -39,6 +39,7 @@ from meetplatform.documents import DocumentService
 from meetplatform.documents.meetings import MeetingDocuments
 from meetplatform.history import History
 from meetplatform.invitations import Invitations
+from meetplatform.media.backend import SFU
 from meetplatform.media.events import JanusEventsResource
 from meetplatform.media.nodes import MediaNodes
 from meetplatform.media.service import build_media, local_janus
@@ -145,6 +146,12 @@ def build_parts(
                          pages=pages)
     sfu = SfuBackend(clock, media, registry)
     sfu.on_moved.append(xml_api.renderer.invalidate)
+    # Recordings are made on media nodes: a meeting records only while its media go
+    # through one (a mesh meeting cannot, docs/recordings.md). ``mode_for`` places a
+    # meeting on its first join, as joining would a moment later; a move (a node lost,
+    # a fall-back to mesh, a node back) may change the answer, which the page is told.
+    registry.can_record = lambda meeting: sfu.mode_for(meeting) == SFU
+    sfu.on_moved.append(registry.recording_availability_changed)
     sfu.on_streams.append(recording.streams_changed)  # screens for the recording layout
     signalling = SignallingService(clock, settings, registry,
                                    extra_origins_for=embed.origins_for_seat, media=sfu)

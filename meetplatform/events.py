@@ -233,3 +233,12 @@ class RecordingChanged(Event):
     meeting: Meeting
     recording: bool
     by: Participant | None = None
+
+
+@dataclass(frozen=True)
+class RecordingAvailabilityChanged(Event):
+    """The meeting can record now (``available``: its media go through a media node) or
+    can no longer (it runs browser to browser, mesh, after its node failed), or again."""
+
+    meeting: Meeting
+    available: bool

@@ -82,6 +82,12 @@ class NotAllowed(RegistryError):
     """The acting participant may not do this (not a moderator, not waiting, ...)."""
 
 
+class RecordingUnavailable(NotAllowed):
+    """Recording was asked for in a meeting that cannot record: recordings are made on
+    media nodes, and this meeting's media go browser to browser (mesh). The signalling
+    answers it with its own code (``recordingUnavailable``), not ``notAllowed``."""
+
+
 class SeatNotUsable(RegistryError):
     """The seat cannot connect now (still waiting, denied, removed, meeting over)."""
 
@@ -251,6 +257,10 @@ class Meeting:
     attendance: list[Attendance] = field(default_factory=list)
     breakout_ids: list[str] = field(default_factory=list)
     recording: bool = False
+    #: Whether the meeting could record when last asked (its media go through a media
+    #: node); None until the registry first asked. Kept so that a change is announced once
+    #: (:meth:`~meetplatform.registry.Registry.recording_availability_changed`).
+    recording_available: bool | None = None
     #: The classroom: documents shown, the whiteboard, polls (see :class:`Presentation`).
     presentation: Presentation = field(default_factory=lambda: Presentation())
     #: Recording ran at some point (BBB's "recording marks": ``recordingmarks=true``).

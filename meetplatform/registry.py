@@ -41,6 +41,7 @@ from meetplatform.model import (
     NotAllowed,
     ParentMeetingNotFound,
     Participant,
+    RecordingUnavailable,
     Role,
     Seat,
     SeatNotUsable,
@@ -99,6 +100,16 @@ class Registry(Classroom):
         #: identity (at most one: :meth:`connect` replaces a second), so that a join into
         #: a big meeting does not scan every participant.
         self._by_external: dict[tuple[str, str], Participant] = {}
+        #: Whether a meeting can record now. Recordings are made on media nodes, which
+        #: this floor knows nothing of: the composition root (``build.build_parts``) sets
+        #: this to ask the media layer (a meeting whose media go through a node can, a
+        #: mesh meeting cannot). The default, "every meeting can", is the registry alone
+        #: with BigBlueButton's semantics, as its unit tests and the recording service's
+        #: use it; a test of the mesh case sets it to answer no.
+        self.can_record: Callable[[Meeting], bool] = lambda meeting: True
+        #: Meetings whose recording stopped because they lost their media node: it starts
+        #: again when they can record again (internal ids).
+        self._resume_recording: set[str] = set()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -271,6 +282,7 @@ class Registry(Classroom):
             self._forget_seat(seat)
         self._meetings.pop(meeting.meeting_id, None)
         self._by_internal.pop(meeting.internal_id, None)
+        self._resume_recording.discard(meeting.internal_id)
         self.history.append(meeting)
         self._ended_by_id[meeting.meeting_id] = meeting
         while len(self._ended_by_id) > self.HISTORY_LIMIT:
@@ -432,13 +444,23 @@ class Registry(Classroom):
 
     # --- recording ----------------------------------------------------------------------
 
+    def recording_available(self, meeting: Meeting) -> bool:
+        """Whether ``meeting`` can record now: created with ``record=true`` and able to
+        (:attr:`can_record`: its media go through a media node). Notes the answer on the
+        meeting, so that :meth:`recording_availability_changed` announces only changes."""
+        available = meeting.spec.record and not meeting.ended and self.can_record(meeting)
+        meeting.recording_available = available
+        return available
+
     def set_recording(self, meeting: Meeting, recording: bool,
                       by: Participant | None = None) -> bool:
         """Start or stop recording (BigBlueButton's recording marks); False if it was so.
 
         Only a meeting created with ``record=true`` records. A moderator (``by``) may start
         and stop it only with ``allowStartStopRecording``; ``autoStartRecording`` starts it
-        when the first participant joins (``by`` is None: the service itself).
+        when the first participant joins (``by`` is None: the service itself). Starting
+        is refused with :class:`RecordingUnavailable` in a meeting that cannot record
+        (no media node: :attr:`can_record`); stopping always works.
         """
         self.require_moderator(by)
         if meeting.ended:
@@ -447,6 +469,15 @@ class Registry(Classroom):
             raise NotAllowed("this meeting is not recorded (record=false)")
         if by is not None and not meeting.spec.allow_start_stop_recording:
             raise NotAllowed("recording cannot be started or stopped in this meeting")
+        if recording and not meeting.recording and not self.recording_available(meeting):
+            raise RecordingUnavailable(
+                "recording needs a media node; this meeting runs without one")
+        if not recording:
+            self._resume_recording.discard(meeting.internal_id)
+        return self._set_recording(meeting, recording, by)
+
+    def _set_recording(self, meeting: Meeting, recording: bool,
+                       by: Participant | None) -> bool:
         if meeting.recording == recording:
             return False
         meeting.recording = recording
@@ -456,6 +487,33 @@ class Registry(Classroom):
         self._emit(ev.RecordingChanged(at=self.now(), meeting=meeting, recording=recording,
                                        by=by))
         return True
+
+    def recording_availability_changed(self, meeting: Meeting) -> None:
+        """The media layer moved ``meeting`` (off its node to mesh, or onto a node again):
+        ask again whether it can record and, when that changed, announce it
+        (:class:`~meetplatform.events.RecordingAvailabilityChanged`).
+
+        A meeting that was recording when it lost its node stops recording (nothing
+        would be recorded, and the page must not say otherwise); it starts again when
+        it can record again, as ``autoStartRecording`` would, unless a moderator
+        stopped it meanwhile."""
+        if meeting.ended or not meeting.spec.record:
+            return
+        before = meeting.recording_available
+        available = self.recording_available(meeting)
+        if before is None or before == available:
+            return
+        _log.info("meeting {meeting_id}: recording {what}", meeting_id=meeting.meeting_id,
+                  what="available again" if available else
+                  "unavailable: the meeting runs without a media node now")
+        self._emit(ev.RecordingAvailabilityChanged(at=self.now(), meeting=meeting,
+                                                   available=available))
+        if not available and meeting.recording:
+            self._resume_recording.add(meeting.internal_id)
+            self._set_recording(meeting, False, None)
+        elif available and meeting.internal_id in self._resume_recording:
+            self._resume_recording.discard(meeting.internal_id)
+            self._set_recording(meeting, True, None)
 
     # --- participants -----------------------------------------------------------------
 
@@ -514,7 +572,12 @@ class Registry(Classroom):
             self._emit(ev.MeetingStarted(at=now, meeting=meeting))
         self._emit(ev.ParticipantJoined(at=now, participant=participant))
         if first and meeting.spec.record and meeting.spec.auto_start_recording:
-            self.set_recording(meeting, True)
+            if self.recording_available(meeting):
+                self.set_recording(meeting, True)
+            else:
+                _log.info("meeting {meeting_id}: autoStartRecording not honoured: "
+                          "recording needs a media node; this meeting runs without one",
+                          meeting_id=meeting.meeting_id)
         if meeting.spec.end_when_no_moderator and not meeting.moderators():
             self._arm_no_moderator(meeting)
 

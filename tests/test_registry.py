@@ -13,10 +13,12 @@ from meetplatform.model import (
     GuestStatus,
     IdNotUnique,
     MaxParticipantsReached,
+    Meeting,
     MeetingSpec,
     NonUniqueVoiceBridge,
     NotAllowed,
     ParentMeetingNotFound,
+    RecordingUnavailable,
     Role,
     SeatNotUsable,
 )
@@ -301,3 +303,85 @@ def test_a_breakout_needs_a_running_parent() -> None:
         registry.create_meeting(MeetingSpec(meeting_id="b2", name="B", is_breakout=True,
                                             parent_meeting_id="p"))
     assert registry.get_meeting("b2") is None
+
+
+def test_a_meeting_that_cannot_record_refuses_to_start_and_ignores_auto_start() -> None:
+    """Without a media node (``can_record`` says no: mesh) a ``record=true`` meeting does
+    not record: ``autoStartRecording`` is not honoured, a moderator's start is refused
+    with its own error, no RecordingChanged is emitted; stopping is never refused."""
+    registry, _, seen = make()
+    asked: list[str] = []
+
+    def cannot(meeting: Meeting) -> bool:
+        asked.append(meeting.meeting_id)
+        return False
+
+    registry.can_record = cannot
+    meeting, _ = registry.create_meeting(MeetingSpec(
+        meeting_id="m1", name="Mesh", record=True, auto_start_recording=True))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="Mod",
+                                               role=Role.MODERATOR))
+    assert asked == ["m1"]
+    assert not meeting.recording and not meeting.recorded
+    assert meeting.recording_available is False
+    with pytest.raises(RecordingUnavailable, match="needs a media node"):
+        registry.set_recording(meeting, True, by=mod)
+    with pytest.raises(NotAllowed):  # a RecordingUnavailable is a refusal like the others
+        registry.set_recording(meeting, True)
+    assert registry.set_recording(meeting, False, by=mod) is False
+    assert not meeting.recording
+    assert not [e for e in seen if isinstance(e, (ev.RecordingChanged,
+                                                   ev.RecordingAvailabilityChanged))]
+    assert registry.recording_available(meeting) is False
+
+
+def test_by_default_the_registry_alone_may_record() -> None:
+    """The registry alone (no media layer told it otherwise) keeps BBB's semantics."""
+    registry, _, seen = make()
+    meeting, _ = registry.create_meeting(MeetingSpec(
+        meeting_id="m1", name="Rec", record=True, auto_start_recording=True))
+    registry.connect(registry.issue_seat(meeting, full_name="Mod", role=Role.MODERATOR))
+    assert meeting.recording and registry.recording_available(meeting)
+    assert [e.recording for e in seen if isinstance(e, ev.RecordingChanged)] == [True]
+    plain, _ = registry.create_meeting(MeetingSpec(meeting_id="m2", name="Plain"))
+    assert registry.recording_available(plain) is False  # record=false
+
+
+def test_losing_the_media_node_stops_recording_and_a_node_back_resumes_it() -> None:
+    """A move to mesh (the node failed) makes recording unavailable: it stops and the
+    change is announced; back on a node, it is available again and resumes. Asked again
+    with no change, nothing is announced; a moderator's stop meanwhile is not undone."""
+    registry, _, seen = make()
+    on_node = [True]
+    registry.can_record = lambda meeting: on_node[0]
+    meeting, _ = registry.create_meeting(MeetingSpec(
+        meeting_id="m1", name="Rec", record=True, auto_start_recording=True))
+    mod = registry.connect(registry.issue_seat(meeting, full_name="Mod",
+                                               role=Role.MODERATOR))
+    assert meeting.recording
+    seen.clear()
+    registry.recording_availability_changed(meeting)  # moved to another node: no change
+    assert seen == []
+    on_node[0] = False
+    registry.recording_availability_changed(meeting)
+    assert [(type(e).__name__, getattr(e, "available", getattr(e, "recording", None)))
+            for e in seen] == [("RecordingAvailabilityChanged", False),
+                               ("RecordingChanged", False)]
+    assert not meeting.recording and meeting.recorded
+    with pytest.raises(RecordingUnavailable):
+        registry.set_recording(meeting, True, by=mod)
+    seen.clear()
+    on_node[0] = True
+    registry.recording_availability_changed(meeting)
+    assert [(type(e).__name__, getattr(e, "available", getattr(e, "recording", None)))
+            for e in seen] == [("RecordingAvailabilityChanged", True),
+                               ("RecordingChanged", True)]
+    assert meeting.recording
+    registry.set_recording(meeting, False, by=mod)
+    on_node[0] = False
+    registry.recording_availability_changed(meeting)
+    on_node[0] = True
+    seen.clear()
+    registry.recording_availability_changed(meeting)
+    assert [type(e).__name__ for e in seen] == ["RecordingAvailabilityChanged"]
+    assert not meeting.recording  # the moderator had stopped it

@@ -230,6 +230,7 @@ class Hub:
             ev.GuestDenied: self._on_guest_denied,
             ev.MeetingEnded: self._on_meeting_ended,
             ev.RecordingChanged: self._on_recording_changed,
+            ev.RecordingAvailabilityChanged: self._on_recording_availability,
         }
         #: The classroom's fan-out (adds its handlers to ``_handlers``).
         self.classroom = ClassroomFanout(self)
@@ -494,9 +495,12 @@ class Hub:
         if moderator:
             tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
         tail["presentation"] = self.classroom.snapshot(me)
+        # Asked after the media's joined_info: the first join places the meeting.
+        available = self.registry.recording_available(meeting)
         return [
             ("self", self._card(room, me)),
-            ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome))),
+            ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome,
+                                                recording_available=available))),
             ("participants", self._roster(room)),
             *((name, encode(value)) for name, value in tail.items()),
         ]
@@ -619,6 +623,12 @@ class Hub:
             room.broadcast(frame(msg.event("recordingChanged", {
                 "recording": event.recording,
                 "by": event.by.full_name if event.by is not None else None})))
+
+    def _on_recording_availability(self, event: ev.RecordingAvailabilityChanged) -> None:
+        room = self.rooms.get(event.meeting)
+        if room is not None and room.conns:
+            room.broadcast(frame(msg.event("recordingAvailability",
+                                           {"available": event.available})))
 
     def _on_guest_waiting(self, event: ev.GuestWaiting) -> None:
         room = self.rooms.get(event.seat.meeting)

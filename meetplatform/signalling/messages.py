@@ -468,7 +468,10 @@ def guest_json(seat: Seat) -> Json:
     return {"id": seat.user_id, "name": seat.full_name}
 
 
-def meeting_json(meeting: Meeting, moderator: bool, welcome_html: str) -> Json:
+def meeting_json(meeting: Meeting, moderator: bool, welcome_html: str, *,
+                 recording_available: bool = False) -> Json:
+    """``joined``'s meeting object; ``recording_available``: the meeting can record now
+    (``record=true`` and its media go through a media node, see docs/recordings.md)."""
     spec = meeting.spec
     out: Json = {
         "id": meeting.meeting_id,
@@ -479,6 +482,7 @@ def meeting_json(meeting: Meeting, moderator: bool, welcome_html: str) -> Json:
         "record": spec.record,
         "recording": meeting.recording,
         "allowStartStopRecording": spec.allow_start_stop_recording,
+        "recordingAvailable": recording_available,
         "guestPolicy": spec.guest_policy.value,
     }
     if moderator:

@@ -51,7 +51,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from meetplatform.embedding import normalise_origin
-from meetplatform.model import EndReason, NotAllowed, Participant, RegistryError, Role
+from meetplatform.model import (
+    EndReason,
+    NotAllowed,
+    Participant,
+    RecordingUnavailable,
+    RegistryError,
+    Role,
+)
 from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
 from meetplatform.signalling.autobahn_debug import make_debug_arguments_lazy
@@ -405,6 +412,9 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
         except msg.MessageError as e:
             self.send_error(e.code, e.message, request.id, kind)
             return
+        except RecordingUnavailable as e:
+            self.send_error("recordingUnavailable", str(e), request.id, kind)
+            return
         except NotAllowed as e:
             self.send_error("notAllowed", str(e) or "not allowed", request.id, kind)
             return
@@ -486,7 +496,8 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
         return {"id": message.id}
 
     def handle_recording(self, recording: bool) -> None:
-        """A moderator starts or stops recording (the registry checks who may)."""
+        """A moderator starts or stops recording (the registry checks who may, and
+        refuses to start in a meeting without a media node: ``recordingUnavailable``)."""
         self.factory.hub.registry.set_recording(self._meeting, recording, by=self._me)
 
     def handle_raiseHand(self, raised: bool) -> None:

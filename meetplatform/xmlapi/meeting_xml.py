@@ -37,8 +37,16 @@ from meetplatform.xmlapi.render import Fragment, Items, escape, to_json
 #: Registry events after which the rendering of the meeting they name has changed.
 _CHANGING_EVENTS = (ev.MeetingCreated, ev.MeetingStarted, ev.MeetingEnded,
                     ev.ParticipantJoined, ev.ParticipantLeft, ev.ParticipantUpdated,
-                    ev.ParticipantReplaced)
+                    ev.ParticipantReplaced, ev.RecordingAvailabilityChanged)
 _TF = ("false", "true")
+
+
+def _records(meeting: Meeting) -> bool:
+    """``<recording>``: as bbb-web, whether the meeting was created to record
+    (``record``), except that a meeting known to run without a media node (mesh) says
+    false: it cannot record (docs/recordings.md). The registry learns that on the first
+    join and announces changes (``RecordingAvailabilityChanged``)."""
+    return meeting.spec.record and meeting.recording_available is not False
 ROLE_NAMES = {Role.MODERATOR: "MODERATOR", Role.VIEWER: "VIEWER"}
 
 _XML_SUCCESS = b"<response><returncode>SUCCESS</returncode>"
@@ -85,7 +93,8 @@ class MeetingRenderer:
         if not isinstance(event, _CHANGING_EVENTS):
             return
         self._lists.clear()
-        if isinstance(event, (ev.MeetingCreated, ev.MeetingStarted, ev.MeetingEnded)):
+        if isinstance(event, (ev.MeetingCreated, ev.MeetingStarted, ev.MeetingEnded,
+                              ev.RecordingAvailabilityChanged)):
             meeting = event.meeting
         else:
             meeting = event.participant.meeting
@@ -177,7 +186,7 @@ class MeetingRenderer:
         out["running"] = meeting.running
         out["duration"] = spec.duration
         out["hasUserJoined"] = meeting.has_user_joined
-        out["recording"] = spec.record
+        out["recording"] = _records(meeting)
         out["hasBeenForciblyEnded"] = meeting.forcibly_ended
         out["startTime"] = meeting.start_time
         out["endTime"] = meeting.end_time
@@ -269,7 +278,7 @@ class MeetingRenderer:
             ("running", meeting.running),
             ("duration", spec.duration),
             ("hasUserJoined", meeting.has_user_joined),
-            ("recording", spec.record),
+            ("recording", _records(meeting)),
             ("hasBeenForciblyEnded", meeting.forcibly_ended),
             ("startTime", meeting.start_time),
             ("endTime", meeting.end_time),
@@ -337,7 +346,7 @@ class MeetingRenderer:
             f"{head.xml}<running>{_TF[meeting.running]}</running>"
             f"<duration>{spec.duration}</duration>"
             f"<hasUserJoined>{_TF[meeting.has_user_joined]}</hasUserJoined>"
-            f"<recording>{_TF[spec.record]}</recording>"
+            f"<recording>{_TF[_records(meeting)]}</recording>"
             f"<hasBeenForciblyEnded>{_TF[meeting.forcibly_ended]}</hasBeenForciblyEnded>"
             f"<startTime>{meeting.start_time}</startTime><endTime>{meeting.end_time}</endTime>"
             f"{counts}{tail.xml}{breakouts}"

@@ -32,7 +32,7 @@ def test_a_valid_token_joins_and_gets_the_snapshot(world: World) -> None:
         "welcome": "Hello <b>Weekly</b>", "moderatorOnlyMessage": "",
         "logoutUrl": "https://lms.example.org/done", "record": True,
         "recording": False, "allowStartStopRecording": True,
-        "guestPolicy": "ALWAYS_ACCEPT"}
+        "recordingAvailable": True, "guestPolicy": "ALWAYS_ACCEPT"}
     assert ids(joined["participants"]) == [joined["self"]["id"]]
     assert [c["text"] for c in joined["chat"]] == ["earlier"]
     assert joined["chat"][0]["from"] is None

@@ -283,3 +283,53 @@ def test_recording_is_refused_without_record_or_start_stop(world: World) -> None
     assert mod.fails("recording", {"recording": True}) == "notAllowed"
     mod2, _ = pair(world, meeting_id="m2", record=True, allow_start_stop_recording=False)
     assert mod2.fails("recording", {"recording": True}) == "notAllowed"
+
+
+def test_recording_is_unavailable_without_a_media_node(world: World) -> None:
+    """A record=true meeting without a media node (mesh) cannot record: `joined` says
+    `recordingAvailable: false`, autoStartRecording does nothing, and a moderator's start
+    is refused with `recordingUnavailable` (not `notAllowed`); nobody hears of recording."""
+    world.registry.can_record = lambda meeting: False
+    meeting = world.meeting(record=True, auto_start_recording=True)
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    for client in (mod, ann):
+        m = client.joined["meeting"]
+        assert (m["record"], m["recording"], m["recordingAvailable"]) == (True, False, False)
+    mod.take()
+    ann.take()
+    rid = mod.request("recording", {"recording": True})
+    assert mod.reply(rid) == {
+        "type": "error", "id": rid, "code": "recordingUnavailable", "request": "recording",
+        "message": "recording needs a media node; this meeting runs without one"}
+    assert ann.fails("recording", {"recording": True}) == "notAllowed"  # not a moderator
+    world.flush()
+    assert not meeting.recording
+    for client in (mod, ann):
+        assert not client.of_type("recordingChanged")
+
+
+def test_a_meeting_that_loses_its_media_node_tells_everyone(world: World) -> None:
+    """When a move changes whether the meeting can record (its node failed: mesh; a node
+    is back), everyone gets `recordingAvailability`; recording stops with it and resumes."""
+    on_node = [True]
+    world.registry.can_record = lambda meeting: on_node[0]
+    mod, ann = pair(world, record=True)
+    assert mod.joined["meeting"]["recordingAvailable"] is True
+    mod.ok("recording", {"recording": True})
+    meeting = world.registry.get_meeting("m1")
+    assert meeting is not None
+    on_node[0] = False
+    world.registry.recording_availability_changed(meeting)
+    world.flush()
+    for client in (mod, ann):
+        assert client.of_type("recordingAvailability")[-1]["data"] == {"available": False}
+        assert client.of_type("recordingChanged")[-1]["data"] == {"recording": False,
+                                                                  "by": None}
+    assert mod.fails("recording", {"recording": True}) == "recordingUnavailable"
+    on_node[0] = True
+    world.registry.recording_availability_changed(meeting)
+    world.flush()
+    for client in (mod, ann):
+        assert client.of_type("recordingAvailability")[-1]["data"] == {"available": True}
+        assert client.of_type("recordingChanged")[-1]["data"]["recording"] is True

@@ -19,7 +19,7 @@ import {
 } from "./view.js";
 import { addChatMessage } from "./chat.js";
 import { admitGuest, renderModeratorControls, renderWaiting } from "./moderation.js";
-import { recordingChanged, recordingJoined, renderRecording } from "./recording.js";
+import { recordingAvailability, recordingChanged, recordingJoined, renderRecording } from "./recording.js";
 
 const handlers = {
   ack(message) {
@@ -174,6 +174,8 @@ const handlers = {
   },
 
   recordingChanged,
+
+  recordingAvailability,
 
   muteRequested(message) {
     const by = message.data?.by;

@@ -31,7 +31,8 @@ export function renderMeetingInfo() {
   const m = state.meeting;
   $("meeting-name").textContent = m.name ?? "";
   document.title = m.name ? `${m.name}` : document.title;
-  show($("recording-badge"), Boolean(m.record));
+  // No badge in a meeting that cannot record (no media node; recording.js explains).
+  show($("recording-badge"), Boolean(m.record) && m.recordingAvailable !== false);
   const welcome = $("welcome");
   welcome.replaceChildren(sanitizedFragment(m.welcome ?? ""));
   show($("welcome-message"), Boolean(welcome.textContent.trim()));
