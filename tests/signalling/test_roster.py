@@ -151,3 +151,36 @@ def test_a_frame_made_of_parts_is_the_frame_of_their_join() -> None:
         assert frame_of(parts) == frame(payload)
     assert msg.event_of_parts("joined", [("self", b'{"a":1}'), ("n", b"[1]")]) == msg.event(
         "joined", {"self": {"a": 1}, "n": [1]})
+
+
+def test_a_big_rooms_joins_are_announced_together_within_the_window(
+        world: World, monkeypatch: Any) -> None:
+    """In a big room joins are gathered for ``JOIN_WINDOW`` and written together; anything
+    written to the room meanwhile comes after them, and a socket that arrives in the
+    window finds the gathered joiners in its roster and is not told about them again."""
+    from meetplatform.signalling import hub
+
+    monkeypatch.setattr(hub, "BIG_ROOM", 3)
+    meeting = world.meeting()
+    mod = world.join(meeting, "Mod", Role.MODERATOR)
+    ann = world.join(meeting, "Ann")
+    bob = world.join(meeting, "Bob")                         # three sockets: a big room
+    for client in (mod, ann, bob):
+        client.take()
+    first, second = connect_many(world, meeting, 2, 900)
+    world.flush()                                            # the turn is over ...
+    assert mod.of_type("participantJoined") == []            # ... the window is not
+    world.advance(hub.JOIN_WINDOW)
+    for client in (mod, ann, bob):
+        announced = [m["data"]["participant"]["id"] for m in client.take()
+                     if m["type"] == "participantJoined"]
+        assert announced == [first.user_id, second.user_id]
+    (third,) = connect_many(world, meeting, 1, 910)
+    late = world.join(meeting, "Late")                       # in the window
+    assert third.user_id in ids(late.joined["participants"])
+    mod.ok("chat", {"text": "welcome"})                      # written before the window ends
+    assert [m["type"] for m in ann.take() if m["type"] != "ack"] == [
+        "participantJoined", "participantJoined", "chat"]    # third, Late, then the chat
+    world.advance(hub.JOIN_WINDOW)
+    assert ann.of_type("participantJoined") == []            # nothing written twice
+    assert [m["data"]["participant"]["id"] for m in late.of_type("participantJoined")] == []
