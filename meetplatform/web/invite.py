@@ -50,6 +50,7 @@ from meetplatform.clientaddr import client_address
 from meetplatform.config import Settings
 from meetplatform.httpkit import (
     MAX_URI_BYTES,
+    DirectRoute,
     HttpProblem,
     Problem,
     UrlGuard,
@@ -355,8 +356,12 @@ class InvitePages:
         self.kit = PageKit(clock, settings, pages)
 
     def resource(self) -> IResource:
-        """The resource to mount at ``/j``."""
-        return self.kit.guard(self.app.resource(), self.answer_problem)
+        """The resource to mount at ``/j``: an invitee's Join (``POST /j/``, the request
+        a webinar's invitees send together) goes to :meth:`join` directly
+        (:class:`~meetplatform.httpkit.DirectRoute`), the rest through Klein."""
+        joins = DirectRoute(self.app.resource(), b"POST", [b""], self.join,
+                            self.answer_failure)
+        return self.kit.guard(joins, self.answer_problem)
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -506,8 +511,8 @@ class InvitePages:
     def answer_bad_request(self, request: IRequest, error: BadRequest) -> bytes:
         return self.kit.bad_request(request, error)
 
-    install_error_pages(app, answer_problem, surface="invitation page",
-                        own=(BadRequest, answer_bad_request))
+    answer_failure = install_error_pages(app, answer_problem, surface="invitation page",
+                                         own=(BadRequest, answer_bad_request))
 
 
 async def enter_with_invitation(invitations: Invitations, store: Store, secret: str,
