@@ -154,6 +154,35 @@ def join(driver: Any, url: str, camera: bool = True) -> str:
     return user
 
 
+def _two_see_each_other(env: Env, browser: Callable[..., Any], mid: str, name: str,
+                        server: str) -> tuple[Any, Any, str, str]:
+    """A meeting placed on ``server`` (its ``preferredServer``), a moderator A and a viewer
+    B in it, each receiving the other's video: ``(a, b, a_id, b_id)``."""
+    env.bbb.create(mid, name, preferredServer=server)
+    assert env.server_of(mid) == server
+    a, b = browser(), browser()
+    a_id = join(a, env.bbb.join_url(mid, "A", "MODERATOR"))
+    b_id = join(b, env.bbb.join_url(mid, "B", "VIEWER"))
+    wait_videos(a, {b_id})
+    wait_videos(b, {a_id})
+    return a, b, a_id, b_id
+
+
+def _only_node_b_usable(env: Env) -> JanusProcess:
+    """node-b running and online, node-a disabled (once getServers shows the service has
+    read it); the caller enables node-a again."""
+    node_b = env.nodes["node-b"]
+    if node_b.process is None or node_b.process.poll() is not None:
+        node_b.start()
+    env.wait_online("node-b")
+    env.cli("nodes", "disable", "node-a")
+    deadline = time.monotonic() + WAIT
+    while env.servers()["node-a"]["state"] != "disabled":  # the service read it
+        assert time.monotonic() < deadline, "node-a not disabled in getServers"
+        time.sleep(0.3)
+    return node_b
+
+
 def _forge(env: Env, token: str, requests: list[dict[str, Any]]) -> dict[str, str]:
     """Send ``requests`` over a socket of the seat ``token`` (as a crafted client would);
     each request id -> the error code (or "ack")."""
@@ -313,13 +342,7 @@ def test_placement_drain_and_failover(env: Env, browser: Callable[..., Any]) -> 
         env.bbb.end(meeting)
 
     mid = meeting_id("failover")
-    env.bbb.create(mid, "Failover", preferredServer="node-b")
-    assert env.server_of(mid) == "node-b"
-    a, b = browser(), browser()
-    a_id = join(a, env.bbb.join_url(mid, "A", "MODERATOR"))
-    b_id = join(b, env.bbb.join_url(mid, "B", "VIEWER"))
-    wait_videos(a, {b_id})
-    wait_videos(b, {a_id})
+    a, b, a_id, b_id = _two_see_each_other(env, browser, mid, "Failover", "node-b")
     for driver in (a, b):
         driver.execute_script("window.__notReloaded = true")
 
@@ -407,13 +430,8 @@ def test_without_a_usable_node_a_meeting_goes_mesh_and_comes_back(
     """The only usable node is killed: the meeting falls back to mesh (pages told, video
     flows browser to browser); when the node is back the meeting goes through it again,
     all without reloading."""
-    node_b = env.nodes["node-b"]
-    if node_b.process is None or node_b.process.poll() is not None:
-        node_b.start()
-    env.wait_online("node-b")
-    env.cli("nodes", "disable", "node-a")
+    node_b = _only_node_b_usable(env)
     try:
-        time.sleep(2.5)  # one reload interval: the service has read the new state
         mid = meeting_id("sfuback")
         env.bbb.create(mid, "Back and forth", preferredServer="node-b")
         assert env.server_of(mid) == "node-b"
@@ -565,24 +583,10 @@ def test_a_restarted_janus_is_detected_and_its_meeting_comes_back(
     (marker room gone: ``Janus restarted`` in the log), reports the node online again
     (getServers, /healthz), the meeting's room exists again on that Janus and both
     pages receive video again, without reloading and without duplicate participants."""
-    node_b = env.nodes["node-b"]
-    if node_b.process is None or node_b.process.poll() is not None:
-        node_b.start()
-    env.wait_online("node-b")
-    env.cli("nodes", "disable", "node-a")
+    node_b = _only_node_b_usable(env)
     try:
-        deadline = time.monotonic() + WAIT
-        while env.servers()["node-a"]["state"] != "disabled":  # the service read it
-            assert time.monotonic() < deadline, "node-a not disabled in getServers"
-            time.sleep(0.3)
         mid = meeting_id("restart")
-        env.bbb.create(mid, "Janus restart", preferredServer="node-b")
-        assert env.server_of(mid) == "node-b"
-        a, b = browser(), browser()
-        a_id = join(a, env.bbb.join_url(mid, "A", "MODERATOR"))
-        b_id = join(b, env.bbb.join_url(mid, "B", "VIEWER"))
-        wait_videos(a, {b_id})
-        wait_videos(b, {a_id})
+        a, b, a_id, b_id = _two_see_each_other(env, browser, mid, "Janus restart", "node-b")
         renegotiations = {}
         for driver in (a, b):
             driver.execute_script("window.__notReloaded = true")
