@@ -10,11 +10,13 @@ problem)``, that words an :class:`HttpProblem` in its own format:
   should see: an over-long URL or query (414) and a path (optionally a query) that is not
   UTF-8 once percent-decoded (400). Klein decodes path segments itself and would answer
   such a request with an unformatted 500.
-- :func:`install_error_pages` registers the surface's Klein error handlers, in the one order
-  that works (Klein tries them in registration order): the surface's own refusal type
-  first, then every routing error (unknown path, wrong method, redirect), then anything
-  else, which is *logged* here with its traceback and answered as a 500. A surface cannot
-  forget to log a failure nor answer one in another surface's format.
+- :func:`install_error_pages` registers the surface's Klein error handler, which sorts what
+  went wrong: the surface's own refusal type, then every routing error (unknown path,
+  wrong method, redirect), then anything else, which is *logged* here with its traceback
+  and answered as a 500. A surface cannot forget to log a failure nor answer one in
+  another surface's format.
+- :class:`DirectRoute` serves one hot route of a surface without Klein's dispatch, with
+  the same answers for its failures.
 
 This module imports nothing of the project: every surface may use it without an arrow
 between surfaces.
