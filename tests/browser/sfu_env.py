@@ -38,20 +38,14 @@ from tests.browser.conftest import (
     stop_process,
 )
 from tests.media.janus_process import JanusProcess
+from tests.netns import NOT_ISOLATED, VethPair, only_loopback
 
 REPO = Path(__file__).resolve().parent.parent.parent
-VETH = "mpsfu0"
+VETH = VethPair("mpsfu0", "mpsfu0p", "10.98.0.1", "10.98.0.2")
 FRAME_W, FRAME_H, FPS = 320, 240, 15
 
 
 # --- the private link, the nodes and the service ------------------------------------------
-
-
-def only_loopback() -> bool:
-    names = [line.split(":")[1].strip().split("@")[0] for line in subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()]
-    return names == ["lo"]
 
 
 def fake_video(path: Path) -> None:
@@ -179,17 +173,8 @@ def running_env(node_names: tuple[str, ...] = ("node-a", "node-b"), *,
     """A veth pair in this (isolated) namespace, Janus nodes on it, the service with the
     nodes added through the CLI; everything stopped and removed at the end."""
     if not only_loopback():
-        raise RuntimeError("not in a loopback-only network namespace: run inside "
-                           "unshare --net")
-    for command in (f"ip link add {VETH} type veth peer name {VETH}p",
-                    f"ip addr add 10.98.0.1/24 dev {VETH}",
-                    f"ip addr add 10.98.0.2/24 dev {VETH}p",
-                    # No IPv6 link-local address appearing later: Chromium would take it
-                    # for a network change and abort loads (ERR_NETWORK_CHANGED).
-                    f"ip link set {VETH} addrgenmode none",
-                    f"ip link set {VETH}p addrgenmode none",
-                    f"ip link set {VETH} up", f"ip link set {VETH}p up"):
-        subprocess.run(command.split(), check=True)
+        raise RuntimeError(NOT_ISOLATED)
+    VETH.up()
     workdir = Path(tempfile.mkdtemp(prefix="mp-sfu-"))
     nodes = {}
     process = None
@@ -199,7 +184,7 @@ def running_env(node_names: tuple[str, ...] = ("node-a", "node-b"), *,
             nodes[name] = JanusProcess(
                 workdir / name, name, api_secret=f"{name}-api-secret-0123456789",
                 admin_secret=f"{name}-admin-secret-0123456789",
-                admin_key=f"{name}-admin-key-0123456789", ice_enforce_list=VETH,
+                admin_key=f"{name}-admin-key-0123456789", ice_enforce_list=VETH.name,
                 rtp_port_range=ports).start()
         secret = hashlib.sha256(os.urandom(16)).hexdigest()[:40]
         secret_file = workdir / "secret"
@@ -248,7 +233,7 @@ def running_env(node_names: tuple[str, ...] = ("node-a", "node-b"), *,
             stop_process(process)
         for node in nodes.values():
             node.stop()
-        subprocess.run(["ip", "link", "del", VETH], check=False)
+        VETH.down()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -36,6 +36,7 @@ from tests.browser.helpers import (
     wait_joined,
     wait_media_flowing,
 )
+from tests.netns import VethPair, skip_unless_only_loopback
 
 FIREFOX = os.environ.get("MEETPLATFORM_FIREFOX", "/usr/bin/firefox-esr")
 
@@ -60,37 +61,14 @@ return v && v.videoWidth > 0 && !v.paused ? v.currentTime : 0;
 """
 
 
-def _only_loopback() -> bool:
-    names = [line.split(":")[1].strip().split("@")[0] for line in subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()]
-    return names == ["lo"]
-
-
 @pytest.fixture
 def private_link() -> Iterator[None]:
     """A veth pair (10.99.0.1/24 ↔ 10.99.0.2/24) and a default route to it, inside this
-    isolated namespace (nothing beyond it: the route leads to the pair's other end)."""
-    if not _only_loopback():
-        pytest.skip("not in a loopback-only network namespace (run through scripts/test)")
-    commands = [
-        "ip link add mpveth0 type veth peer name mpveth1",
-        "ip addr add 10.99.0.1/24 dev mpveth0",
-        "ip addr add 10.99.0.2/24 dev mpveth1",
-        # No IPv6 link-local address appearing later (a network change to the browsers).
-        "ip link set mpveth0 addrgenmode none",
-        "ip link set mpveth1 addrgenmode none",
-        "ip link set mpveth0 up",
-        "ip link set mpveth1 up",
-        # Firefox offers the address of the default route's interface
-        "ip route add default dev mpveth0",
-    ]
-    for command in commands:
-        subprocess.run(command.split(), check=True)
-    try:
+    isolated namespace (nothing beyond it: the route leads to the pair's other end;
+    Firefox offers the address of the default route's interface)."""
+    skip_unless_only_loopback()
+    with VethPair("mpveth0", "mpveth1", "10.99.0.1", "10.99.0.2", default_route=True):
         yield
-    finally:
-        subprocess.run(["ip", "link", "del", "mpveth0"], check=False)
 
 
 class Firefox:

@@ -40,13 +40,13 @@ from tests.browser.sfu_env import (
     Env,
     chromium,
     loud_voice,
-    only_loopback,
     room_exists,
     room_participants,
     running_env,
     sfu_stats,
 )
 from tests.media.janus_process import JANUS, JanusProcess
+from tests.netns import skip_unless_only_loopback
 
 pytestmark = [
     pytest.mark.browser,
@@ -56,8 +56,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    if not only_loopback():
-        pytest.skip("not in a loopback-only network namespace (run through scripts/test)")
+    skip_unless_only_loopback()
     with running_env() as environment:
         yield environment
 

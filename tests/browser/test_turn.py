@@ -34,6 +34,7 @@ from tests.browser.helpers import (
     wait_for,
     wait_media_flowing,
 )
+from tests.netns import VethPair, skip_unless_only_loopback
 
 TURNSERVER = os.environ.get("MEETPLATFORM_TURNSERVER", "/usr/bin/turnserver")
 
@@ -67,35 +68,12 @@ pc.getStats().then((report) => {
 PAGE_ICE = "return {servers: window.meetplatform.iceServers, policy: window.meetplatform.iceTransportPolicy}"
 
 
-def _only_loopback() -> bool:
-    names = [line.split(":")[1].strip().split("@")[0] for line in subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()]
-    return names == ["lo"]
-
-
 @pytest.fixture(scope="module")
 def turn_link() -> Iterator[None]:
     """A veth pair (10.99.1.1/24 ↔ 10.99.1.2/24) inside this isolated namespace."""
-    if not _only_loopback():
-        pytest.skip("not in a loopback-only network namespace (run through scripts/test)")
-    commands = [
-        "ip link add mpturn0 type veth peer name mpturn1",
-        f"ip addr add {TURN_IP}/24 dev mpturn0",
-        f"ip addr add {PEER_IP}/24 dev mpturn1",
-        # No IPv6 link-local address appearing seconds later: Chromium would take it for
-        # a network change and abort the page's loads (ERR_NETWORK_CHANGED).
-        "ip link set mpturn0 addrgenmode none",
-        "ip link set mpturn1 addrgenmode none",
-        "ip link set mpturn0 up",
-        "ip link set mpturn1 up",
-    ]
-    for command in commands:
-        subprocess.run(command.split(), check=True)
-    try:
+    skip_unless_only_loopback()
+    with VethPair("mpturn0", "mpturn1", TURN_IP, PEER_IP):
         yield
-    finally:
-        subprocess.run(["ip", "link", "del", "mpturn0"], check=False)
 
 
 class Coturn:

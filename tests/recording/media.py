@@ -16,7 +16,6 @@ import functools
 import http.server
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from meetplatform.media.janus import VideoRoom
 from meetplatform.media.janus_config import write_config
 from meetplatform.media.recording import RoomRecorder
 from tests.media.janus_process import JANUS, JanusProcess
+from tests.netns import VethPair, interfaces, skip_unless_only_loopback
 
 HERE = Path(__file__).parent
 ROOM = 4242
@@ -46,34 +46,19 @@ needs_tools = pytest.mark.skipif(
     reason="needs janus, janus-tools, ffmpeg and chromium (scripts/test installs them)")
 
 
-def links() -> list[str]:
-    return [line.split(":")[1].strip().split("@")[0] for line in subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()]
+#: Janus's ICE address; up from the first :func:`private_link` until the namespace goes.
+LINK = VethPair("mprveth0", "mprveth1", "10.98.0.1", "10.98.0.2")
 
 
 @functools.cache
 def _link_up() -> None:
-    commands = [
-        "ip link add mprveth0 type veth peer name mprveth1",
-        "ip addr add 10.98.0.1/24 dev mprveth0",
-        "ip addr add 10.98.0.2/24 dev mprveth1",
-        # No IPv6 link-local address appearing later (a network change to the browsers).
-        "ip link set mprveth0 addrgenmode none",
-        "ip link set mprveth1 addrgenmode none",
-        "ip link set mprveth0 up",
-        "ip link set mprveth1 up",
-    ]
-    for command in commands:
-        subprocess.run(command.split(), check=True)
+    LINK.up()
 
 
 def private_link() -> None:
     """The veth pair, once per test process (skips outside a loopback-only namespace)."""
-    names = links()
-    if names != ["lo"] and "mprveth0" not in names:
-        pytest.skip("not in a loopback-only network namespace (run through scripts/test "
-                    "or unshare --net)")
+    if LINK.name not in interfaces():
+        skip_unless_only_loopback()
     _link_up()
 
 
@@ -82,7 +67,7 @@ class RecordingJanus(JanusProcess):
 
     def __init__(self, folder: Path) -> None:
         super().__init__(folder, "rec")
-        self.config = dataclasses.replace(self.config, ice_enforce_list="mprveth0")
+        self.config = dataclasses.replace(self.config, ice_enforce_list=LINK.name)
         write_config(self.config, folder)
         self.recordings = folder / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
