@@ -48,26 +48,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.netns import VethPair, only_loopback
+
 JANUS = shutil.which("janus") or "/usr/bin/janus"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-VETH = ("mpbench0", "mpbench1")
 JANUS_IP, CLIENT_IP = "10.99.2.1", "10.99.2.2"
+#: The pair the tests use too (tests/netns.py): Janus on one end, the subscribers on the other.
+VETH = VethPair("mpbench0", "mpbench1", JANUS_IP, CLIENT_IP)
 ROOM = 4242
 ROOM_SECRET = "bench-room-secret"
-
-
-def _only_loopback() -> bool:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()] == ["lo"]
-
-
-def _veth_up() -> None:
-    for command in (f"ip link add {VETH[0]} type veth peer name {VETH[1]}",
-                    f"ip addr add {JANUS_IP}/24 dev {VETH[0]}",
-                    f"ip addr add {CLIENT_IP}/24 dev {VETH[1]}",
-                    f"ip link set {VETH[0]} up", f"ip link set {VETH[1]} up"):
-        subprocess.run(command.split(), check=True)
 
 
 def _free_port() -> int:
@@ -120,7 +109,7 @@ class Bench:
             admin_key="bench-admin-key-0123", ws_host="127.0.0.1", ws_port=_free_port(),
             admin_host="127.0.0.1", admin_port=_free_port(), events_url=None,
             event_secret="unused", configs_folder=workdir, recordings_dir=workdir / "rec",
-            rtp_port_range="30000-39999", ice_enforce_list=VETH[0], debug_level=2)
+            rtp_port_range="30000-39999", ice_enforce_list=VETH.name, debug_level=2)
         write_config(self.config, workdir)
         self.workdir = workdir
         self.janus: subprocess.Popen[bytes] | None = None
@@ -353,10 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="write the steps as JSON here")
     args = parser.parse_args(argv)
 
-    if not _only_loopback():
+    if not only_loopback():
         parser.error("run inside an isolated network namespace: unshare --net sh -c "
                      "'ip link set lo up && exec python3 bench/relay_capacity_bench.py'")
-    _veth_up()
+    VETH.up()
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
