@@ -247,6 +247,19 @@ def pair(world: World, **spec: Any) -> tuple[Client, Client]:
     return mod, ann
 
 
+#: What a client reads for a member a participant card leaves out (docs §3.3; the page's
+#: ``card()`` in conference/protocol.js).
+CARD_DEFAULTS: dict[str, Any] = {
+    "externalId": "", "guest": False, "presenter": False, "muted": False,
+    "listenOnly": False, "joinedVoice": False, "video": False, "screen": False,
+    "raisedHand": False, "avatarUrl": "", "reconnecting": False}
+
+
+def card(participant: dict[str, Any]) -> dict[str, Any]:
+    """A participant card as a client reads it: every member, defaults filled in."""
+    return {**CARD_DEFAULTS, **participant}
+
+
 def ids(participants: list[dict[str, Any]]) -> list[str]:
     return [p["id"] for p in participants]
 
@@ -255,4 +268,4 @@ def events(client: Client, kind: str) -> Iterator[dict[str, Any]]:
     return (m["data"] for m in client.received if m["type"] == kind)
 
 
-__all__ = ["Client", "GuestPolicy", "Refused", "Role", "World", "events", "ids"]
+__all__ = ["Client", "GuestPolicy", "Refused", "Role", "World", "card", "events", "ids"]

@@ -22,11 +22,11 @@ def test_a_valid_token_joins_and_gets_the_snapshot(world: World) -> None:
     ada = world.join(meeting, "Ada", Role.MODERATOR, external_user_id="ada-1",
                      avatar_url="https://img.test/a.png")
     joined = ada.joined
+    # A card leaves out what is false or empty (docs/signalling-protocol.md §3.3).
     assert joined["self"] == {
         "id": joined["self"]["id"], "externalId": "ada-1", "name": "Ada",
-        "role": "MODERATOR", "guest": False, "presenter": True, "muted": True,
-        "listenOnly": False, "joinedVoice": False, "video": False, "screen": False,
-        "raisedHand": False, "avatarUrl": "https://img.test/a.png", "reconnecting": False}
+        "role": "MODERATOR", "presenter": True, "muted": True,
+        "avatarUrl": "https://img.test/a.png"}
     assert joined["meeting"] == {
         "id": "m1", "internalId": meeting.internal_id, "name": "Weekly",
         "welcome": "Hello <b>Weekly</b>", "moderatorOnlyMessage": "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meetplatform.model import EndReason, GuestPolicy, Role
-from tests.signalling.harness import Refused, World, pair
+from tests.signalling.harness import Refused, World, card, pair
 
 
 def test_a_reload_within_the_grace_resumes_the_same_participant(world: World) -> None:
@@ -26,7 +26,7 @@ def test_a_reload_within_the_grace_resumes_the_same_participant(world: World) ->
     assert again.joined["resumed"] is True and again.joined["polite"] is True
     assert again.user_id == ann_id and again.joined["self"]["raisedHand"] is True
     assert mod.types() == ["participantUpdated", "participantUpdated", "peerReset"]
-    assert mod.received[1]["data"]["participant"]["reconnecting"] is False
+    assert card(mod.received[1]["data"]["participant"])["reconnecting"] is False
     assert mod.received[2]["data"] == {"id": ann_id, "polite": False}
     world.advance(60)
     assert not mod.of_type("participantLeft") and ann_id in meeting.participants

@@ -12,7 +12,7 @@ from typing import Any
 
 from meetplatform.model import Meeting, Role
 from meetplatform.signalling import messages as msg
-from tests.signalling.harness import World, ids
+from tests.signalling.harness import World, card, ids
 
 
 def fresh_roster(world: World, meeting: Meeting) -> list[dict[str, Any]]:
@@ -81,12 +81,13 @@ def test_resume_and_updates_reach_the_next_roster(world: World) -> None:
     token = world.server_of(ann).seat.token
     world.drop(ann)
     first = world.join(meeting, "First")
-    assert {p["name"]: p["reconnecting"] for p in first.joined["participants"]}["Ann"] is True
+    assert {p["name"]: card(p)["reconnecting"]
+            for p in first.joined["participants"]}["Ann"] is True
     again = world.open_socket(token)
     world.registry.set_role(meeting, again.user_id, Role.MODERATOR, by=None)
     second = world.join(meeting, "Second")
     ann_card = {p["name"]: p for p in second.joined["participants"]}["Ann"]
-    assert ann_card["reconnecting"] is False and ann_card["role"] == "MODERATOR"
+    assert card(ann_card)["reconnecting"] is False and ann_card["role"] == "MODERATOR"
     assert second.joined["participants"] == fresh_roster(world, meeting)
     assert mod.open
 

@@ -21,6 +21,19 @@ import { addChatMessage } from "./chat.js";
 import { admitGuest, renderModeratorControls, renderWaiting } from "./moderation.js";
 import { recordingAvailability, recordingChanged, recordingJoined, renderRecording } from "./recording.js";
 
+// A participant card leaves out every member that is false or empty
+// (docs/signalling-protocol.md §3.3: a room of 1,000 sends each joiner 1,000 cards). Every
+// card enters the page here, so the rest of the page reads every member.
+const CARD_DEFAULTS = Object.freeze({
+  externalId: "", guest: false, presenter: false, muted: false, listenOnly: false,
+  joinedVoice: false, video: false, screen: false, raisedHand: false, avatarUrl: "",
+  reconnecting: false,
+});
+
+export function card(p) {
+  return p ? { ...CARD_DEFAULTS, ...p } : p;
+}
+
 const handlers = {
   ack(message) {
     const pending = state.pending.get(message.id);
@@ -57,7 +70,7 @@ const handlers = {
     state.everJoined = true;
     state.inLobby = false;
     state.attempts = 0;
-    state.self = data.self;
+    state.self = card(data.self);
     state.meeting = data.meeting ?? {};
     applyIceConfig(data);
     setConnectionStatus("");
@@ -66,7 +79,7 @@ const handlers = {
 
     // Participants: the server's list is the truth (incl. self).
     state.participants.clear();
-    for (const p of data.participants ?? []) state.participants.set(p.id, p);
+    for (const p of data.participants ?? []) state.participants.set(p.id, card(p));
     state.participants.set(state.self.id, state.self);
     renderAllParticipants();
 
@@ -114,7 +127,7 @@ const handlers = {
   },
 
   participantJoined(message) {
-    const p = message.data?.participant;
+    const p = card(message.data?.participant);
     if (!p || !state.self) return;
     state.participants.set(p.id, p);
     renderParticipant(p);
@@ -124,7 +137,7 @@ const handlers = {
   },
 
   participantUpdated(message) {
-    const p = message.data?.participant;
+    const p = card(message.data?.participant);
     if (!p || !state.self) return;
     const before = state.participants.get(p.id);
     state.participants.set(p.id, p);
