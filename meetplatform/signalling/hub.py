@@ -19,7 +19,7 @@ caches; apart, one would be changed without the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -72,7 +72,7 @@ def frame(payload: bytes) -> bytes:
     return PreparedMessage(payload, False, False, True).payloadHybi
 
 
-def frame_of(parts: list[bytes]) -> bytes:
+def frame_of(parts: Sequence[bytes | bytearray]) -> bytes:
     """``frame(b"".join(parts))``, copying the parts once (RFC 6455 §5.2: FIN and
     opcode 1, then the payload length in 7, 7+16 or 7+64 bits, no mask)."""
     length = sum(map(len, parts))
@@ -117,7 +117,7 @@ class Room:
     card on every registry event that changes what it shows (joined, updated, replaced,
     left) and when the participant's ``reconnecting`` flag turns (resume grace)."""
 
-    __slots__ = ("cards", "conns", "lobby", "marks", "meeting", "pending", "roster",
+    __slots__ = ("cards", "conns", "lobby", "marks", "meeting", "pending",
                  "roster_buffer", "welcome")
 
     def __init__(self, meeting: Meeting) -> None:
@@ -131,10 +131,9 @@ class Room:
         self.cards: dict[Participant, bytes] = {}
         #: The encoded JSON array of the cards of ``meeting.participants`` in their order,
         #: or ``None`` when it must be built again; a join appends a card to it in place
-        #: (amortised, not a copy of the whole roster per join) ...
+        #: (amortised, not a copy of the whole roster per join). A newcomer's ``joined``
+        #: frame is built from it directly: the roster is copied once, into the frame.
         self.roster_buffer: bytearray | None = None
-        #: ... and ``roster`` is that buffer as bytes, taken when a newcomer needs it.
-        self.roster: bytes | None = None
         #: ``participantJoined`` frames of this reactor turn, not yet written (see
         #: :meth:`flush_joins`), and, for a socket that came in meanwhile, the index of
         #: the first of them it needs (it has the earlier ones in its roster).
@@ -145,7 +144,6 @@ class Room:
         """The participant changed (or left): its card and the roster are stale."""
         self.cards.pop(participant, None)
         self.roster_buffer = None
-        self.roster = None
 
     def flush_joins(self) -> None:
         """Write the turn's ``participantJoined`` frames, joined into one write per socket.
@@ -227,6 +225,14 @@ class Hub:
         self._joins_window: IDelayedCall | None = None
         #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
         self.ice = IceServers(clock, settings)
+        #: The members of ``joined`` that are the same for everyone, encoded once.
+        self._grace_json = msg.encode_value(settings.resume_grace_seconds)
+        self._limits_json = msg.encode({
+            "maxMessageBytes": msg.MAX_MESSAGE_BYTES,
+            "messagesPerSecond": RATE_PER_SECOND,
+            "burst": RATE_BURST,
+            "chatMaxChars": msg.CHAT_MAX_CHARS,
+        })
         allowed = [settings.public_url, *settings.extra_origins]
         self.allowed_origins = frozenset(o for o in map(normalise_origin, allowed) if o)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -470,43 +476,38 @@ class Hub:
             card = room.cards[p] = msg.encode(msg.participant_json(p, p in self.grace))
         return card
 
-    def _roster(self, room: Room) -> bytes:
-        """Every participant's card as one encoded JSON array (meeting order)."""
-        roster = room.roster
-        if roster is None:
-            buffer = room.roster_buffer
-            if buffer is None:
-                card = self._card
-                buffer = room.roster_buffer = bytearray(b"[")
-                buffer += b",".join([card(room, p) for p in room.meeting.participants.values()])
-                buffer += b"]"
-            roster = room.roster = bytes(buffer)
-        return roster
+    def _roster(self, room: Room) -> bytearray:
+        """Every participant's card as one encoded JSON array (meeting order): the room's
+        buffer itself, to be copied into a frame before anything changes it."""
+        buffer = room.roster_buffer
+        if buffer is None:
+            card = self._card
+            buffer = room.roster_buffer = bytearray(b"[")
+            buffer += b",".join([card(room, p) for p in room.meeting.participants.values()])
+            buffer += b"]"
+        return buffer
 
     def _joined_parts(self, room: Room, me: Participant,
-                      resumed: bool) -> list[tuple[str, bytes]]:
+                      resumed: bool) -> list[tuple[str, bytes | bytearray]]:
         """The members of ``joined``, encoded; the roster is spliced in from the cache."""
         meeting = room.meeting
         moderator = me.is_moderator
-        encode = msg.encode
-        tail: dict[str, Any] = {
-            "chat": [msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]],
-            **self.ice.for_user(me.user_id).as_json(),
-            "resumeGraceSeconds": self.settings.resume_grace_seconds,
-            "resumed": resumed,
-            "polite": True,
-            "limits": {
-                "maxMessageBytes": msg.MAX_MESSAGE_BYTES,
-                "messagesPerSecond": RATE_PER_SECOND,
-                "burst": RATE_BURST,
-                "chatMaxChars": msg.CHAT_MAX_CHARS,
-            },
-            "serverTime": self.registry.now(),
-            "media": self.media.joined_info(me, resumed),
-        }
+        encode = msg.encode_value
+        ice = self.ice.for_user(me.user_id).as_json()
+        parts: list[tuple[str, bytes | bytearray]] = [
+            ("chat", encode([msg.chat_json(m) for m in list(meeting.chat)[-msg.RECENT_CHAT:]])
+             if meeting.chat else b"[]"),
+            *((name, encode(value)) for name, value in ice.items()),
+            ("resumeGraceSeconds", self._grace_json),
+            ("resumed", b"true" if resumed else b"false"),
+            ("polite", b"true"),
+            ("limits", self._limits_json),
+            ("serverTime", b"%d" % self.registry.now()),
+            ("media", encode(self.media.joined_info(me, resumed))),
+        ]
         if moderator:
-            tail["waitingGuests"] = [msg.guest_json(s) for s in meeting.lobby()]
-        tail["presentation"] = self.classroom.snapshot(me)
+            parts.append(("waitingGuests", encode([msg.guest_json(s) for s in meeting.lobby()])))
+        parts.append(("presentation", encode(self.classroom.snapshot(me))))
         # Asked after the media's joined_info: the first join places the meeting.
         available = self.registry.recording_available(meeting)
         return [
@@ -514,7 +515,7 @@ class Hub:
             ("meeting", encode(msg.meeting_json(meeting, moderator, room.welcome,
                                                 recording_available=available))),
             ("participants", self._roster(room)),
-            *((name, encode(value)) for name, value in tail.items()),
+            *parts,
         ]
 
     # --- registry events ------------------------------------------------------------------
@@ -556,7 +557,6 @@ class Hub:
                 buffer += b","
             buffer += card
             buffer += b"]"
-            room.roster = None
         if not room.conns:
             return
         if not room.pending:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -395,22 +395,28 @@ def encode(obj: Json) -> bytes:
     return _encoder.encode(obj).encode("utf-8")
 
 
+def encode_value(value: Any) -> bytes:
+    """Any JSON value (a member of a message, encoded on its own), as :func:`encode`."""
+    return _encoder.encode(value).encode("utf-8")
+
+
 def event(kind: str, data: Json | None = None) -> bytes:
     return encode({"type": kind, "data": {} if data is None else data})
 
 
-def event_of_parts(kind: str, parts: list[tuple[str, bytes]]) -> bytes:
+def event_of_parts(kind: str, parts: Sequence[tuple[str, bytes | bytearray]]) -> bytes:
     """``event(kind, data)`` for a ``data`` whose members come already encoded, as
     ``(name, JSON bytes)`` in order: the same text as encoding the dict, but a large member
     kept encoded (a room's roster of 1,000 participants) is copied, not encoded again."""
     return b"".join(event_parts(kind, parts))
 
 
-def event_parts(kind: str, parts: list[tuple[str, bytes]]) -> list[bytes]:
+def event_parts(kind: str,
+                parts: Sequence[tuple[str, bytes | bytearray]]) -> list[bytes | bytearray]:
     """:func:`event_of_parts` as the pieces to join (a caller that frames the message
     joins them once, with the frame's header)."""
     text = _encoder.encode
-    out = [b'{"type":', text(kind).encode("utf-8"), b',"data":{']
+    out: list[bytes | bytearray] = [b'{"type":', text(kind).encode("utf-8"), b',"data":{']
     for i, (name, value) in enumerate(parts):
         out.append((b"," if i else b"") + text(name).encode("utf-8") + b":")
         out.append(value)
