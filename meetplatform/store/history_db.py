@@ -105,11 +105,58 @@ def _json(value: Mapping[str, Any]) -> str:
 
 
 def apply(db: Database, ops: Sequence[HistoryOp]) -> int:
-    """Write ``ops`` in order, in one transaction; returns how many were applied."""
+    """Write ``ops`` in order, in one transaction; returns how many were applied.
+
+    Consecutive joins are written together (:func:`_apply_joins`): while a room of 1,000
+    fills, the history's three statements per join were a sixth of a join's CPU (on the
+    store's thread, but the same process)."""
     with db.transaction() as c:
+        joins: list[JoinOp] = []
         for op in ops:
+            if isinstance(op, JoinOp):
+                joins.append(op)
+                continue
+            if joins:
+                _apply_joins(c, joins)
+                joins = []
             _apply_one(c, op)
+        if joins:
+            _apply_joins(c, joins)
     return len(ops)
+
+
+def _apply_joins(c: sqlite3.Connection, joins: Sequence[JoinOp]) -> None:
+    """A run of joins, written as :func:`_apply_one` would write them one by one (tested
+    against it), with per meeting one read of the identities seen before, one ``UPDATE``
+    of its counters and one ``executemany`` of attendance rows (in the joins' order)."""
+    by_meeting: dict[str, list[JoinOp]] = {}
+    for op in joins:
+        by_meeting.setdefault(op.internal_id, []).append(op)
+    for internal_id, group in by_meeting.items():
+        wanted = list(dict.fromkeys(op.external_user_id for op in group))
+        seen: set[str] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            seen.update(row[0] for row in c.execute(
+                "SELECT DISTINCT external_user_id FROM attendance_history"
+                " WHERE internal_meeting_id = ? AND external_user_id IN"
+                f" ({','.join('?' * len(chunk))})", (internal_id, *chunk)))
+        new_users = 0
+        for op in group:
+            if op.external_user_id not in seen:
+                seen.add(op.external_user_id)
+                new_users += 1
+        cursor = c.execute(
+            "UPDATE meeting_history SET joins = joins + ?, users = users + ?,"
+            " start_time = coalesce(start_time, ?) WHERE internal_id = ?",
+            (len(group), new_users, group[0].at, internal_id))
+        if cursor.rowcount:
+            c.executemany(
+                "INSERT INTO attendance_history (internal_meeting_id, user_id,"
+                " external_user_id, full_name, role, guest, join_time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(op.internal_id, op.user_id, op.external_user_id, op.full_name, op.role,
+                  int(op.guest), op.at) for op in group])
 
 
 def _apply_one(c: sqlite3.Connection, op: HistoryOp) -> None:
