@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meetplatform.store import open_database
 from meetplatform.store import history_db as hdb
+from meetplatform.store import open_database
 
 MEETINGS = ("int-a", "int-b", "int-missing")  # the last one has no meeting_history row
 
