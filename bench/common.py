@@ -42,6 +42,29 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def product_log_observer(out: Any) -> Any:
+    """The log observer twistd gets from the product on ``out``: its text format
+    (``meetplatform.logs.text_file_observer``) behind the default level filter (info), in
+    a checkout that has them; Twisted's own text observer in an earlier one."""
+    from twisted.logger import FilteringLogObserver, textFileLogObserver
+
+    from meetplatform import logs
+
+    observer = getattr(logs, "text_file_observer", textFileLogObserver)(out)
+    if not hasattr(logs, "level_predicate"):
+        return observer
+    return FilteringLogObserver(observer, [logs.level_predicate([])])
+
+
+def product_listen(description: str) -> str:
+    """The endpoint description as the product listens on it (its listen queue,
+    ``meetplatform.config.with_backlog``, in a checkout that has one)."""
+    from meetplatform import config
+
+    with_backlog = getattr(config, "with_backlog", None)
+    return description if with_backlog is None else str(with_backlog(description))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:

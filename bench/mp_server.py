@@ -37,18 +37,15 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import resource
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+import common as C
 
 
 def _spec(meeting_id: str, name: str, public_url: str) -> Any:
@@ -222,11 +219,11 @@ def main(argv: list[str]) -> None:
                         help="NOT the product: a proposed optimisation, earlier behaviour or a "
                              "diagnostic for one measurement (see EXPERIMENTS)")
     args = parser.parse_args(argv)
-    _raise_nofile()
+    C.raise_nofile()
 
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
     from meetplatform import tap
     from meetplatform.config import Settings
@@ -234,17 +231,7 @@ def main(argv: list[str]) -> None:
     from meetplatform.registry import Registry
 
     log_file = open(args.log, "a") if args.log else sys.stderr  # noqa: SIM115 - for the process lifetime
-    # twistd's text observer as the product installs it (meetplatform.logs), if it does.
-    from meetplatform import logs as product_logs
-    text_observer = getattr(product_logs, "text_file_observer", textFileLogObserver)
-
-    def observer(out: Any) -> Any:
-        """The file observer behind the default level filter (info), as under twistd."""
-        from twisted.logger import FilteringLogObserver
-        if not hasattr(product_logs, "level_predicate"):
-            return text_observer(out)
-        return FilteringLogObserver(text_observer(out), [product_logs.level_predicate([])])
-    globalLogBeginner.beginLoggingTo([observer(log_file)],
+    globalLogBeginner.beginLoggingTo([C.product_log_observer(log_file)],
                                      redirectStandardIO=False)
 
     public_url = f"http://127.0.0.1:{args.port}"
@@ -309,10 +296,7 @@ def main(argv: list[str]) -> None:
         sys.stderr.write(f"mp_server: cannot listen: {failure.getErrorMessage()}\n")
         reactor.stop()
 
-    # The product's listen queue (meetplatform.config.with_backlog) where it has one.
-    from meetplatform import config as product_config
-    described = getattr(product_config, "with_backlog", lambda d: d)(listen)
-    serverFromString(reactor, described).listen(site).addCallbacks(ready, failed)
+    serverFromString(reactor, C.product_listen(listen)).listen(site).addCallbacks(ready, failed)
 
     reactor.addSystemEventTrigger(
         "after", "shutdown", lambda: shutil.rmtree(data_dir, ignore_errors=True))

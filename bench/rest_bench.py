@@ -104,7 +104,7 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
     from twisted.internet.endpoints import serverFromString
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
     from twisted.web.resource import Resource
 
     from meetplatform import tap
@@ -119,17 +119,7 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
     from meetplatform.web.pages import WebPages
 
     log_file = open(log_path, "a")  # noqa: SIM115 - for the process lifetime
-    # twistd's text observer as the product installs it (meetplatform.logs), if it does.
-    from meetplatform import logs as product_logs
-    text_observer = getattr(product_logs, "text_file_observer", textFileLogObserver)
-
-    def observer(out: Any) -> Any:
-        """The file observer behind the default level filter (info), as under twistd."""
-        from twisted.logger import FilteringLogObserver
-        if not hasattr(product_logs, "level_predicate"):
-            return text_observer(out)
-        return FilteringLogObserver(text_observer(out), [product_logs.level_predicate([])])
-    globalLogBeginner.beginLoggingTo([observer(log_file)], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([C.product_log_observer(log_file)], redirectStandardIO=False)
     public_url = f"http://127.0.0.1:{port}"
     listen = f"tcp:{port}:interface=127.0.0.1"
     data_dir = Path(tempfile.mkdtemp(prefix="rest-bench-"))
@@ -168,10 +158,7 @@ def serve(port: int, log_path: str, cprofile: str | None = None) -> None:
 
     async def go() -> None:
         client, space, secret = await store.create_client("bench", int(time.time() * 1000))
-        # The product's listen queue (meetplatform.config.with_backlog) where it has one.
-        from meetplatform import config as product_config
-        described = getattr(product_config, "with_backlog", lambda d: d)(listen)
-        p = await serverFromString(reactor, described).listen(site)
+        p = await serverFromString(reactor, C.product_listen(listen)).listen(site)
         sys.stdout.write(f"READY {p.getHost().port} {client.id} {secret} {space.id}\n")
         sys.stdout.flush()
 
