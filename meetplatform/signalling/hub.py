@@ -194,6 +194,36 @@ class Room:
         return not self.conns and not self.lobby
 
 
+class _JoinWriter:
+    """Rooms whose pending ``participantJoined`` frames are written ``delay`` seconds after
+    the first of them came (0: at the end of the reactor turn)."""
+
+    __slots__ = ("_call", "_clock", "_delay", "_rooms")
+
+    def __init__(self, clock: IReactorTime, delay: float) -> None:
+        self._clock = clock
+        self._delay = delay
+        self._rooms: list[Room] = []
+        self._call: IDelayedCall | None = None
+
+    def add(self, room: Room) -> None:
+        self._rooms.append(room)
+        if self._call is None:
+            self._call = self._clock.callLater(self._delay, self.flush)
+
+    def flush(self) -> None:
+        self._call = None
+        rooms, self._rooms = self._rooms, []
+        for room in rooms:
+            room.flush_joins()
+
+    def cancel(self) -> None:
+        """No more writing (shutdown: every socket is closing)."""
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+
 class NotFound(msg.MessageError):
     def __init__(self, message: str) -> None:
         super().__init__("notFound", message)
@@ -217,12 +247,10 @@ class Hub:
         self.grace: dict[Participant, IDelayedCall] = {}
         self.closing = False
         self._drained: list[Deferred[None]] = []
-        #: Rooms with ``participantJoined`` frames to write at the end of this turn.
-        self._joins_pending: list[Room] = []
-        self._joins_call: IDelayedCall | None = None
-        #: Big rooms with ``participantJoined`` frames to write when the window closes.
-        self._joins_gathered: list[Room] = []
-        self._joins_window: IDelayedCall | None = None
+        #: Rooms with ``participantJoined`` frames to write at the end of this turn, and
+        #: big rooms with frames to write when the window closes.
+        self._turn_joins = _JoinWriter(clock, 0)
+        self._window_joins = _JoinWriter(clock, JOIN_WINDOW)
         #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
         self.ice = IceServers(clock, settings)
         #: The members of ``joined`` that are the same for everyone, encoded once.
@@ -531,18 +559,6 @@ class Hub:
         if room is not None and room.pending:
             room.flush_joins()
 
-    def _flush_joins(self) -> None:
-        self._joins_call = None
-        rooms, self._joins_pending = self._joins_pending, []
-        for room in rooms:
-            room.flush_joins()
-
-    def _flush_gathered_joins(self) -> None:
-        self._joins_window = None
-        rooms, self._joins_gathered = self._joins_gathered, []
-        for room in rooms:
-            room.flush_joins()
-
     def _on_joined(self, event: ev.ParticipantJoined) -> None:
         p = event.participant
         room = self.rooms.get(p.meeting)
@@ -560,15 +576,8 @@ class Hub:
         if not room.conns:
             return
         if not room.pending:
-            if len(room.conns) >= BIG_ROOM:
-                self._joins_gathered.append(room)
-                if self._joins_window is None:
-                    self._joins_window = self.clock.callLater(JOIN_WINDOW,
-                                                              self._flush_gathered_joins)
-            else:
-                self._joins_pending.append(room)
-                if self._joins_call is None:
-                    self._joins_call = self.clock.callLater(0, self._flush_joins)
+            writer = self._window_joins if len(room.conns) >= BIG_ROOM else self._turn_joins
+            writer.add(room)
         room.pending.append(frame(msg.event_of_parts("participantJoined", [
             ("participant", card), ("polite", b"false")])))
         if p.user_id in room.conns:  # never announce a participant to itself
@@ -721,9 +730,7 @@ class Hub:
         """Close every socket with 1001; fires once all closed (or after ``timeout``)."""
         self.closing = True
         self._unsubscribe()
-        if self._joins_window is not None and self._joins_window.active():
-            self._joins_window.cancel()
-        self._joins_window = None
+        self._window_joins.cancel()
         for timer in self.grace.values():
             if timer.active():
                 timer.cancel()
