@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import wave
@@ -35,12 +34,13 @@ from tests.browser.conftest import (
     WAIT,
     Bbb,
     _free_port,
+    checkout_env,
+    start_service,
     stop_process,
 )
 from tests.media.janus_process import JanusProcess
 from tests.netns import NOT_ISOLATED, VethPair, only_loopback
 
-REPO = Path(__file__).resolve().parent.parent.parent
 VETH = VethPair("mpsfu0", "mpsfu0p", "10.98.0.1", "10.98.0.2")
 FRAME_W, FRAME_H, FPS = 320, 240, 15
 
@@ -88,12 +88,6 @@ def loud_voice(path: Path, seconds: float = 8.0, rate: int = 48_000) -> None:
         out.writeframes(bytes(samples))
 
 
-def _env() -> dict[str, str]:
-    """This checkout's code first (not an installed meetplatform)."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
-
-
 @dataclass
 class Env:
     base_url: str
@@ -116,7 +110,7 @@ class Env:
                    "import sys; from meetplatform.cli import main; sys.exit(main())",
                    *args, f"--data-dir={self.data_dir}"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                check=False, env=_env())
+                                check=False, env=checkout_env())
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
         return result
@@ -191,27 +185,10 @@ def running_env(node_names: tuple[str, ...] = ("node-a", "node-b"), *,
         secret_file.write_text(secret + "\n")
         port = _free_port()
         data_dir = workdir / "data"
-        service_command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                   "-n", "--pidfile=", "meetplatform", f"--listen=tcp:{port}:interface=127.0.0.1",
-                   f"--data-dir={data_dir}", f"--secret-file={secret_file}",
-                   "--resume-grace-seconds=20", "--server-name=meetplatform-test"]
-        process = subprocess.Popen(service_command, cwd=workdir, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True,
-                                   env=_env())
-        lines: list[str] = []
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert process is not None and process.stdout is not None
-            for line in process.stdout:
-                lines.append(line)
-                if "listening on http://" in line:
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(60) or process.poll() is not None:
-            raise RuntimeError("the service did not start:\n" + "".join(lines))
+        process, lines = start_service(workdir, [
+            f"--listen=tcp:{port}:interface=127.0.0.1", f"--data-dir={data_dir}",
+            f"--secret-file={secret_file}", "--resume-grace-seconds=20",
+            "--server-name=meetplatform-test"])
         video = workdir / "camera.y4m"
         fake_video(video)
         environment = Env(f"http://127.0.0.1:{port}", secret, data_dir, process, nodes, video,
