@@ -227,6 +227,14 @@ def parse_listener(description: str) -> Listener:
     kind = tokens[0].lower()
     positional = [t for t in tokens[1:] if "=" not in t]
     named = dict(t.split("=", 1) for t in tokens[1:] if "=" in t)
+    backlog = named.get("backlog")
+    position = _BACKLOG_POSITION.get(kind)
+    if backlog is None and position is not None and len(positional) > position:
+        backlog = positional[position]
+    if backlog is not None and not (backlog.isascii() and backlog.isdigit()
+                                    and 1 <= int(backlog) <= MAX_BACKLOG):
+        raise ValueError(f"backlog must be a whole number from 1 to {MAX_BACKLOG}, "
+                         f"not {backlog!r}")
     if kind not in ("tcp", "tcp6", "ssl"):
         return Listener(description, kind, None, None, None)
     port_text = named.get("port", positional[0] if positional else "")
@@ -249,6 +257,14 @@ def parse_listener(description: str) -> Listener:
 #: overflows it, and each refused SYN costs its browser a one-second retransmission.
 #: The kernel caps the value at ``net.core.somaxconn`` (4096 on current Linux).
 DEFAULT_BACKLOG = 1024
+
+
+#: The largest listen queue an endpoint may ask for (Linux caps it at
+#: ``net.core.somaxconn`` anyway); Twisted itself takes any integer, and a huge one
+#: failed only when binding ("Python int too large to convert to C long").
+MAX_BACKLOG = 65535
+#: Where each endpoint type takes its listen queue positionally (Twisted's parsers).
+_BACKLOG_POSITION = {"tcp": 2, "tcp6": 1, "ssl": 5, "unix": 2}
 
 
 def with_backlog(description: str) -> str:

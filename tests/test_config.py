@@ -331,6 +331,18 @@ def test_tls_and_unix_listeners_get_the_crowd_backlog_too(tmp_path: Path) -> Non
     assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
 
 
+@pytest.mark.parametrize("description", [
+    "tcp:0:backlog=99999999999999999999", "tcp:0:backlog=0", "tcp:0:backlog=-5",
+    "tcp:8080:127.0.0.1:70000", "tcp6:8080:0", "unix:/run/meet.sock:666:100000",
+])
+def test_a_listen_queue_out_of_range_is_refused_before_binding(description: str) -> None:
+    """A backlog (named or positional) outside 1..65535 is a configuration error naming
+    the value; it used to fail only when binding, as "Python int too large"."""
+    with pytest.raises(ValueError, match="backlog must be a whole number from 1 to 65535"):
+        parse_listener(description)
+    assert parse_listener("tcp:0:backlog=65535").kind == "tcp"
+
+
 @given(st.integers(min_value=1, max_value=65535),
        st.ip_addresses(v=4).filter(lambda a: not a.is_unspecified))
 def test_derived_url_names_the_listener_interface_and_port(port: int, address: object) -> None:
