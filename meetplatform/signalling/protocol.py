@@ -16,9 +16,11 @@ Traps avoided here, for whoever edits this next:
   kernel in one ``send`` when Twisted holds nothing unsent for it: ``transport.write``
   per frame would register the socket with the reactor and send on its next turn (two
   ``epoll_ctl`` calls and ~20 µs of Python per delivery, most of a room's fan-out).
-  Anything the kernel does not take goes to ``transport.write``; pending frames are sent
-  before any write of Autobahn's own (``sendData``: pongs, pings, close frames) and
-  before the connection is closed, so the order on the wire is the order of the writes.
+  The handshake's answer is kept the same way, so a joiner's 101 and its ``joined`` leave
+  in one ``send``. Anything the kernel does not take goes to ``transport.write``; pending
+  frames are sent before any later write of Autobahn's own (``sendData``: pongs, pings,
+  close frames) and before the connection is closed, so the order on the wire is the
+  order of the writes.
 - Autobahn computes the arguments of its debug log lines (coloured names) on every
   connection, read and write, although they are dropped unread; the factory makes them
   lazy (:mod:`~meetplatform.signalling.autobahn_debug`).
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
 _log = Logger()
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CONNECTING = WebSocketProtocol.STATE_CONNECTING
 
 #: Frames above this are refused by Autobahn itself (close 1009); below it and above
 #: ``messages.MAX_MESSAGE_BYTES`` the server answers ``tooLarge`` and keeps the socket.
@@ -226,6 +229,12 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
 
     # --- handshake ------------------------------------------------------------------------
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # From the start: the handshake's answer (the 101, or a refusal) is then kept with
+        # the frames onOpen writes, and all of it leaves in one send at the end of the turn.
+        self._direct = _DirectSocket.for_transport(self.transport, self.factory.turn_sender)
+
     def onConnect(  # type: ignore[override] # Autobahn accepts a Deferred too
             self, request: ConnectionRequest) -> str | None | Deferred[str | None]:
         try:
@@ -305,7 +314,6 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
             except RuntimeError:
                 pass  # some transports refuse when nothing is registered
             transport.registerProducer(_Backpressure(self), True)
-            self._direct = _DirectSocket.for_transport(transport, self.factory.turn_sender)
             self.factory.opened += 1
             self.factory.hub.attach(self)
         except Exception:  # noqa: BLE001 - logged; the socket must survive
@@ -342,8 +350,13 @@ class SignallingProtocol(  # type: ignore[misc] # Autobahn's bases disagree, not
             transport.write(data)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        """Autobahn's own writes (pongs, pings, close frames) go after our pending frames."""
+        """Autobahn's own writes: during the handshake (its HTTP answer) they are kept for
+        the end of the turn like our frames; later ones (pongs, pings, close frames) go
+        after our pending frames."""
         if self._direct is not None:
+            if self.state == _CONNECTING and not sync and not chopsize:
+                self._direct.write(data)
+                return
             self._direct.flush()
         super().sendData(data, sync, chopsize)
 

@@ -11,6 +11,7 @@ import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ClientCreator, Protocol
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -184,3 +185,69 @@ async def test_frames_stay_in_order_when_the_kernel_and_twisted_both_buffer() ->
         ann.transport.resumeProducing()  # type: ignore[union-attr]
         assert (await ann.closed.addTimeout(60, reactor)) == (4010, "meeting ended")
         assert received == [*range(count), -1]
+
+
+class _RawClient(Protocol):
+    """Sends a handshake's bytes and keeps every byte the server answers until it closes."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received = b""
+        self.writes: list[bool] = []
+        self.ended: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.ended.callback(self.received)
+
+
+def _handshake(token: str) -> bytes:
+    return (f"GET /ws?sessionToken={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Origin: http://127.0.0.1:1\r\n\r\n").encode()
+
+
+async def _exchange(reactor: Any, port: int, request: bytes, *, until: bytes | None = None,
+                    ) -> bytes:
+    """The server's bytes for ``request``: until the connection ends, or until ``until``
+    has arrived (then the client closes)."""
+    client = _RawClient(request)
+    await ClientCreator(reactor, lambda: client).connectTCP("127.0.0.1", port)
+    if until is not None:
+        while until not in client.received:
+            await deferLater(reactor, 0.01, lambda: None)
+        assert client.transport is not None
+        client.transport.loseConnection()
+    return await client.ended.addTimeout(10, reactor)
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_the_handshake_answer_comes_first_then_joined_and_a_refusal_before_the_close(
+        ) -> None:
+    """The handshake's answer is kept with the frames of the same turn: a joiner reads
+    the 101 (with its accept key) and then its ``joined``; a refused handshake reads its
+    whole HTTP answer before the server closes the connection."""
+    from twisted.internet import reactor
+
+    async with _serving(reactor) as (registry, _, port):
+        meeting, _ = registry.create_meeting(MeetingSpec("raw", "Raw"))
+        seat = registry.issue_seat(meeting, full_name="Ann", role=Role.VIEWER)
+        answer = await _exchange(reactor, port, _handshake(seat.token), until=b'"joined"')
+        head, _, frames = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+        assert frames[0] == 0x81  # a text frame: joined, right after the answer
+        offset = {126: 4, 127: 10}.get(frames[1] & 0x7F, 2)
+        assert frames[offset:].startswith(b'{"type":"joined"')
+
+        refused = await _exchange(reactor, port, _handshake("st_" + "x" * 40))
+        assert refused.startswith(b"HTTP/1.1 403 ")
+        assert refused.endswith(b"\r\n\r\n")
