@@ -279,6 +279,13 @@ def delete_endpoint(db: Database, endpoint_id: str) -> bool:
 # --- fan-out into the outbox ------------------------------------------------------------------------
 
 
+def any_receivers(db: Database) -> bool:
+    """Whether any hook or any endpoint (enabled or not) exists."""
+    return bool(db.connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM bbb_hooks) OR EXISTS (SELECT 1 FROM webhook_endpoints)"
+    ).fetchone()[0])
+
+
 def all_hooks(db: Database) -> list[HookRecord]:
     """Every hook, by id (the order their rows of one event are written in)."""
     return [_hook(r) for r in db.connection.execute("SELECT * FROM bbb_hooks ORDER BY id")]

@@ -245,6 +245,23 @@ class Translator:
         fn, args = captured
         return fn(*args)
 
+    def skip(self, captured: Captured) -> bool:
+        """With no hook and no endpoint anywhere: keep what later events are compared
+        with (a participant's media state) and return True when the event needs nothing
+        else; False when it must still be built (a meeting's end may carry end callbacks;
+        an occurrence built elsewhere is handed over as it is)."""
+        fn, args = captured
+        fn = getattr(fn, "__func__", fn)
+        if fn is Translator._joined or fn is Translator._updated:
+            _, meeting, p = args[:3]
+            self._media[(meeting.internal_id, p.user_id)] = self._snapshot(p)
+            return True
+        if fn is Translator._left:
+            _, meeting, p = args[:3]
+            self._media.pop((meeting.internal_id, p.user_id), None)
+            return True
+        return fn in _RECEIVERS_ONLY
+
     def capture(self, event: ev.Event) -> Captured | None:
         """What :meth:`build` needs later, or ``None`` if webhooks ignore the event."""
         if isinstance(event, ev.ParticipantJoined):
@@ -514,3 +531,9 @@ def interrupted_occurrence(meeting: Any) -> Occurrence:
         bbb_attributes={"meeting": {**_bbb_meeting(ref), "end-reason": reason}},
         rest_type="session.ended" if space_id else None, space_id=space_id,
         rest_data=rest_data, callbacks=end_callbacks(meeting.metadata, meeting.query, False))
+
+
+#: Builders whose occurrences go only to hooks and endpoints (no callback, no post).
+_RECEIVERS_ONLY = frozenset({
+    Translator._started, Translator._created, Translator._chat, Translator._guest,
+    Translator._poll_started, Translator._poll_responded})

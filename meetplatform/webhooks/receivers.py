@@ -13,12 +13,23 @@ store keeps only the sealed key, and the secret is returned to the caller this o
 
 Without a dispatcher (a surface built without the webhook service, in tests) the
 changes are made all the same and nobody is told.
+
+:attr:`Receivers.any` tells the service whether a hook or an endpoint may exist: most
+deployments have none, and then the events of a join (or a chat line) need no payloads
+built and no outbox transaction. It is ``True`` until a count in the store has said
+otherwise, becomes ``True`` the moment a hook or endpoint is asked for (before its
+transaction is even queued, so no event that happens after the request is missed), and
+goes back to ``False`` only when a count made after the last removal, with nothing
+created meanwhile, finds none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from meetplatform.store import Store
 from meetplatform.store import webhooks_db as wdb
@@ -29,6 +40,8 @@ from meetplatform.webhooks.delivery import Dispatcher
 
 __all__ = ["EndpointRecord", "HookRecord", "Receivers", "TooMany"]
 
+_log = Logger()
+
 
 class Receivers:
     """Create, list, change and remove hooks and endpoints (see the module's docstring)."""
@@ -36,6 +49,32 @@ class Receivers:
     def __init__(self, store: Store, dispatcher: Dispatcher | None = None) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._any = True
+        #: Counts the creations asked for, so that a count made before one is ignored.
+        self._creations = 0
+
+    @property
+    def any(self) -> bool:
+        """False only while the store is known to hold no hook and no endpoint."""
+        return self._any
+
+    def recount(self) -> Deferred[None]:
+        """Ask the store whether any hook or endpoint is left (at start, after a removal)."""
+        creations = self._creations
+
+        async def count() -> None:
+            found = await self._store.run(wdb.any_receivers)
+            if creations == self._creations:
+                self._any = found
+
+        def failed(failure: Any) -> None:
+            _log.failure("webhooks: counting the receivers failed", failure)
+
+        return Deferred.fromCoroutine(count()).addErrback(failed)
+
+    def _creating(self) -> None:
+        self._creations += 1
+        self._any = True
 
     def _removed(self, kind: str, target_id: str) -> None:
         if self._dispatcher is not None:
@@ -54,6 +93,7 @@ class Receivers:
                           checksum_algorithm: str, now: int) -> tuple[HookRecord, bool]:
         """A new hook, or ``(existing, True)`` when one has this callback URL; raises
         :class:`TooMany` at the limit."""
+        self._creating()
         return await self._store.run(lambda db: wdb.create_hook(
             db, callback_url=callback_url, meeting_id=meeting_id, event_ids=event_ids,
             get_raw=get_raw, checksum_algorithm=checksum_algorithm, now=now))
@@ -67,6 +107,7 @@ class Receivers:
         removed = await self._store.run(lambda db: wdb.destroy_hook(db, hook_id))
         if removed:
             self._removed("hook", hook_id)
+            self.recount()
         return removed
 
     # --- per-space endpoints ---------------------------------------------------------------
@@ -78,6 +119,7 @@ class Receivers:
         raises :class:`TooMany` at the limit. ``enabled=False`` disables it at once."""
         secret = signing.new_secret()
         key = signing.key_of(secret)
+        self._creating()
         endpoint = await self._store.run(lambda db: wdb.create_endpoint(
             db, space_id=space_id, url=url, description=description,
             event_types=event_types, key=key, now=now))
@@ -114,6 +156,8 @@ class Receivers:
         """Remove an endpoint with its undelivered events; False if there was none."""
         deleted = await self._store.run(lambda db: wdb.delete_endpoint(db, endpoint_id))
         self._removed("endpoint", endpoint_id)
+        if deleted:
+            self.recount()
         return deleted
 
     async def rotate_endpoint_secret(self, endpoint_id: str,

@@ -8,7 +8,9 @@
    ``callLater(0)``; the join (or API call) that caused the event does nothing else for
    webhooks. On that next turn, every event captured meanwhile becomes its
    :class:`~meetplatform.webhooks.events.Occurrence` (or several), in order, with the
-   values and the time of the moment it happened;
+   values and the time of the moment it happened; while no hook and no endpoint exists
+   (:attr:`~meetplatform.webhooks.receivers.Receivers.any`), only the events that may
+   carry callbacks (a meeting's end) are built;
 2. writes those occurrences to the durable outbox, all of one turn in one transaction
    when nothing else is being written (group commit), off the reactor thread, fanned
    out to every matching BBB hook, space endpoint and end callback. Changes made in the
@@ -113,6 +115,7 @@ class WebhookService(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.receivers.recount()
         started = Deferred.fromCoroutine(self.dispatcher.start())
         started.addErrback(lambda f: _log.failure("webhooks: starting delivery failed", f))
         self._schedule_scan()
@@ -178,8 +181,11 @@ class WebhookService(Service):
         while self._captured:  # (a builder that emits more is not expected, but harmless)
             captured, self._captured = self._captured, []
             occurrences: list[Occurrence] = []
+            nobody = not self.receivers.any
             for item in captured:
                 try:
+                    if nobody and self._translator.skip(item):
+                        continue
                     occurrences.extend(self._translator.build(item))
                 except Exception:  # noqa: BLE001 - one bad event must not lose the others
                     _log.failure("webhooks: building the occurrences of {builder} failed",

@@ -270,3 +270,78 @@ def test_a_failing_outbox_write_does_not_fail_the_change(
     assert outbox(w) == 0
     assert len(fail_on_logged_failures) == 1
     fail_on_logged_failures.clear()  # expected
+
+
+def test_without_any_receiver_events_cost_nothing_and_a_new_hook_hears_what_follows(
+        tmp_path: Path) -> None:
+    """With no hook and no endpoint, joins, chat and media changes write nothing to the
+    store. A hook created afterwards gets the events that follow, told against the
+    state of their moment: Vic unmuted before the hook existed, so muting is told."""
+    w = World(tmp_path)
+    w.history.close()
+    assert not w.webhooks.receivers.any
+    meeting = w.meeting("m1")
+    jobs = count_store_jobs(w)
+    ann = w.join(meeting, "Ann")
+    vic = w.join(meeting, "Vic")
+    w.registry.update_media(vic, joined_voice=True, muted=False)
+    w.registry.send_chat(meeting, "hello", "Ann", ann)
+    w.turn()
+    assert jobs[0] == 0 and outbox(w) == 0 and w.sender.sent == []
+
+    w.hook("http://127.0.0.1:9/hook")
+    assert w.webhooks.receivers.any
+    w.registry.update_media(vic, muted=True)
+    w.join(meeting, "Bob")
+    w.turn()
+    told = [(e["id"], e["attributes"]["user"].get("name")) for e in hook_events(w.sender.sent)]
+    assert told == [("user-audio-muted", None), ("user-joined", "Bob")]
+
+
+def test_after_the_last_receiver_goes_events_cost_nothing_but_end_callbacks_go(
+        tmp_path: Path) -> None:
+    """Destroying the last hook (or deleting the last endpoint) stops the building again;
+    a meeting's end callback is still called, as it is with no hook ever made."""
+    w = World(tmp_path)
+    w.history.close()
+    hook_id = w.hook("http://127.0.0.1:9/hook")
+    other = w.hook("http://127.0.0.1:9/other")
+    assert w.call("hooks/destroy", {"hookID": hook_id}).returncode == "SUCCESS"
+    assert w.webhooks.receivers.any  # one is left
+    assert w.call("hooks/destroy", {"hookID": other}).returncode == "SUCCESS"
+    assert not w.webhooks.receivers.any
+    w.xml.create("m1", meta_endCallbackUrl="http://127.0.0.1:9/end?meetingID=m1")
+    meeting = w.registry.get_meeting("m1")
+    assert meeting is not None
+    sent = len(w.sender.sent)
+    jobs = count_store_jobs(w)
+    w.join(meeting, "Ann")
+    assert jobs[0] == 0
+    w.registry.end_meeting(meeting, EndReason.ENDED_FROM_API)
+    w.turn()
+    assert [(s.method, s.url) for s in w.sender.sent[sent:]] == [
+        ("GET", "http://127.0.0.1:9/end?meetingID=m1&recordingmarks=false")]
+
+
+def test_a_count_made_before_a_hook_was_asked_for_does_not_hide_it(tmp_path: Path) -> None:
+    """A count of the receivers that started before a hook was created (and finds none)
+    does not turn the events off: the hook gets the join that follows."""
+    w = World(tmp_path)
+    w.history.close()
+    receivers = w.webhooks.receivers
+    held: list[Any] = []
+    runner = w.store._runner
+
+    def holding(job: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        held.append(d)
+        w.store._runner = runner  # type: ignore[method-assign]  # only this one job
+        return d
+
+    w.store._runner = holding  # type: ignore[method-assign]
+    receivers.recount()  # held: it will say "none", counted before the hook existed
+    w.hook("http://127.0.0.1:9/hook")
+    held[0].callback(False)
+    assert receivers.any
+    w.meeting("m1")
+    assert [e["id"] for e in hook_events(w.sender.sent)] == ["meeting-created"]
