@@ -4,9 +4,10 @@
                               [--ws-rooms 1 --ws-room-size 1000 --tokens-out FILE]
 
 It does what ``twistd -n meetplatform`` does (``tap.MeetplatformService._bound``): a
-``Registry`` on the reactor, a ``Store`` in a temporary data directory, ``build_site``
-(``meetplatform.build``; ``tap.build_site`` in older versions) for the resource tree,
-served by
+``Registry`` on the reactor, a ``Store`` in a temporary data directory, the parts built,
+mounted and started as services (``meetplatform.build``: ``build_parts``, ``mount``,
+``attach``; ``build_site`` with nothing started in checkouts without ``attach``, and
+``tap.build_site`` in older versions still) for the resource tree, served by
 ``tap.MeetplatformSite`` (the same input limits, no access log), listening with the same
 endpoint type and listen queue (``tcp:PORT:interface=127.0.0.1`` through
 ``config.with_backlog`` when the checkout has it; Twisted's default of 50 before), and
@@ -204,6 +205,26 @@ def _build_site() -> Any:
     return build_site
 
 
+def _running_services(reactor: Any, settings: Any, registry: Any, store: Any
+                      ) -> tuple[Any, Any] | None:
+    """The resource tree with its parts started as ``twistd`` starts them
+    (``build.attach``: the history, the webhook service, the signalling, documents, media
+    and recording services), or ``None`` for a checkout without ``build.attach``, which is
+    served by its ``build_site`` with nothing started."""
+    from meetplatform import build
+
+    if not hasattr(build, "attach"):
+        return None
+    from twisted.application.service import MultiService
+
+    parts = build.build_parts(reactor, settings, registry, store)
+    root = build.mount(parts)
+    services = MultiService()
+    build.attach(parts, services)
+    services.startService()
+    return root, services
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
@@ -250,9 +271,20 @@ def main(argv: list[str]) -> None:
         from meetplatform.store import Store
 
         store = Store.open(reactor, data_dir)  # type: ignore[arg-type]
-        reactor.addSystemEventTrigger(
-            "before", "shutdown", lambda: Deferred.fromCoroutine(store.close()))
-        root = build_site(reactor, settings, registry, store)
+        running = _running_services(reactor, settings, registry, store)
+        if running is None:
+            reactor.addSystemEventTrigger(
+                "before", "shutdown", lambda: Deferred.fromCoroutine(store.close()))
+            root = build_site(reactor, settings, registry, store)
+        else:
+            root, services = running
+
+            async def stop() -> None:
+                await services.stopService()
+                await store.close()
+
+            reactor.addSystemEventTrigger(
+                "before", "shutdown", lambda: Deferred.fromCoroutine(stop()))
     else:
         root = build_site(reactor, settings, registry)
     if b"ws" not in root.children:
