@@ -58,13 +58,21 @@ CLOSE_ENDED = 4010
 CLOSE_TOO_MANY = 4029
 
 #: A room with at least this many sockets announces joins every :data:`JOIN_WINDOW`
-#: seconds instead of at the end of every reactor turn.
+#: seconds instead of at the end of every reactor turn, several in one
+#: ``participantsJoined`` message.
 BIG_ROOM = 100
 #: While a lecture hall of a thousand fills, a join announced on its own costs a write to
-#: every socket present: half a million writes for the room. Gathered over 50 ms (under
-#: what a person notices in a participant list), a second of joins costs twenty rounds of
-#: writes. Anything else written to the room first writes what is gathered (ordering).
+#: every socket present: half a million writes for the room, and as many messages for
+#: browsers to handle. Gathered over 50 ms (under what a person notices in a participant
+#: list), a second of joins costs twenty rounds of writes, one message each. Anything else
+#: written to the room first writes what is gathered (ordering).
 JOIN_WINDOW = 0.05
+#: From this many sockets the window is :data:`HALL_WINDOW`: a room of 500 people filling
+#: at hundreds of joins a second sees its list grow four times a second, each round of
+#: writes costing a send per socket (a hall of 1,000 filling in a second: 4,000 sends
+#: where 50 ms cost 20,000).
+HALL = 500
+HALL_WINDOW = 0.25
 
 
 def frame(payload: bytes) -> bytes:
@@ -117,7 +125,7 @@ class Room:
     card on every registry event that changes what it shows (joined, updated, replaced,
     left) and when the participant's ``reconnecting`` flag turns (resume grace)."""
 
-    __slots__ = ("cards", "conns", "lobby", "marks", "meeting", "pending",
+    __slots__ = ("batched", "cards", "conns", "lobby", "marks", "meeting", "pending",
                  "roster_buffer", "welcome")
 
     def __init__(self, meeting: Meeting) -> None:
@@ -134,11 +142,13 @@ class Room:
         #: (amortised, not a copy of the whole roster per join). A newcomer's ``joined``
         #: frame is built from it directly: the roster is copied once, into the frame.
         self.roster_buffer: bytearray | None = None
-        #: ``participantJoined`` frames of this reactor turn, not yet written (see
+        #: The cards of the participants who joined and are not announced yet (see
         #: :meth:`flush_joins`), and, for a socket that came in meanwhile, the index of
         #: the first of them it needs (it has the earlier ones in its roster).
         self.pending: list[bytes] = []
         self.marks: dict[str, int] = {}
+        #: The pending joins go out as one ``participantsJoined`` (a big room's window).
+        self.batched = False
 
     def forget(self, participant: Participant) -> None:
         """The participant changed (or left): its card and the roster are stale."""
@@ -146,33 +156,44 @@ class Room:
         self.roster_buffer = None
 
     def flush_joins(self) -> None:
-        """Write the turn's ``participantJoined`` frames, joined into one write per socket.
+        """Write the pending join announcements, in one write per socket.
 
         While a room fills, every join is announced to everyone present: a write per
-        socket per join. The announcements of one reactor turn are written together
-        instead (at the end of the turn, or before anything else is written to the room,
-        so that no socket ever sees a later message first). A socket that joined during
-        the turn gets only the announcements after its own join."""
+        socket per join. The announcements of one reactor turn (of a window, in a big
+        room) are written together instead, at its end, or before anything else is
+        written to the room, so that no socket ever sees a later message first: one
+        ``participantJoined`` frame per join, or in a big room a single
+        ``participantsJoined`` listing them all. A socket that joined meanwhile gets only
+        the announcements after its own join."""
         pending = self.pending
         if not pending:
             return
         marks = self.marks
-        self.pending, self.marks = [], {}
+        batched = self.batched
+        self.pending, self.marks, self.batched = [], {}, False
         count = len(pending)
-        everything = pending[0] if count == 1 else b"".join(pending)
-        if not marks:
-            for conn in self.conns.values():
-                conn.write_frame(everything)
-            return
-        tails: dict[int, bytes] = {0: everything}
+        tails: dict[int, bytes] = {}
+        singles: list[bytes] = []
+
+        def tail(start: int) -> bytes:
+            data = tails.get(start)
+            if data is None:
+                if batched and count - start > 1:
+                    data = frame_of(msg.event_parts("participantsJoined", [
+                        ("participants", b"[" + b",".join(pending[start:]) + b"]"),
+                        ("polite", b"false")]))
+                else:
+                    if not singles:
+                        singles.extend(frame(msg.event_of_parts("participantJoined", [
+                            ("participant", card), ("polite", b"false")])) for card in pending)
+                    data = b"".join(singles[start:])
+                tails[start] = data
+            return data
+
         for user_id, conn in self.conns.items():
-            start = marks.get(user_id, 0)
-            if start >= count:
-                continue
-            tail = tails.get(start)
-            if tail is None:
-                tail = tails[start] = b"".join(pending[start:])
-            conn.write_frame(tail)
+            start = marks.get(user_id, 0) if marks else 0
+            if start < count:
+                conn.write_frame(tail(start))
 
     def broadcast(self, data: bytes, exclude: str | None = None) -> None:
         """Write one prepared frame to every participant's socket (but ``exclude``)."""
@@ -247,10 +268,11 @@ class Hub:
         self.grace: dict[Participant, IDelayedCall] = {}
         self.closing = False
         self._drained: list[Deferred[None]] = []
-        #: Rooms with ``participantJoined`` frames to write at the end of this turn, and
-        #: big rooms with frames to write when the window closes.
+        #: Rooms with joins to announce at the end of this turn, and big rooms (halls)
+        #: with joins to announce when their window closes.
         self._turn_joins = _JoinWriter(clock, 0)
         self._window_joins = _JoinWriter(clock, JOIN_WINDOW)
+        self._hall_joins = _JoinWriter(clock, HALL_WINDOW)
         #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
         self.ice = IceServers(clock, settings)
         #: The members of ``joined`` that are the same for everyone, encoded once.
@@ -576,10 +598,12 @@ class Hub:
         if not room.conns:
             return
         if not room.pending:
-            writer = self._window_joins if len(room.conns) >= BIG_ROOM else self._turn_joins
+            sockets = len(room.conns)
+            room.batched = sockets >= BIG_ROOM
+            writer = (self._hall_joins if sockets >= HALL else
+                      self._window_joins if room.batched else self._turn_joins)
             writer.add(room)
-        room.pending.append(frame(msg.event_of_parts("participantJoined", [
-            ("participant", card), ("polite", b"false")])))
+        room.pending.append(card)
         if p.user_id in room.conns:  # never announce a participant to itself
             room.marks[p.user_id] = len(room.pending)
 
@@ -731,6 +755,7 @@ class Hub:
         self.closing = True
         self._unsubscribe()
         self._window_joins.cancel()
+        self._hall_joins.cancel()
         for timer in self.grace.values():
             if timer.active():
                 timer.cancel()

@@ -5,8 +5,14 @@ Run inside a loopback-only network namespace (see tests/browser/conftest.py).
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -442,3 +448,81 @@ def test_camera_and_microphone_toggle(bbb: Bbb, new_browser: Browser) -> None:
     assert bob.find_elements(By.CSS_SELECTOR, f'{tile} .icon[data-icon="mic-off"]')
     ada.find_element(By.ID, "mic-btn").click()
     wait_for(bob, lambda d: not state(d, ada_id, "muted"), "Ada shown unmuted")
+
+
+class _Crowd:
+    """Participants without a browser: a WebSocket each, opened over a raw TCP socket
+    with the session token of a BBB join (they never read after the handshake; the
+    kernel's buffers hold what the server writes them)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.sockets: list[socket.socket] = []
+
+    def token(self, url: str) -> str:
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(url, timeout=30)
+        except urllib.error.HTTPError as redirect:
+            location = redirect.headers["Location"]
+        else:
+            raise AssertionError("join did not redirect")
+        return parse_qs(urlsplit(location).query)["sessionToken"][0]
+
+    def open(self, tokens: list[str]) -> None:
+        """Send every handshake first, then read every 101 (the joins land together)."""
+        base = urlsplit(self.service.base_url)
+        opened = []
+        for token in tokens:
+            sock = socket.create_connection((base.hostname, base.port), timeout=30)
+            sock.sendall((f"GET /ws?sessionToken={token} HTTP/1.1\r\nHost: {base.netloc}\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                          f"Sec-WebSocket-Version: 13\r\nOrigin: {self.service.base_url}\r\n"
+                          "\r\n").encode())
+            opened.append(sock)
+        for sock in opened:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, "the server closed a crowd socket"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101 "), head[:80]
+        self.sockets += opened
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_page_in_a_big_room_lists_joiners_announced_together(
+        bbb: Bbb, service: Service, new_browser: Browser) -> None:
+    """In a room of 100 sockets and more, joins are announced several at a time
+    (participantsJoined): the page of a participant there lists every one of them, and
+    tells its embedding page of each."""
+    mid = meeting_id("hall")
+    bbb.create(mid, "Lecture hall")
+    crowd = _Crowd(service)
+    try:
+        crowd.open([crowd.token(bbb.join_url(mid, f"Listener {i}")) for i in range(100)])
+        ada = new_browser()
+        enter(ada, bbb.join_url(mid, "Ada", "MODERATOR"))
+        wait_for(ada, lambda d: len(participant_ids(d)) == 101, "the first screen's roster")
+        ada.execute_script("window.__told = []; window.addEventListener("
+                           "'meetplatform:participantJoined', (e) => window.__told.push("
+                           "e.detail.name))")
+        late = [f"Latecomer {i}" for i in range(5)]
+        crowd.open([crowd.token(bbb.join_url(mid, name)) for name in late])
+        wait_for(ada, lambda d: len(participant_ids(d)) == 106, "the five latecomers")
+        names = ada.execute_script("return window.meetplatform.participants.map(p => p.name)")
+        assert sorted(n for n in names if n.startswith("Latecomer")) == late
+        assert sorted(ada.execute_script("return window.__told")) == late
+        received = ada.execute_script("return window.meetplatform.counters.received")
+        assert received.get("participantsJoined", 0) >= 1, received
+        assert browser_errors(ada) == []
+    finally:
+        crowd.close()

@@ -105,22 +105,34 @@ class _Recorder:
 def test_a_turns_join_announcements_go_out_together_and_in_order(world: World) -> None:
     """Joins of one turn are written as one write per socket at the end of the turn, or
     before anything else is written to the room; a socket that arrived during the turn
-    gets only the announcements after its own join."""
+    gets only the announcements after its own join. A big room's window is one
+    participantsJoined listing the joiners."""
     from meetplatform.signalling.hub import Room, frame
 
-    room = Room(world.meeting())
-    early, late = _Recorder(), _Recorder()
-    room.conns["early"] = early  # type: ignore[assignment]
-    first, second = frame(b'{"n":1}'), frame(b'{"n":2}')
-    room.pending.append(first)
-    room.conns["late"] = late  # type: ignore[assignment]
-    room.marks["late"] = 1
-    room.pending.append(second)
-    update = frame(b'{"n":3}')
-    room.broadcast(update)
-    assert early.data == first + second + update
-    assert late.data == second + update
-    assert room.pending == [] and room.marks == {}
+    def joined_frame(card: bytes) -> bytes:
+        return frame(b'{"type":"participantJoined","data":{"participant":' + card
+                     + b',"polite":false}}')
+
+    for batched in (False, True):
+        room = Room(world.meeting(f"m-{batched}"))
+        early, late = _Recorder(), _Recorder()
+        room.conns["early"] = early  # type: ignore[assignment]
+        room.batched = batched
+        room.pending.append(b'{"id":"a"}')
+        room.conns["late"] = late  # type: ignore[assignment]
+        room.marks["late"] = 1
+        room.pending.append(b'{"id":"b"}')
+        update = frame(b'{"n":3}')
+        room.broadcast(update)
+        if batched:
+            assert early.data == frame(
+                b'{"type":"participantsJoined","data":{"participants":[{"id":"a"},{"id":"b"}]'
+                b',"polite":false}}') + update
+        else:
+            assert early.data == joined_frame(b'{"id":"a"}') + joined_frame(b'{"id":"b"}') \
+                + update
+        assert late.data == joined_frame(b'{"id":"b"}') + update  # one join: on its own
+        assert room.pending == [] and room.marks == {} and not room.batched
 
 
 def test_join_announcements_precede_later_messages_on_the_wire(world: World) -> None:
@@ -154,11 +166,24 @@ def test_a_frame_made_of_parts_is_the_frame_of_their_join() -> None:
         "joined", {"self": {"a": 1}, "n": [1]})
 
 
+def announced(messages: list[dict[str, Any]]) -> list[list[str]]:
+    """The ids each join announcement names, one list per message."""
+    out = []
+    for m in messages:
+        if m["type"] == "participantJoined":
+            out.append([m["data"]["participant"]["id"]])
+        elif m["type"] == "participantsJoined":
+            assert m["data"]["polite"] is False
+            out.append(ids(m["data"]["participants"]))
+    return out
+
+
 def test_a_big_rooms_joins_are_announced_together_within_the_window(
         world: World, monkeypatch: Any) -> None:
-    """In a big room joins are gathered for ``JOIN_WINDOW`` and written together; anything
-    written to the room meanwhile comes after them, and a socket that arrives in the
-    window finds the gathered joiners in its roster and is not told about them again."""
+    """In a big room joins are gathered for ``JOIN_WINDOW`` and written as one
+    participantsJoined; anything written to the room meanwhile comes after them, and a
+    socket that arrives in the window finds the gathered joiners in its roster and is not
+    told about them again."""
     from meetplatform.signalling import hub
 
     monkeypatch.setattr(hub, "BIG_ROOM", 3)
@@ -170,18 +195,40 @@ def test_a_big_rooms_joins_are_announced_together_within_the_window(
         client.take()
     first, second = connect_many(world, meeting, 2, 900)
     world.flush()                                            # the turn is over ...
-    assert mod.of_type("participantJoined") == []            # ... the window is not
+    assert announced(mod.received) == []                     # ... the window is not
     world.advance(hub.JOIN_WINDOW)
     for client in (mod, ann, bob):
-        announced = [m["data"]["participant"]["id"] for m in client.take()
-                     if m["type"] == "participantJoined"]
-        assert announced == [first.user_id, second.user_id]
+        messages = client.take()
+        assert [m["type"] for m in messages] == ["participantsJoined"]
+        assert announced(messages) == [[first.user_id, second.user_id]]
+        assert [card(p)["muted"] for p in messages[0]["data"]["participants"]] == [True] * 2
     (third,) = connect_many(world, meeting, 1, 910)
     late = world.join(meeting, "Late")                       # in the window
     assert third.user_id in ids(late.joined["participants"])
     mod.ok("chat", {"text": "welcome"})                      # written before the window ends
-    assert [m["type"] for m in ann.take() if m["type"] != "ack"] == [
-        "participantJoined", "participantJoined", "chat"]    # third, Late, then the chat
+    messages = [m for m in ann.take() if m["type"] != "ack"]
+    assert [m["type"] for m in messages] == ["participantsJoined", "chat"]
+    assert announced(messages) == [[third.user_id, late.user_id]]
     world.advance(hub.JOIN_WINDOW)
-    assert ann.of_type("participantJoined") == []            # nothing written twice
-    assert [m["data"]["participant"]["id"] for m in late.of_type("participantJoined")] == []
+    assert announced(ann.received) == []                     # nothing written twice
+    assert announced(late.received) == []
+
+
+def test_a_hall_gathers_joins_for_longer(world: World, monkeypatch: Any) -> None:
+    """From ``HALL`` sockets the window is ``HALL_WINDOW``: a join is not announced after
+    ``JOIN_WINDOW``, and is once the longer window has passed."""
+    from meetplatform.signalling import hub
+
+    monkeypatch.setattr(hub, "BIG_ROOM", 2)
+    monkeypatch.setattr(hub, "HALL", 3)
+    meeting = world.meeting()
+    clients = [world.join(meeting, name) for name in ("Ann", "Bob", "Cid")]
+    world.advance(hub.HALL_WINDOW)                           # Cid's own announcement
+    for client in clients:
+        client.take()
+    (joiner,) = connect_many(world, meeting, 1, 0)
+    world.advance(hub.JOIN_WINDOW)
+    assert announced(clients[0].received) == []
+    world.advance(hub.HALL_WINDOW - hub.JOIN_WINDOW)
+    for client in clients:
+        assert announced(client.take()) == [[joiner.user_id]]

@@ -34,6 +34,15 @@ export function card(p) {
   return p ? { ...CARD_DEFAULTS, ...p } : p;
 }
 
+// Someone joined (participantJoined, or one of participantsJoined's list): the roster,
+// the tile, the peer connection in mesh meetings, the embedding page's event.
+function participantArrived(p, polite) {
+  state.participants.set(p.id, p);
+  renderParticipant(p);
+  if (p.id !== state.self.id && !sfuParticipantJoined(p.id)) createPeer(p.id, polite);
+  emit("participantJoined", { participantId: p.id, name: p.name });
+}
+
 const handlers = {
   ack(message) {
     const pending = state.pending.get(message.id);
@@ -129,11 +138,19 @@ const handlers = {
   participantJoined(message) {
     const p = card(message.data?.participant);
     if (!p || !state.self) return;
-    state.participants.set(p.id, p);
-    renderParticipant(p);
+    participantArrived(p, message.data.polite ?? false);
     renderPeopleCount();
-    if (p.id !== state.self.id && !sfuParticipantJoined(p.id)) createPeer(p.id, message.data.polite ?? false);
-    emit("participantJoined", { participantId: p.id, name: p.name });
+  },
+
+  // A big room announces the joins of a short window together (signalling-protocol §8).
+  participantsJoined(message) {
+    const list = message.data?.participants;
+    if (!Array.isArray(list) || !state.self) return;
+    for (const raw of list) {
+      const p = card(raw);
+      if (p) participantArrived(p, message.data.polite ?? false);
+    }
+    renderPeopleCount();
   },
 
   participantUpdated(message) {
