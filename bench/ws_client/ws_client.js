@@ -146,7 +146,7 @@ const KEY = Buffer.from('"text":"b');
 // Every server under test writes JSON objects whose first member is "type" (the bare
 // servers echo the client's own text). Classifying a message by its first bytes keeps the
 // load generator from scanning every byte of messages it does not count: in a room filling
-// to 1,000, meetplatform's participantJoined batches are most of what the sockets receive,
+// to 1,000, meetplatform's join announcements are most of what the sockets receive,
 // and two whole-message searches of each (for the chat marker and for an error) took a
 // third of the client's busy time in the join phase. A message in another shape is still
 // searched whole.
