@@ -25,6 +25,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.web import http
 from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
@@ -485,6 +486,21 @@ class BoundedChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._head_complete()
         super().allHeadersReceived()
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes,
+                     headers: Any) -> None:
+        """The same bytes as twisted.web's, written as one piece: its ``writeSequence`` of
+        four pieces per header line (about forty per answer here) checked and buffered
+        each piece on its own, a tenth of an activation's CPU under cProfile."""
+        if not isinstance(headers, Headers):
+            super().writeHeaders(version, code, reason, headers)
+            return
+        lines = [b"%s %s %s\r\n" % (version, code, reason)]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        cast(Any, self.transport).write(b"".join(lines))
 
     def requestDone(self, request: http.Request) -> None:
         if self.persistent:

@@ -390,3 +390,38 @@ async def test_websocket_upgrades_still_reach_the_signalling_over_tcp() -> None:
         await port.stopListening()
     status = answer.split(b"\r\n", 1)[0]
     assert status == b"HTTP/1.1 403 unknown session token", answer
+
+
+def test_an_answers_head_is_twisted_webs_bytes_in_one_write() -> None:
+    """The status line and headers (repeated ones, odd values sanitised by Headers) are
+    byte for byte what twisted.web writes, in a single write to the transport."""
+    headers = http.Headers()
+    headers.setRawHeaders(b"Content-Type", [b"text/html; charset=utf-8"])
+    headers.addRawHeader(b"Set-Cookie", b"a=1; HttpOnly")
+    headers.addRawHeader(b"Set-Cookie", b"b=2")
+    headers.setRawHeaders("X-Name", ["line\r\nbreak"])
+    headers.setRawHeaders(b"Location", [b"/client/join?sessionToken=abc"])
+
+    class Counting(StringTransport):
+        writes = 0
+
+        def write(self, data: bytes) -> None:
+            self.writes += 1
+            super().write(data)
+
+        def writeSequence(self, data: Any) -> None:
+            self.writes += 1
+            super().writeSequence(data)
+
+    ours, theirs = Counting(), StringTransport()
+    channel = make_site().buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    assert channel is not None
+    channel.makeConnection(ours)
+    channel.writeHeaders(b"HTTP/1.1", b"303", b"See Other", headers)  # type: ignore[attr-defined]
+    plain = http.HTTPChannel()
+    plain.makeConnection(theirs)
+    plain.setTimeout(None)  # no idle timer left on the global reactor
+    plain.writeHeaders(b"HTTP/1.1", b"303", b"See Other", headers)
+    assert ours.value() == theirs.value()
+    assert ours.value().startswith(b"HTTP/1.1 303 See Other\r\n")
+    assert ours.value().count(b"Set-Cookie: ") == 2 and ours.writes == 1
