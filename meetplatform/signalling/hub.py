@@ -20,7 +20,7 @@ caches; apart, one would be changed without the other.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.defer import Deferred, succeed
@@ -46,6 +46,8 @@ from meetplatform.signalling.classroom import ClassroomFanout
 from meetplatform.signalling.media_messages import MediaRequests
 
 _log = Logger()
+
+T = TypeVar("T")
 
 # Close codes (docs/signalling-protocol.md §9).
 CLOSE_NORMAL = 1000
@@ -215,31 +217,46 @@ class Room:
         return not self.conns and not self.lobby
 
 
-class _JoinWriter:
-    """Rooms whose pending ``participantJoined`` frames are written ``delay`` seconds after
-    the first of them came (0: at the end of the reactor turn)."""
+class Gathered(Generic[T]):
+    """Things handled together ``delay`` seconds after the first of them came (0: right
+    after the reactor has handled the current turn's events), each once and in order, on
+    the injected clock. One that fails is logged and does not hold back the others (a room
+    whose announcements were never written would keep them pending for good).
 
-    __slots__ = ("_call", "_clock", "_delay", "_rooms")
+    It serves the join announcements (rooms, :meth:`Room.flush_joins`) and the turn sender
+    of plain TCP sockets (:mod:`~meetplatform.signalling.protocol`): a room's fan-out
+    writes one frame to each member, and when several messages are fanned out in the same
+    turn each socket still gets a single ``send``."""
 
-    def __init__(self, clock: IReactorTime, delay: float) -> None:
+    __slots__ = ("_call", "_clock", "_delay", "_each", "_items", "_what")
+
+    def __init__(self, clock: IReactorTime, delay: float, each: Callable[[T], object],
+                 what: str) -> None:
         self._clock = clock
         self._delay = delay
-        self._rooms: list[Room] = []
+        self._each = each
+        #: What handling one item is, for the log line of a failure.
+        self._what = what
+        self._items: list[T] = []
         self._call: IDelayedCall | None = None
 
-    def add(self, room: Room) -> None:
-        self._rooms.append(room)
+    def add(self, item: T) -> None:
+        self._items.append(item)
         if self._call is None:
             self._call = self._clock.callLater(self._delay, self.flush)
 
     def flush(self) -> None:
         self._call = None
-        rooms, self._rooms = self._rooms, []
-        for room in rooms:
-            room.flush_joins()
+        items, self._items = self._items, []
+        each = self._each
+        for item in items:
+            try:
+                each(item)
+            except Exception:  # noqa: BLE001 - one item must not stall the others
+                _log.failure("signalling: {what} failed", what=self._what)
 
     def cancel(self) -> None:
-        """No more writing (shutdown: every socket is closing)."""
+        """No more handling (shutdown: every socket is closing)."""
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -270,9 +287,9 @@ class Hub:
         self._drained: list[Deferred[None]] = []
         #: Rooms with joins to announce at the end of this turn, and big rooms (halls)
         #: with joins to announce when their window closes.
-        self._turn_joins = _JoinWriter(clock, 0)
-        self._window_joins = _JoinWriter(clock, JOIN_WINDOW)
-        self._hall_joins = _JoinWriter(clock, HALL_WINDOW)
+        self._turn_joins = Gathered(clock, 0, Room.flush_joins, "announcing joins")
+        self._window_joins = Gathered(clock, JOIN_WINDOW, Room.flush_joins, "announcing joins")
+        self._hall_joins = Gathered(clock, HALL_WINDOW, Room.flush_joins, "announcing joins")
         #: Each participant's ICE servers, TURN credentials minted per join (docs/media.md).
         self.ice = IceServers(clock, settings)
         #: The members of ``joined`` that are the same for everyone, encoded once.

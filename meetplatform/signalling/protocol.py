@@ -12,8 +12,8 @@ Traps avoided here, for whoever edits this next:
   write; :meth:`write_frame` writes pre-built frames straight to the transport instead
   (the connection never negotiates compression and never uses Autobahn's send queue).
 - On plain TCP, :meth:`write_frame` keeps the frame until the end of the reactor turn
-  (:class:`_DirectSocket`, :class:`TurnSender`), then hands each socket's frames to the
-  kernel in one ``send`` when Twisted holds nothing unsent for it: ``transport.write``
+  (:class:`_DirectSocket`, the factory's turn sender), then hands each socket's frames
+  to the kernel in one ``send`` when Twisted holds nothing unsent for it: ``transport.write``
   per frame would register the socket with the reactor and send on its next turn (two
   ``epoll_ctl`` calls and ~20 µs of Python per delivery, most of a room's fan-out).
   The handshake's answer is kept the same way, so a joiner's 101 and its ``joined`` leave
@@ -46,7 +46,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.tcp import Connection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -65,7 +65,7 @@ from meetplatform.signalling import hub as hub_module
 from meetplatform.signalling import messages as msg
 from meetplatform.signalling.autobahn_debug import make_debug_arguments_lazy
 from meetplatform.signalling.classroom import ClassroomRequests
-from meetplatform.signalling.hub import Hub, NotFound, frame
+from meetplatform.signalling.hub import Gathered, Hub, NotFound, frame
 
 if TYPE_CHECKING:
     from meetplatform.model import Meeting, Seat
@@ -99,7 +99,8 @@ class _DirectSocket:
     Only for ``twisted.internet.tcp.Connection`` without TLS, whose write buffer is
     ``dataBuffer[offset:]`` plus ``_tempDataBuffer`` (checked to exist once, here; any
     other transport, or a Twisted whose buffer looks different, keeps ``transport.write``).
-    :meth:`write` keeps the frame; :class:`TurnSender` calls :meth:`flush` once the turn's
+    :meth:`write` keeps the frame; the factory's turn sender (a
+    :class:`~meetplatform.signalling.hub.Gathered`) calls :meth:`flush` once the turn's
     work is done, which joins the socket's frames and hands them to the kernel with one
     ``send`` when Twisted holds nothing unsent for the socket (else, and for whatever the
     kernel does not take, ``transport.write``).
@@ -107,14 +108,14 @@ class _DirectSocket:
 
     __slots__ = ("pending", "send", "sender", "transport")
 
-    def __init__(self, transport: Any, sender: TurnSender) -> None:
+    def __init__(self, transport: Any, sender: Gathered[_DirectSocket]) -> None:
         self.transport = transport
         self.send = transport.socket.send
         self.sender = sender
         self.pending: list[bytes] | None = None
 
     @classmethod
-    def for_transport(cls, transport: Any, sender: TurnSender) -> _DirectSocket | None:
+    def for_transport(cls, transport: Any, sender: Gathered[_DirectSocket]) -> _DirectSocket | None:
         if (isinstance(transport, Connection) and getattr(transport, "TLS", True) is False
                 and isinstance(getattr(transport, "dataBuffer", None), bytes)
                 and isinstance(getattr(transport, "_tempDataBuffer", None), list)
@@ -153,37 +154,6 @@ class _DirectSocket:
 
     def drop(self) -> None:
         self.pending = None
-
-
-class TurnSender:
-    """Flushes every :class:`_DirectSocket` written to during a reactor turn, once.
-
-    A room's fan-out writes one frame to each member; when several messages are fanned
-    out in the same turn (a busy room), each socket still gets a single ``send``. The
-    flush runs as a ``callLater(0)`` on the injected clock: right after the reactor has
-    handled the current turn's events.
-    """
-
-    __slots__ = ("_call", "_clock", "_sockets")
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._sockets: list[_DirectSocket] = []
-        self._call: IDelayedCall | None = None
-
-    def add(self, sock: _DirectSocket) -> None:
-        self._sockets.append(sock)
-        if self._call is None:
-            self._call = self._clock.callLater(0, self.flush)
-
-    def flush(self) -> None:
-        self._call = None
-        sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            try:
-                sock.flush()
-            except Exception:  # noqa: BLE001 - one socket must not stall the others
-                _log.failure("signalling: sending to a socket failed")
 
 
 @implementer(IPushProducer)
@@ -601,7 +571,8 @@ class SignallingFactory(WebSocketServerFactory):
         self.clock = clock
         self.max_backlog = max_backlog
         #: Sends each plain TCP socket's frames of a reactor turn together.
-        self.turn_sender = TurnSender(clock)
+        self.turn_sender: Gathered[_DirectSocket] = Gathered(
+            clock, 0, _DirectSocket.flush, "sending to a socket")
         #: Sockets opened and messages received since start (plain ints: the metrics).
         self.opened = self.received = 0
         self._batched_timer = _clock_timer(clock)

@@ -232,3 +232,35 @@ def test_a_hall_gathers_joins_for_longer(world: World, monkeypatch: Any) -> None
     world.advance(hub.HALL_WINDOW - hub.JOIN_WINDOW)
     for client in clients:
         assert announced(client.take()) == [[joiner.user_id]]
+
+
+def test_gathered_items_are_handled_once_in_order_and_a_failure_holds_back_none(
+        fail_on_logged_failures: list[Any]) -> None:
+    """The gatherer behind the join announcements and the turn sender: items added before
+    the delay are handled together, in order, once; one that fails is logged and the
+    others are still handled; later items wait for a new delay."""
+    from twisted.internet.task import Clock
+
+    from meetplatform.signalling.hub import Gathered
+
+    clock = Clock()
+    handled: list[str] = []
+
+    def each(item: str) -> None:
+        if item == "bad":
+            raise RuntimeError("boom")
+        handled.append(item)
+
+    gathered = Gathered(clock, 0.25, each, "announcing joins")
+    for item in ("a", "bad", "b"):
+        gathered.add(item)
+    clock.advance(0.2)
+    assert handled == []
+    clock.advance(0.05)
+    assert handled == ["a", "b"]
+    gathered.add("c")
+    clock.advance(0.25)
+    assert handled == ["a", "b", "c"]
+    assert [(e["what"], e["log_failure"].type) for e in fail_on_logged_failures] == [
+        ("announcing joins", RuntimeError)]
+    fail_on_logged_failures.clear()  # the one expected
